@@ -1,0 +1,21 @@
+// The shardquant executable: every exception becomes an exit code here and only here.
+#include <exception>
+#include <iostream>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "coordinator/app.h"
+
+int main(int argc, char** argv) {
+  try {
+    return sq::coordinator::run_app(argc, argv);
+  } catch (const sq::Error& e) {
+    sq::log()->error("{}: {}", e.kind(), e.what());
+    sq::flush_logs();
+    return sq::exit_code_for(e);
+  } catch (const std::exception& e) {
+    sq::log()->error("internal error: {}", e.what());
+    sq::flush_logs();
+    return sq::exit_code_for(e);
+  }
+}

@@ -1,0 +1,16 @@
+// Device selection for a rank: CUDA when this build and the machine have it (and --force_cpu is
+// off), else CPU.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace sq::rank {
+
+bool cuda_available();
+// local_rank selects the GPU on multi-GPU hosts.
+at::Device pick_device(bool force_cpu, int local_rank = 0);
+std::string describe_device(const at::Device& d);
+
+}  // namespace sq::rank
