@@ -37,3 +37,8 @@ class TempDir {
 };
 
 }  // namespace sq::test
+
+namespace sq::test {
+// Directory of helper executables built from tests/*/tools/*.cpp (sq_<name>).
+inline std::string tool(const std::string& name) { return std::string(SQ_TOOL_DIR) + "/sq_" + name; }
+}  // namespace sq::test
