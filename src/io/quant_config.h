@@ -1,0 +1,39 @@
+// The quantization_config blocks that runtimes read (REFERENCE.md §3.1–3.3), one row per
+// output format in quant_config.cpp.
+//
+// CONTRACT: quantized_model_config(input config.json, settings) returns the input config with
+// "quantization_config" set (dtype keys unchanged); format_side_files(settings) returns the extra files the container tools write
+// (quant_config.json for AWQ, quantize_config.json for GPTQ).
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace sq::io {
+
+enum class OutputFormat { kAwqGemm, kGptq, kCompressedTensors };
+
+struct QuantSettings {
+  OutputFormat format = OutputFormat::kAwqGemm;
+  int bits = 4;
+  int64_t group_size = 128;
+  bool zero_point = true;  // AWQ zero point / GPTQ asymmetric
+  bool desc_act = false;
+  bool static_groups = false;
+  bool true_sequential = true;
+  double damp_percent = 0.01;
+  bool gptq_v2 = false;  // true zeros (an asymmetric zero of 0 occurred)
+  std::vector<std::string> modules_to_not_convert;
+  nlohmann::json provenance;  // calibration provenance etc., recorded where the format allows
+};
+
+OutputFormat parse_output_format(const std::string& name);
+const char* output_format_name(OutputFormat f);
+
+nlohmann::json quantization_config(const QuantSettings& s);
+nlohmann::json quantized_model_config(const nlohmann::json& input_config, const QuantSettings& s);
+std::map<std::string, nlohmann::json> format_side_files(const QuantSettings& s);
+
+}  // namespace sq::io
