@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run ON THE GPU MACHINE (Ubuntu 24.04, PyTorch 2.x + CUDA 13, NCCL, Open MPI), from the repo
+# root, after scripts/device_prepare.sh ran here and .carry/ travelled:
+#   bash scripts/device_run.sh build [test] [eval] [bench ...]
+# Builds against the machine's LibTorch 2.x with CUDA + NCCL, then runs the named stages.
+# Everything printed also goes to $OUT/device.log when $OUT is set.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export SQ_SHARED_DIR=$PWD/.carry/shared
+OUT=${OUT:-/tmp/sq-out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/device.log") 2>&1
+B=build-gpu
+
+stage_build() {
+  local torch_prefix
+  torch_prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+  mkdir -p .carry/pcre2/lib
+  ln -sf "$(ldconfig -p | awk '/libpcre2-8.so.0 /{print $NF; exit}')" .carry/pcre2/lib/libpcre2-8.so
+  cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
+    -DPCRE2_INCLUDE_DIR=$PWD/.carry/pcre2/include -DPCRE2_LIBRARY=$PWD/.carry/pcre2/lib/libpcre2-8.so \
+    -DSQ_WITH_CUDA=ON -DSQ_WITH_NCCL=AUTO -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DSQ_SHARED_DIR=$PWD/.carry/shared || return 1
+  time ninja -C $B -j16 || return 1
+}
+
+stage_test() {
+  (cd $B && ctest --output-on-failure -j8 --timeout 600) | tail -60
+}
+
+for s in "$@"; do
+  echo "=== stage $s ($(date +%T))"
+  "stage_$s" || { echo "stage $s FAILED"; exit 1; }
+done
