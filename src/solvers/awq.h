@@ -1,0 +1,113 @@
+// AWQ (AutoAWQ semantics, REFERENCE.md §1): activation/weight statistics, the per-group scale
+// search, applying a chosen scale to the ops around a scaling group, and the clip search.
+//
+// CONTRACT
+//   Pure functions on tensors; they run on the inputs' device. The caller (rank/) owns the
+//   block, runs the inspect scope and decides which groups exist (e.g. it skips v→o under GQA
+//   and never scales/quantizes routers). Weights are [N, K] = [out, in]; scales s are [K] of
+//   the member linears' input features.
+//   Search:   s(α) = awq_scale_candidates(x_mean, w_mean, α, duo), α = k/n_grid, k = 0..n_grid−1;
+//             loss_fn(s) is supplied by the caller: it applies awq_trial_weight() (Q(W·s)/s) to
+//             every member, runs the inspect scope and returns the MSE vs the FP output.
+//             The argmin wins (first one on ties); no finite loss → InputError naming the group.
+//   Apply:    norm weight (+bias) /= s (Gemma (1+w) norms: w = (1+w)/s − 1); the previous
+//             linear's last len(s) output rows (+bias) /= s; member weights *= s per input
+//             column; cached inputs /= s. All in place, in the tensors' own dtype (math in fp32).
+//             A router fed by a scaled norm gets awq_apply_to_member() so routing is unchanged.
+//   Clip:     awq_clip_search() per member not excluded by awq_clip_applies(); then
+//             awq_apply_clip() clamps W to ±max_val per (row, group).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "solvers/scheme.h"
+
+namespace sq::solvers {
+
+// ---- statistics ----------------------------------------------------------------------------
+// Σ_tokens |x[t, c]| as float32 [K] (x is [..., K]). Data-parallel callers all-reduce the sum
+// and the token count, then divide.
+at::Tensor awq_x_abs_sum(const at::Tensor& x);
+// mean_tokens |x[t, c]| as float32 [K].
+at::Tensor awq_x_mean(const at::Tensor& x);
+// mean over output rows of |W| / (max|W| per (row, group) + 1e-6), the member weights
+// concatenated along the output dimension (all must share K). float32 [K].
+at::Tensor awq_w_mean(const std::vector<at::Tensor>& member_weights, int64_t group_size);
+
+// ---- search --------------------------------------------------------------------------------
+// duo: s = x_mean^α / (w_mean^(1−α) + 1e-4); otherwise s = x_mean^α. Then clamp(min 1e-4),
+// s /= sqrt(max(s)·min(s)), non-finite → 1. float32 [K].
+at::Tensor awq_scale_candidates(const at::Tensor& x_mean, const at::Tensor& w_mean, double alpha,
+                                bool duo);
+
+using AwqLossFn = std::function<double(const at::Tensor& scales)>;
+
+struct AwqSearchResult {
+  at::Tensor scales;    // float32 [K], the winning candidate
+  int best_index = -1;  // k of the winning α = k / n_grid
+  double best_alpha = 0.0;
+  double best_loss = 0.0;
+  std::vector<double> losses;  // one per grid point (non-finite kept as is)
+};
+
+AwqSearchResult awq_search_scales(const at::Tensor& x_mean, const at::Tensor& w_mean, int n_grid,
+                                  bool duo, const AwqLossFn& loss_fn,
+                                  const std::string& group_name);
+
+// Index of the smallest finite loss (first on ties); InputError naming `group_name` if none.
+int awq_pick_best(const std::vector<double>& losses, const std::string& group_name);
+
+// Q(W·diag(s)) / diag(s) on the AWQ grid, float32 [N, K].
+at::Tensor awq_trial_weight(const at::Tensor& w, const at::Tensor& scales,
+                            const QuantScheme& scheme);
+
+// ---- apply ---------------------------------------------------------------------------------
+enum class NormKind {
+  kPlain,      // y = norm(x) · w
+  kOffsetOne,  // Gemma style: y = norm(x) · (1 + w)
+};
+
+// Norm weight [K] (and optional bias [K]) divided by s.
+void awq_apply_to_norm(at::Tensor& weight, at::Tensor* bias, const at::Tensor& scales,
+                       NormKind kind);
+// The last len(s) output rows of the previous linear W [Nprev, Kprev] (and bias) divided by s.
+// Fused tensors (qkv, gate_up) pass the whole fused weight; the rows fed to the members must be
+// its last len(s) rows (e.g. v inside qkv) or the caller passes a view of the right rows.
+void awq_apply_to_prev_linear(at::Tensor& weight, at::Tensor* bias, const at::Tensor& scales);
+// Member weight W [N, K] multiplied by s per input column (also: routers fed by a scaled norm).
+void awq_apply_to_member(at::Tensor& weight, const at::Tensor& scales);
+// Cached inputs x [..., K] divided by s.
+void awq_scale_inputs(at::Tensor& x, const at::Tensor& scales);
+
+// ---- clip ----------------------------------------------------------------------------------
+// False for q/k projections (names containing q_, k_, query, key, Wqkv), which AWQ never clips.
+bool awq_clip_applies(const std::string& linear_name);
+
+struct AwqClipOptions {
+  int n_grid = 20;
+  double max_shrink = 0.5;
+  int64_t n_sample_tokens = 512;
+  int64_t max_chunk_elements = int64_t{1} << 26;  // bounds the [rows, tokens, groups] buffers
+};
+
+struct AwqClipResult {
+  at::Tensor max_val;    // float32 [N, n_groups], best clamp per (row, group)
+  at::Tensor shrink;     // float32 [N, n_groups], the chosen factor 1 − i/n_grid
+  at::Tensor min_error;  // float32 [N, n_groups], the error of the chosen factor
+};
+
+// x [..., K] are the member's (already scaled) inputs; W [N, K] its (already scaled) weight.
+// Tokens subsampled with stride max(1, n_tok / n_sample_tokens); error per (row, group) =
+// mean over tokens of (partial dot of Q(clamp(W)) − partial dot of W)²; the first factor with
+// a strictly smaller error wins, so factor 1 is kept unless shrinking lowers the error.
+AwqClipResult awq_clip_search(const at::Tensor& w, const at::Tensor& x, const QuantScheme& scheme,
+                              const AwqClipOptions& opts = {});
+// W [N, K] clamped in place to ±max_val per (row, group).
+void awq_apply_clip(at::Tensor& weight, const at::Tensor& max_val);
+
+}  // namespace sq::solvers
