@@ -1,0 +1,98 @@
+// The plan: everything decided before heavy work (DESIGN.md §1 step 1). make_plan() is pure:
+// it reads config.json and the safetensors headers (mmapped, no tensor data) and the options,
+// validates, and returns what --dry-run prints and what the quantization run reuses.
+//
+// Validation (each failure an sq::InputError naming file / tensor / expected / actual):
+//   * model directory exists, has config.json and safetensors (io::ModelWeights checks shards,
+//     truncation, headers, index consistency);
+//   * every tensor the config implies is present with the shape the config implies (shape rules
+//     per tensor role in plan_shapes.cpp) and every block 0..num_hidden_layers-1 has linears;
+//   * the group size divides in_features of every linear that will be quantized;
+//   * every --keep-fp-layers entry matches at least one linear;
+//   * the output directory is not the model directory, not one of its files, not an ancestor of
+//     it, and is writable (a probe file is created and removed in the nearest existing parent).
+//
+// Memory estimate (bytes; dt = compute dtype size: the checkpoint dtype on GPU, 4 on CPU):
+//   block_w   = max over blocks of (block parameters × dt)
+//   act       = 2 × calib_size × seq_len × hidden × dt          (block inputs and outputs)
+//   work      = 4 × (out × in) of the largest quantized linear   (fp32 working copy)
+//   AWQ:  stats = calib_size × seq_len × (max in_features + hidden) × dt
+//               (one scaling group's captured input + its inspect-scope output at a time)
+//   GPTQ: stats = Σ over the block's quantized linears of in² × hb (Hessians; hb = 4 on GPU,
+//               8 on CPU — an upper bound, linears sharing an input share one)
+//               + calib_size × seq_len × max in_features × dt
+//   device peak = block_w + act + work + stats   (0 on the GPU when the run is on CPU)
+//   host peak   = non-block tensors × dt + block_w + (device peak when on CPU, else act)
+//               + output buffer of one block (block_w × bits / 16)
+// The checkpoint itself is mmapped and paged, so it does not count.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "coordinator/options.h"
+#include "io/model_config.h"
+#include "rank/arch.h"
+
+namespace sq::coordinator {
+
+struct PlannedLinear {
+  rank::LinearRef ref;
+  bool quantized = true;
+  std::string keep_reason;  // the --keep-fp-layers entry that kept it ("" when quantized)
+};
+
+struct PlannedBlock {
+  int64_t index = 0;
+  std::string prefix;                  // "model.layers.3"
+  std::vector<PlannedLinear> linears;  // in block_linears() order
+  int64_t params = 0;                  // every tensor under the prefix
+};
+
+struct MemoryEstimate {
+  uint64_t block_weights = 0;
+  uint64_t activations = 0;
+  uint64_t working = 0;
+  uint64_t statistics = 0;
+  uint64_t device_peak = 0;  // GPU bytes (0 when the run is on CPU)
+  uint64_t host_peak = 0;
+};
+
+struct Plan {
+  std::string model_dir;
+  std::string output_dir;
+  io::ModelConfig config;
+  std::string architecture;              // config.architectures[0] or model_type
+  std::vector<std::string> input_files;  // shard paths
+  uint64_t input_bytes = 0;
+
+  std::vector<PlannedBlock> blocks;
+  std::vector<std::string> non_block;  // tensors outside blocks, kept in floating point
+
+  int64_t total_params = 0;
+  int64_t quantized_params = 0;  // weights of quantized linears
+  int64_t kept_params = 0;       // everything else
+  int64_t quantized_linears = 0;
+  int64_t kept_linears = 0;  // block linears kept by --keep-fp-layers
+  int64_t kept_tensors = 0;  // every tensor written unchanged (non-linear + kept linears)
+
+  bool on_cpu = true;
+  int compute_dtype_bytes = 4;
+  MemoryEstimate memory;
+  std::vector<std::string> warnings;  // printed by the caller
+};
+
+Plan make_plan(const Options& opts);
+
+// Human-readable plan (what --dry-run prints).
+std::string describe_plan(const Plan& plan, const Options& opts);
+
+// Checks of the output directory alone (used by make_plan; exposed for tests).
+void check_output_dir(const std::string& output_dir, const std::string& model_dir,
+                      const std::vector<std::string>& input_files);
+
+// "1.23 GiB" style.
+std::string human_bytes(uint64_t bytes);
+
+}  // namespace sq::coordinator
