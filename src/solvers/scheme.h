@@ -8,9 +8,9 @@
 namespace sq::solvers {
 
 struct QuantScheme {
-  int bits = 4;            // 2, 3, 4 or 8
+  int bits = 4;              // 2, 3, 4 or 8
   int64_t group_size = 128;  // -1 = one group per output row (whole in_features)
-  bool zero_point = true;  // asymmetric (true) or symmetric (false)
+  bool zero_point = true;    // asymmetric (true) or symmetric (false)
 
   int64_t max_q() const { return (int64_t{1} << bits) - 1; }
   // Effective group size for a linear with `in_features` columns.

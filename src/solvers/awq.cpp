@@ -1,0 +1,157 @@
+// AWQ statistics, scale candidates, the grid search and scale application (REFERENCE.md §1.3–4).
+// The loss is the caller's: only it can run the inspect scope. Everything here is element-wise
+// or a reduction, done in float32 on the inputs' device.
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "common/check.h"
+#include "solvers/awq.h"
+#include "solvers/quant_grid.h"
+
+namespace sq::solvers {
+
+at::Tensor awq_x_abs_sum(const at::Tensor& x) {
+  SQ_REQUIRE(x.dim() >= 1, "AWQ statistics: input has no feature dimension");
+  return x.reshape({-1, x.size(-1)}).to(at::kFloat).abs().sum(0);
+}
+
+at::Tensor awq_x_mean(const at::Tensor& x) {
+  const int64_t tokens = x.numel() / std::max<int64_t>(x.size(-1), 1);
+  SQ_REQUIRE(tokens > 0, "AWQ statistics: no calibration token reached this linear");
+  return awq_x_abs_sum(x) / static_cast<double>(tokens);
+}
+
+at::Tensor awq_w_mean(const std::vector<at::Tensor>& member_weights, int64_t group_size) {
+  SQ_REQUIRE(!member_weights.empty(), "AWQ w_mean: no member weight given");
+  const int64_t k = member_weights.front().size(-1);
+  std::vector<at::Tensor> rows;
+  for (const auto& m : member_weights) {
+    SQ_REQUIRE(m.dim() == 2 && m.size(1) == k,
+               "AWQ w_mean: member weights must share in_features " << k << ", got " << m.sizes());
+    rows.push_back(m.to(at::kFloat));
+  }
+  auto w = at::cat(rows, 0);
+  const int64_t g = group_size <= 0 ? k : group_size;
+  SQ_REQUIRE(k % g == 0, "AWQ w_mean: group size " << g << " does not divide " << k);
+  auto a = w.abs().reshape({-1, g});
+  auto scaled = a / (a.amax(1, /*keepdim=*/true) + 1e-6);
+  return scaled.reshape(w.sizes()).mean(0);
+}
+
+at::Tensor awq_scale_candidates(const at::Tensor& x_mean, const at::Tensor& w_mean, double alpha,
+                                bool duo) {
+  auto xm = x_mean.to(at::kFloat);
+  at::Tensor s = duo ? xm.pow(alpha) / (w_mean.to(xm.device(), at::kFloat).pow(1.0 - alpha) + 1e-4)
+                     : xm.pow(alpha);
+  s = s.clamp_min(1e-4).reshape({-1});
+  s = s / (s.max() * s.min()).sqrt();
+  return at::where(at::isfinite(s), s, at::ones_like(s));
+}
+
+int awq_pick_best(const std::vector<double>& losses, const std::string& group_name) {
+  int best = -1;
+  double best_loss = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < losses.size(); ++i) {
+    if (std::isfinite(losses[i]) && (best < 0 || losses[i] < best_loss)) {
+      best = static_cast<int>(i);
+      best_loss = losses[i];
+    }
+  }
+  SQ_REQUIRE(best >= 0, "AWQ scale search for " << group_name << ": no grid point gave a finite "
+                                                << "loss (" << losses.size()
+                                                << " tried); check the weights and calibration "
+                                                   "activations for overflow or NaN");
+  return best;
+}
+
+AwqSearchResult awq_search_scales(const at::Tensor& x_mean, const at::Tensor& w_mean, int n_grid,
+                                  bool duo, const AwqLossFn& loss_fn,
+                                  const std::string& group_name) {
+  SQ_REQUIRE(n_grid > 0,
+             "AWQ scale search for " << group_name << ": n_grid must be positive, got " << n_grid);
+  AwqSearchResult r;
+  std::vector<at::Tensor> candidates;
+  for (int k = 0; k < n_grid; ++k) {
+    candidates.push_back(awq_scale_candidates(x_mean, w_mean, double(k) / n_grid, duo));
+    r.losses.push_back(loss_fn(candidates.back()));
+  }
+  r.best_index = awq_pick_best(r.losses, group_name);
+  r.best_alpha = double(r.best_index) / n_grid;
+  r.best_loss = r.losses[r.best_index];
+  r.scales = candidates[r.best_index];
+  return r;
+}
+
+at::Tensor awq_trial_weight(const at::Tensor& w, const at::Tensor& scales,
+                            const QuantScheme& scheme) {
+  auto s = scales.to(w.device(), at::kFloat).reshape({1, -1});
+  return pseudo_quantize(w.to(at::kFloat) * s, scheme, GridKind::kAwq) / s;
+}
+
+namespace {
+
+// In-place update in the tensor's own dtype, computed in float32.
+void assign(at::Tensor& dst, const at::Tensor& value_f32) {
+  dst.copy_(value_f32.to(dst.dtype()));
+}
+
+at::Tensor as_f32(const at::Tensor& s, const at::Tensor& like) {
+  return s.to(like.device(), at::kFloat).reshape({-1});
+}
+
+void check_len(const at::Tensor& t, int64_t dim, const at::Tensor& s, const char* what) {
+  SQ_REQUIRE(t.size(dim) == s.numel(), "AWQ apply: " << what << " has " << t.size(dim)
+                                                     << " features, scales have " << s.numel());
+}
+
+}  // namespace
+
+void awq_apply_to_norm(at::Tensor& weight, at::Tensor* bias, const at::Tensor& scales,
+                       NormKind kind) {
+  auto s = as_f32(scales, weight);
+  check_len(weight, 0, s, "norm weight");
+  auto w = weight.to(at::kFloat);
+  assign(weight, kind == NormKind::kOffsetOne ? (w + 1.0) / s - 1.0 : w / s);
+  if (bias && bias->defined()) {
+    check_len(*bias, 0, s, "norm bias");
+    assign(*bias, bias->to(at::kFloat) / s);
+  }
+}
+
+void awq_apply_to_prev_linear(at::Tensor& weight, at::Tensor* bias, const at::Tensor& scales) {
+  auto s = as_f32(scales, weight);
+  const int64_t n = weight.size(0), m = s.numel();
+  SQ_REQUIRE(weight.dim() == 2 && n >= m, "AWQ apply: previous linear has " << n << " output rows, "
+                                                                            << "scales have " << m);
+  auto rows = weight.slice(0, n - m);
+  assign(rows, rows.to(at::kFloat) / s.unsqueeze(1));
+  if (bias && bias->defined()) {
+    auto b = bias->slice(0, bias->size(0) - m);
+    assign(b, b.to(at::kFloat) / s);
+  }
+}
+
+void awq_apply_to_member(at::Tensor& weight, const at::Tensor& scales) {
+  auto s = as_f32(scales, weight);
+  check_len(weight, 1, s, "member weight");
+  assign(weight, weight.to(at::kFloat) * s.unsqueeze(0));
+}
+
+void awq_scale_inputs(at::Tensor& x, const at::Tensor& scales) {
+  auto s = as_f32(scales, x);
+  check_len(x, x.dim() - 1, s, "cached input");
+  assign(x, x.to(at::kFloat) / s);
+}
+
+bool awq_clip_applies(const std::string& linear_name) {
+  // AutoAWQ's exclusion list: query/key projections are never clipped (their errors are
+  // amplified by the softmax).
+  static constexpr std::array<const char*, 5> kNeverClipped = {"q_", "k_", "query", "key", "Wqkv"};
+  for (const char* pat : kNeverClipped) {
+    if (linear_name.find(pat) != std::string::npos) return false;
+  }
+  return true;
+}
+
+}  // namespace sq::solvers

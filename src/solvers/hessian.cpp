@@ -1,0 +1,45 @@
+// HessianAccumulator: raw Σ x xᵀ with a token count. Scaling happens once, in finalize(), so
+// that sums from several batches or ranks combine exactly before the 2/N factor is applied.
+#include "common/check.h"
+#include "solvers/gptq.h"
+
+namespace sq::solvers {
+
+HessianAccumulator::HessianAccumulator(int64_t in_features, at::Device device) : k_(in_features) {
+  // fp64 on CPU costs little there and removes accumulation error over ~10^5 tokens; GPUs keep
+  // fp32 (the reference's choice) for speed and memory.
+  const auto dtype = device.is_cpu() ? at::kDouble : at::kFloat;
+  sum_ = at::zeros({k_, k_}, at::TensorOptions().dtype(dtype).device(device));
+}
+
+void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& mask) {
+  SQ_CHECK(sum_.defined(), "HessianAccumulator used before construction");
+  SQ_REQUIRE(x.dim() >= 1 && x.size(-1) == k_, "Hessian input: expected last dimension "
+                                                   << k_ << " (in_features), got "
+                                                   << (x.dim() ? x.size(-1) : 0));
+  auto rows = x.reshape({-1, k_});
+  if (mask.defined()) {
+    auto m = mask.reshape({-1}).to(rows.device());
+    SQ_REQUIRE(m.size(0) == rows.size(0),
+               "Hessian mask: expected " << rows.size(0) << " tokens, got " << m.size(0));
+    rows = rows.index_select(0, at::nonzero(m != 0).reshape({-1}));
+  }
+  if (rows.size(0) == 0) return;
+  auto xr = rows.to(sum_.device(), sum_.scalar_type());
+  sum_.addmm_(xr.t(), xr);
+  tokens_ += rows.size(0);
+}
+
+void HessianAccumulator::merge(const HessianAccumulator& other) {
+  SQ_REQUIRE(other.k_ == k_, "Hessian merge: in_features " << k_ << " vs " << other.k_);
+  sum_.add_(other.sum_.to(sum_.device(), sum_.scalar_type()));
+  tokens_ += other.tokens_;
+}
+
+at::Tensor HessianAccumulator::finalize() const {
+  SQ_CHECK(tokens_ > 0,
+           "Hessian finalize: no calibration token was added (in_features " << k_ << ")");
+  return sum_ * (2.0 / static_cast<double>(tokens_));
+}
+
+}  // namespace sq::solvers
