@@ -60,6 +60,8 @@ struct CalibSet {
   nlohmann::json provenance;  // request + "count" + "warnings"; write it into quant_config/log
   std::vector<std::string> warnings;
   bool from_cache = false;
+  // "hit", "built: absent", "rebuilt: <field> differs", "rebuilt: unreadable", or "" (no cache).
+  std::string cache_status;
 };
 
 CalibSet build_calibration(const CalibOptions& opts, const Tokenizer& tokenizer);

@@ -1,0 +1,49 @@
+// HDF5 C API calls go through SQ_CALL(Hdf5, expr) (common/check.h): every HDF5 return value
+// (herr_t, hid_t, htri_t, hssize_t) is negative on failure. The BackendError message carries the
+// innermost descriptions of HDF5's error stack. Also: an RAII handle for hid_t.
+#pragma once
+
+#include <hdf5.h>
+
+#include <string>
+
+#include "common/check.h"
+
+namespace sq::detail {
+
+struct Hdf5 {};
+template <>
+struct BackendTraits<Hdf5> {
+  static constexpr const char* name = "HDF5";
+  static bool ok(long long rc) { return rc >= 0; }
+  static std::string describe(long long rc);  // walks the current HDF5 error stack
+};
+
+}  // namespace sq::detail
+
+namespace sq::io {
+
+// Turns off HDF5's default printing of its error stack to stderr (we report errors ourselves).
+// Idempotent; call before a series of HDF5 calls.
+void hdf5_silence_errors();
+
+// Owns one hid_t and closes it with the matching H5*close on destruction.
+class H5Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  H5Handle() = default;
+  H5Handle(hid_t id, Closer close) : id_(id), close_(close) {}
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  H5Handle(H5Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  H5Handle& operator=(H5Handle&& o) noexcept;
+  ~H5Handle() { reset(); }
+  hid_t get() const { return id_; }
+  void reset();  // closes now (errors while closing are ignored: nothing to recover)
+
+ private:
+  hid_t id_ = -1;
+  Closer close_ = nullptr;
+};
+
+}  // namespace sq::io

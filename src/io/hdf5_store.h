@@ -1,0 +1,29 @@
+// The calibration cache file (HDF5): datasets /tokens (int64 [n, seq_len]) and /mask (uint8
+// [n, seq_len], 1 = real token) and a root attribute "provenance" holding a JSON string
+// (fixed-length UTF-8). Written atomically: <path>.tmp-<pid> then rename.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace sq::io {
+
+struct TokenCache {
+  at::Tensor tokens;  // int64 [n, seq_len]
+  at::Tensor mask;    // bool [n, seq_len]
+  nlohmann::json provenance;
+};
+
+// Writes (creating the parent directory). BackendError on any HDF5 or file-system failure; the
+// destination is untouched then.
+void write_token_cache(const std::string& path, const TokenCache& cache);
+
+// nullopt when `path` does not exist. A file that is not HDF5, lacks the datasets/attribute, has
+// the wrong types or shapes, or whose provenance is not JSON throws BackendError naming the path
+// and what is wrong (callers treat it as a cache miss).
+std::optional<TokenCache> read_token_cache(const std::string& path);
+
+}  // namespace sq::io
