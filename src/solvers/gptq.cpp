@@ -42,10 +42,12 @@ at::Tensor robust_hinv(const at::Tensor& h, double damp_percent, SolveStats& sta
       return u;
     }
     const double next = p > 0 ? p * 10.0 : 0.01;
-    if (p >= 1.0 || next > 1.0 + 1e-9) break;
+    if (p >= 1.0 || next > 1.0 + 1e-9) {
+      stats.damp_escalations = attempt;
+      break;
+    }
     p = next;
   }
-  stats.damp_escalations += 1;  // the last failed attempt counts as escalation too
   stats.diagonal_floor = true;
   const double min_eig = at::linalg_eigvalsh(h).min().item<double>();
   const double shift = std::max(0.0, -min_eig) + std::max(mean_diag, 1e-8);

@@ -1,0 +1,188 @@
+// AWQ: statistics and candidates by hand, the search's argmin, production vs float64 search,
+// scale application invariance in fp64, and the clip search.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include <ATen/ATen.h>
+
+#include "common/errors.h"
+#include "solver_test_util.h"
+#include "solvers/awq.h"
+#include "solvers/reference.h"
+
+namespace sq::solvers {
+namespace {
+
+// fp32 vs fp64 losses of the same grid point: only pseudo-quantization ties can differ.
+constexpr double kAwqLossRelTol = 1e-3;
+// The production argmin may be a near-tie of the reference's; its reference loss must be within
+// this factor of the reference minimum.
+constexpr double kAwqArgminRelTol = 1e-3;
+// Scale application in fp64 must leave a composition unchanged up to rounding.
+constexpr double kAwqApplyTol = 1e-12;
+// Fraction of (row, group) clip choices identical between production and reference.
+constexpr double kClipAgreement = 0.99;
+
+TEST(AwqStats, MeansByHand) {
+  auto x = at::tensor({1.0f, -2.0f, 3.0f, 4.0f}).reshape({1, 2, 2});
+  EXPECT_TRUE(at::allclose(awq_x_mean(x), at::tensor({2.0f, 3.0f})));
+  // group 2: row 0 [1,−2 | 3,0] → [0.5,1 | 1,0]; row 1 [2,2 | −1,4] → [1,1 | 0.25,1].
+  auto a = at::tensor({1.0f, -2.0f, 3.0f, 0.0f}).reshape({1, 4});
+  auto b = at::tensor({2.0f, 2.0f, -1.0f, 4.0f}).reshape({1, 4});
+  EXPECT_TRUE(
+      at::allclose(awq_w_mean({a, b}, 2), at::tensor({0.75f, 1.0f, 0.625f, 0.5f}), 1e-5, 1e-5));
+}
+
+TEST(AwqSearch, CandidateFormula) {
+  const std::vector<double> xm = {0.5, 4.0, 2.0}, wm = {1.0, 0.25, 0.5};
+  for (bool duo : {true, false}) {
+    for (double a : {0.0, 0.35, 0.5, 0.95}) {
+      std::vector<double> s(3);
+      for (int i = 0; i < 3; ++i)
+        s[i] = std::max(
+            duo ? std::pow(xm[i], a) / (std::pow(wm[i], 1 - a) + 1e-4) : std::pow(xm[i], a), 1e-4);
+      const double norm =
+          std::sqrt(*std::max_element(s.begin(), s.end()) * *std::min_element(s.begin(), s.end()));
+      auto got =
+          awq_scale_candidates(at::tensor(xm, at::kFloat), at::tensor(wm, at::kFloat), a, duo);
+      for (int i = 0; i < 3; ++i)
+        EXPECT_NEAR(got[i].item<float>(), s[i] / norm, 1e-5 * s[i] / norm);
+    }
+  }
+  auto bad =
+      awq_scale_candidates(at::tensor({std::nanf(""), 1.0f, 4.0f}), at::ones({3}), 0.5, true);
+  EXPECT_TRUE(at::equal(bad, at::ones({3})));
+}
+
+TEST(AwqSearch, PicksFirstFiniteArgmin) {
+  const std::vector<double> table = {5, 3, std::nan(""), 1.5, 1.5, 9, 2, 7};
+  const auto xm = at::tensor({0.5f, 4.0f, 2.0f}), wm = at::tensor({1.0f, 0.25f, 0.5f});
+  size_t calls = 0;
+  auto r = awq_search_scales(
+      xm, wm, 8, true, [&](const at::Tensor&) { return table[calls++]; }, "layers.0.attn");
+  EXPECT_EQ(calls, table.size());
+  EXPECT_EQ(r.best_index, 3);
+  EXPECT_DOUBLE_EQ(r.best_alpha, 3.0 / 8.0);
+  EXPECT_TRUE(at::equal(r.scales, awq_scale_candidates(xm, wm, 3.0 / 8.0, true)));
+  try {
+    awq_search_scales(
+        xm, wm, 4, true, [](const at::Tensor&) { return std::nan(""); }, "layers.7.mlp");
+    FAIL() << "no finite loss must throw";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("layers.7.mlp"), std::string::npos);
+  }
+}
+
+TEST(AwqSearch, MatchesFloat64Reference) {
+  const int64_t k = 128, n = 64;
+  const auto x = test::correlated_inputs(256, k, 21);
+  const auto w = at::randn({n, k}, test::rng(22)) * 0.05;
+  const QuantScheme s{4, 32, true};
+  const auto xm = awq_x_mean(x), wm = awq_w_mean({w}, 32);
+  auto x64 = x.to(at::kDouble), w64 = w.to(at::kDouble);
+  auto y_fp = x.mm(w.t());
+  auto y_fp64 = x64.mm(w64.t());
+  auto prod = awq_search_scales(
+      xm, wm, 20, true,
+      [&](const at::Tensor& sc) {
+        return (x.mm(awq_trial_weight(w, sc, s).t()) - y_fp).pow(2).mean().item<double>();
+      },
+      "test");
+  auto ref = reference::awq_search_f64(xm, wm, 20, true, [&](const at::Tensor& sc) {
+    auto q = reference::awq_pseudo_quantize_f64(w64 * sc, s) / sc;
+    return (x64.mm(q.t()) - y_fp64).pow(2).mean().item<double>();
+  });
+  ASSERT_EQ(prod.losses.size(), ref.losses.size());
+  for (size_t i = 0; i < ref.losses.size(); ++i)
+    EXPECT_NEAR(prod.losses[i] / ref.losses[i], 1.0, kAwqLossRelTol) << "grid point " << i;
+  EXPECT_LE(ref.losses[prod.best_index], ref.best_loss * (1 + kAwqArgminRelTol));
+  EXPECT_LT(ref.best_loss, ref.losses[0]);  // scaling helps on these uneven activations
+}
+
+TEST(AwqApply, NormToLinearUnchanged) {
+  const auto x = at::randn({10, 16}, test::rng(30), at::kDouble);
+  auto g = at::rand({16}, test::rng(31), at::kDouble) + 0.5;
+  auto b = at::randn({16}, test::rng(32), at::kDouble);
+  auto w = at::randn({8, 16}, test::rng(33), at::kDouble);
+  const auto s = at::rand({16}, test::rng(34), at::kDouble) + 0.2;
+  for (auto kind : {NormKind::kPlain, NormKind::kOffsetOne}) {
+    auto gk = g.clone(), bk = b.clone(), wk = w.clone();
+    auto gain = [&](const at::Tensor& gw) { return kind == NormKind::kPlain ? gw : gw + 1.0; };
+    auto before = (x * gain(gk) + bk).mm(wk.t());
+    awq_apply_to_norm(gk, &bk, s, kind);
+    awq_apply_to_member(wk, s);
+    auto after = (x * gain(gk) + bk).mm(wk.t());
+    EXPECT_TRUE(at::allclose(before, after, kAwqApplyTol, kAwqApplyTol));
+    EXPECT_FALSE(at::allclose(gk, g));
+  }
+}
+
+TEST(AwqApply, LinearToLinearUnchanged) {
+  // prev: 12 output rows (e.g. fused qkv); the member reads only the last 8 (e.g. v).
+  const auto x = at::randn({10, 6}, test::rng(40), at::kDouble);
+  auto w1 = at::randn({12, 6}, test::rng(41), at::kDouble);
+  auto b1 = at::randn({12}, test::rng(42), at::kDouble);
+  auto w2 = at::randn({5, 8}, test::rng(43), at::kDouble);
+  const auto s = at::rand({8}, test::rng(44), at::kDouble) + 0.2;
+  auto run = [&] { return (x.mm(w1.t()) + b1).slice(1, 4).mm(w2.t()); };
+  auto before = run();
+  auto head = w1.slice(0, 0, 4).clone();
+  awq_apply_to_prev_linear(w1, &b1, s);
+  awq_apply_to_member(w2, s);
+  EXPECT_TRUE(at::allclose(before, run(), kAwqApplyTol, kAwqApplyTol));
+  EXPECT_TRUE(at::equal(head, w1.slice(0, 0, 4)));  // rows not feeding the member untouched
+  auto xs = x.slice(1, 0, 6).mm(w1.t()).slice(1, 4).clone();
+  awq_scale_inputs(xs, at::ones({8}, at::kDouble) * 2.0);
+  EXPECT_TRUE(at::allclose(xs * 2.0, x.mm(w1.t()).slice(1, 4)));
+}
+
+TEST(AwqClip, ExclusionTable) {
+  EXPECT_FALSE(awq_clip_applies("model.layers.0.self_attn.q_proj"));
+  EXPECT_FALSE(awq_clip_applies("model.layers.0.self_attn.k_proj"));
+  EXPECT_FALSE(awq_clip_applies("transformer.blocks.0.attn.Wqkv"));
+  EXPECT_FALSE(awq_clip_applies("encoder.layer.0.attention.self.query"));
+  EXPECT_TRUE(awq_clip_applies("model.layers.0.self_attn.v_proj"));
+  EXPECT_TRUE(awq_clip_applies("model.layers.0.mlp.down_proj"));
+}
+
+TEST(AwqClip, ShrinksOnlyWhereItLowersError) {
+  const int64_t n = 24, k = 128, gs = 32;
+  const QuantScheme s{4, gs, true};
+  auto x = test::correlated_inputs(600, k, 50);
+  auto w = at::randn({n, k}, test::rng(51)) * 0.02;
+  // Outliers on columns whose activations are tiny: clipping them is nearly free.
+  x.select(1, 3).mul_(1e-3);
+  w.select(1, 3).fill_(0.5);
+  AwqClipOptions opts;
+  opts.n_sample_tokens = 200;      // stride 3
+  opts.max_chunk_elements = 5000;  // forces several row chunks
+  auto r = awq_clip_search(w, x, s, opts);
+  ASSERT_EQ(r.max_val.sizes(), (at::IntArrayRef{n, k / gs}));
+  // Error of the unclipped weight, computed independently per (row, group).
+  auto xs = x.slice(0, 0, 600, 3).to(at::kDouble);
+  auto q = reference::awq_pseudo_quantize_f64(w, s);
+  auto diff = (q - w.to(at::kDouble)).reshape({n, k / gs, gs});
+  auto parts = at::einsum("tgj,ngj->ntg", {xs.reshape({-1, k / gs, gs}), diff});
+  auto err1 = parts.pow(2).mean(1);  // [n, groups]
+  auto shrunk = r.shrink < 1.0;
+  EXPECT_TRUE((r.min_error.to(at::kDouble) <= err1 * (1 + 1e-4) + 1e-12).all().item<bool>());
+  EXPECT_TRUE(((r.min_error.to(at::kDouble) < err1) | ~shrunk).all().item<bool>());
+  EXPECT_TRUE(shrunk.select(1, 0).all().item<bool>()) << "outlier groups should be clipped";
+  auto amax = w.abs().reshape({n, k / gs, gs}).amax(-1);
+  EXPECT_TRUE(at::allclose(r.max_val, amax * r.shrink));
+
+  auto ref = reference::awq_clip_f64(w, x, s, opts);
+  const double agree =
+      (r.shrink.to(at::kDouble) == ref.shrink).to(at::kDouble).mean().item<double>();
+  EXPECT_GE(agree, kClipAgreement);
+
+  auto clipped = w.clone();
+  awq_apply_clip(clipped, r.max_val);
+  EXPECT_TRUE(
+      (clipped.abs().reshape({n, k / gs, gs}).amax(-1) <= r.max_val + 1e-7).all().item<bool>());
+}
+
+}  // namespace
+}  // namespace sq::solvers
