@@ -1,0 +1,44 @@
+// Shared transformer layers as pure functions on tensors (norms, activations, rotary embeddings,
+// masks, attention core). Each mirrors what transformers computes, including where it upcasts to
+// fp32 (norms, softmax, rope frequencies).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+
+#include "io/model_config.h"
+#include "rank/arch_table.h"
+
+namespace sq::rank::layers {
+
+// Norm over the last dimension in fp32, result cast back to x's dtype. weight/bias may be
+// undefined.
+at::Tensor norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                NormKind kind, double eps);
+
+at::Tensor activate(const at::Tensor& x, Activation a);
+
+// Rotary tables for `positions` [B,T]: cos/sin [B,T,rot_dim] (fp32 then cast to `dtype`),
+// already multiplied by the rope type's attention scaling (yarn, longrope). rot_dim = head_dim ·
+// partial_rotary_factor (even). `max_pos` is config.max_position_embeddings.
+struct Rotary {
+  at::Tensor cos, sin;
+  int64_t rot_dim = 0;
+};
+Rotary rotary(const io::RopeConfig& rope, int64_t head_dim, int64_t max_pos,
+              const at::Tensor& positions, at::ScalarType dtype, RopeStyle style);
+// Rotates the first rot_dim features of x [B,heads,T,D].
+at::Tensor apply_rotary(const at::Tensor& x, const Rotary& r, RopeStyle style);
+
+// Additive attention bias [B,1,T,T] in fp32: 0 where key j is visible from query i (j ≤ i,
+// i − j < window when window > 0, key is a real token), −inf elsewhere.
+at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
+                          const at::Tensor& padding_mask, const at::Device& device);
+
+// softmax(q kᵀ · scaling (+softcap) + bias) v with fp32 softmax; q [B,Hq,T,D], k [B,Hkv,T,D],
+// v [B,Hkv,T,Dv] (grouped-query heads repeated). softcap ≤ 0 disables soft-capping.
+at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const at::Tensor& bias, double scaling, double softcap);
+
+}  // namespace sq::rank::layers

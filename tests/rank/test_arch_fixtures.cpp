@@ -1,0 +1,123 @@
+// Every architecture fixture (../shared/fixtures/arch/<variant>): each block fed block.{i}.input
+// reproduces block.{i}.output, and the whole model reproduces logits from input_ids, with
+// relative error ≤ 1e-5 in fp32 on CPU. Also: every ArchSpec row has a fixture, and the rows
+// match io::supported_model_types().
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "io/model_config.h"
+#include "io/model_weights.h"
+#include "io/tensor.h"
+#include "rank/arch.h"
+#include "rank/arch_table.h"
+#include "rank/block.h"
+#include "rank/model.h"
+#include "test_paths.h"
+
+namespace fs = std::filesystem;
+using namespace sq;
+
+namespace {
+
+std::vector<std::string> fixture_variants() {
+  std::vector<std::string> out;
+  const fs::path root = test::shared("fixtures/arch");
+  if (!fs::exists(root)) return {"<missing fixtures/arch>"};
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory() && fs::exists(e.path() / "reference.safetensors"))
+      out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+double rel_err(const at::Tensor& out, const at::Tensor& ref) {
+  return (out.to(at::kDouble) - ref.to(at::kDouble)).norm().item<double>() /
+         ref.to(at::kDouble).norm().item<double>();
+}
+
+class ArchFixture : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir_ = test::shared("fixtures/arch/" + GetParam());
+    if (!fs::exists(dir_ + "/reference.safetensors"))
+      GTEST_SKIP() << "fixture " << dir_ << " absent";
+    ref_ = io::SafetensorsFile::open(dir_ + "/reference.safetensors");
+  }
+  at::Tensor ref(const std::string& name) const { return io::view(ref_, ref_->at(name)); }
+  std::string dir_;
+  std::shared_ptr<io::SafetensorsFile> ref_;
+};
+
+TEST_P(ArchFixture, BlocksReproduceReference) {
+  auto cfg = io::load_model_config(dir_);
+  io::ModelWeights w(dir_);
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
+    rank::Block b(w, cfg, i);
+    at::Tensor in = ref("block." + std::to_string(i) + ".input");
+    auto ctx = rank::make_context(in.size(0), in.size(1), at::kCPU);
+    at::Tensor out = b.forward(in, ctx);
+    double e = rel_err(out, ref("block." + std::to_string(i) + ".output"));
+    EXPECT_LE(e, 1e-5) << GetParam() << " block " << i;
+  }
+}
+
+TEST_P(ArchFixture, ModelReproducesLogits) {
+  auto cfg = io::load_model_config(dir_);
+  io::ModelWeights w(dir_);
+  rank::Model m(w, cfg);
+  at::Tensor ids = ref("input_ids");
+  auto ctx = rank::make_context(ids.size(0), ids.size(1), at::kCPU);
+  EXPECT_LE(rel_err(m.embed(ids, ctx), ref("block.0.input")), 1e-5) << "embeddings";
+  EXPECT_LE(rel_err(m.forward(ids), ref("logits")), 1e-5) << "logits";
+}
+
+// The tap sees every quantizable linear (block_linears) of every block.
+TEST_P(ArchFixture, TapSeesEveryQuantizableLinear) {
+  auto cfg = io::load_model_config(dir_);
+  io::ModelWeights w(dir_);
+  struct Rec : rank::ActivationTap {
+    std::set<std::string> seen;
+    void on_input(const std::string& n, const at::Tensor&) override { seen.insert(n); }
+  };
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
+    rank::Block b(w, cfg, i);
+    at::Tensor in = ref("block." + std::to_string(i) + ".input");
+    Rec tap;
+    b.forward(in, rank::make_context(in.size(0), in.size(1), at::kCPU), &tap);
+    for (const auto& l : rank::block_linears(cfg, w, i))
+      EXPECT_TRUE(tap.seen.count(l.name)) << l.name << " never tapped";
+    EXPECT_FALSE(rank::block_linears(cfg, w, i).empty());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ArchFixture, ::testing::ValuesIn(fixture_variants()),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                           std::string s = i.param;
+                           for (auto& c : s)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return s;
+                         });
+
+TEST(ArchTable, RowsMatchSupportedModelTypes) {
+  std::vector<std::string> rows;
+  for (const auto& r : rank::arch_specs()) rows.push_back(r.model_type);
+  EXPECT_EQ(rows, io::supported_model_types());
+}
+
+TEST(ArchTable, EveryRowHasAFixture) {
+  if (!test::have_shared("fixtures/arch")) GTEST_SKIP() << "no fixtures";
+  std::set<std::string> covered;
+  for (const auto& v : fixture_variants())
+    covered.insert(io::load_model_config(test::shared("fixtures/arch/" + v)).model_type);
+  for (const auto& r : rank::arch_specs())
+    EXPECT_TRUE(covered.count(r.model_type)) << "row " << r.model_type << " has no fixture";
+}
+
+TEST(ArchTable, UnknownModelTypeIsInputError) {
+  EXPECT_THROW(rank::arch_spec("no_such_model"), sq::InputError);
+}
+
+}  // namespace
