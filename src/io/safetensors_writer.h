@@ -1,0 +1,78 @@
+// safetensors writers: one file, or a sharded model directory (REFERENCE.md §3.4).
+//
+// Contract: output bytes depend only on the tensors, names and metadata — tensors are laid out
+// sorted by name, the JSON header is compact with keys in that order ("__metadata__" first when
+// present) and padded with spaces to a multiple of 8 bytes (as the Rust library does). Files are
+// written to `<path>.tmp` and renamed into place, so a reader never sees a half-written file.
+// I/O failures are BackendErrors naming the file; bad arguments (duplicate names, non-CPU
+// tensors, F8 data that is not uint8) are InputErrors naming the tensor.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace sq::io {
+
+struct TensorToWrite {
+  std::string name;
+  at::Tensor tensor;  // CPU, any layout (written contiguous)
+  // Stored dtype; unset = from the tensor's ATen type. F8_E4M3 / F8_E5M2 (no ATen type in
+  // LibTorch 1.13) take a uint8 tensor of raw bytes with the logical shape.
+  std::optional<DType> dtype;
+};
+
+// Bytes of tensor data `t` will occupy.
+uint64_t stored_bytes(const TensorToWrite& t);
+
+// Writes one safetensors file.
+void write_safetensors(const std::string& path, std::vector<TensorToWrite> tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+// Parses a shard size: "5GB" (10^9), "500MB", "2GiB" (2^30), "100KB", "64KiB", "123" or "123B"
+// (bytes); units case-insensitive except that a lower-case trailing "b" after a prefix means bits
+// (HF: "5Gb" = 5·10^9 / 8). Decimals are allowed ("1.5GB"). InputError on anything else or 0.
+uint64_t parse_size(const std::string& text);
+
+// Writes a Hugging Face sharded model directory. Tensors arrive in order (add()); a shard is
+// closed when the next tensor would take it past max_shard_bytes (a tensor larger than the limit
+// gets a shard of its own). Closed shards are written at once under temporary names and renamed
+// by finish() to model-0000i-of-0000N.safetensors, plus model.safetensors.index.json
+// {"metadata":{"total_size":bytes},"weight_map":{name:file}} (sorted, 2-space indent); a single
+// shard is written as model.safetensors with no index. Memory held: one shard's tensors.
+class ShardedWriter {
+ public:
+  ShardedWriter(std::string dir, uint64_t max_shard_bytes,
+                std::map<std::string, std::string> metadata = {{"format", "pt"}});
+  ~ShardedWriter();  // removes temporary shards when finish() was never called
+  ShardedWriter(const ShardedWriter&) = delete;
+  ShardedWriter& operator=(const ShardedWriter&) = delete;
+
+  void add(TensorToWrite t);
+  void add(const std::string& name, const at::Tensor& tensor) { add({name, tensor, {}}); }
+  // Writes the last shard, renames all, writes the index. Returns the final file names in order.
+  std::vector<std::string> finish();
+
+  uint64_t total_bytes() const { return total_; }
+
+ private:
+  void flush();
+  std::string dir_;
+  uint64_t max_;
+  std::map<std::string, std::string> metadata_;
+  std::vector<TensorToWrite> pending_;
+  uint64_t pending_bytes_ = 0;
+  uint64_t total_ = 0;
+  std::vector<std::string> temp_files_;
+  std::vector<std::vector<std::string>> shard_names_;  // tensor names per shard
+  std::map<std::string, size_t> seen_;                 // tensor -> shard index
+  bool finished_ = false;
+};
+
+}  // namespace sq::io
