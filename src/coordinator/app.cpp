@@ -1,24 +1,91 @@
+// The dispatcher: subcommands by name (a table), else the quantize command: options → plan →
+// dry-run print or run_quantize(). Exceptions propagate to main.cpp, which maps them to exit
+// codes.
 #include "coordinator/app.h"
 
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "common/check.h"
 #include "common/log.h"
+#include "coordinator/commands.h"
+#include "coordinator/options.h"
+#include "coordinator/plan.h"
+#include "coordinator/quantize.h"
 
 namespace sq::coordinator {
+namespace {
 
-// Placeholder dispatcher; the options/plan work (issue 2) replaces this.
-int run_app(int argc, char** argv) {
-  sq::init_logging();
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--version") {
+struct Subcommand {
+  const char* name;
+  int (*run)(const std::vector<std::string>&);
+};
+constexpr Subcommand kSubcommands[] = {
+    {"tokenize", cmd_tokenize},
+    {"eval", cmd_eval},
+    {"synth", cmd_synth},
+};
+
+int run_quantize_command(const std::vector<std::string>& args) {
+  const ParseResult parsed = parse_options(args, environment_from_process());
+  switch (parsed.outcome) {
+    case ParseOutcome::kHelp:
+      std::cout << help_text();
+      return 0;
+    case ParseOutcome::kHelpMarkdown:
+      std::cout << help_markdown();
+      return 0;
+    case ParseOutcome::kVersion:
       std::cout << "shardquant " << SQ_VERSION << "\n";
       return 0;
-    }
+    case ParseOutcome::kRun:
+      break;
   }
-  SQ_THROW(InputError, "not implemented yet");
+  const Options& opts = parsed.options;
+  init_logging(opts.verbosity);
+  // An explicit --log-file is honoured for --dry-run too; the run's default log lives in the
+  // output directory, which a dry run must not create.
+  if (!opts.log_file.empty()) add_log_file(opts.log_file);
+  log()->info("shardquant {} {} w{} g{} model {}", SQ_VERSION, to_string(opts.method), opts.bits,
+              opts.group_size, opts.model_path);
+
+  const Plan plan = make_plan(opts);
+  for (const auto& w : plan.warnings) log()->warn("{}", w);
+  const auto coming = coming_flags_set(opts);
+
+  if (opts.dry_run) {
+    for (const auto& f : coming)
+      log()->warn("--{} is accepted but has no effect in this build yet", f);
+    std::cout << describe_plan(plan, opts);
+    std::cout.flush();
+    log()->info("dry run: plan valid; nothing written");
+    return 0;
+  }
+
+  // A flag whose behaviour is not built would silently do nothing: refuse instead.
+  if (!coming.empty()) {
+    std::string list;
+    for (const auto& f : coming) list += (list.empty() ? "--" : ", --") + f;
+    SQ_THROW(InputError, list << ": not available in this build yet (accepted with --dry-run "
+                                 "only); see shardquant --help");
+  }
+  if (opts.log_file.empty()) add_log_file(opts.output_dir + "/quantize.log");
+  log()->info("plan:\n{}", describe_plan(plan, opts));
+  return run_quantize(opts, plan);
+}
+
+}  // namespace
+
+int run_app(int argc, char** argv) {
+  init_logging();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty()) {
+    for (const auto& s : kSubcommands)
+      if (args[0] == s.name) return s.run({args.begin() + 1, args.end()});
+    if (args[0] == "quantize") args.erase(args.begin());
+  }
+  return run_quantize_command(args);
 }
 
 }  // namespace sq::coordinator

@@ -1,0 +1,210 @@
+// The option tables. Adding a flag is a row here plus its field in Options (options.h) and one
+// line in apply_value() (options_parse.cpp). When a later issue builds a flag's behaviour, set
+// its `coming` to nullptr: until then the real run refuses the flag instead of ignoring it.
+#include "coordinator/options_table.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace sq::coordinator::table {
+namespace {
+
+using K = Kind;
+constexpr const char* kPipeline = "quantization pipeline";
+constexpr const char* kAwqSearch = "AWQ search";
+constexpr const char* kGptqSolver = "GPTQ solver";
+constexpr const char* kCalib = "calibration data";
+constexpr const char* kDist = "distributed run";
+constexpr const char* kWriter = "output writer";
+
+const std::vector<FlagRow> kFlags = {
+    // name, kind, value, default, help, choices, coming
+    {"model_path", K::kString, "PATH", "",
+     "model directory (config.json + *.safetensors); required", "", nullptr},
+    {"output_dir", K::kString, "PATH", "<model_path>/AWQ-<bits>bit",
+     "output directory (GPTQ-<bits>bit for GPTQ, -MAX suffix with --max_quality)", "", nullptr},
+    {"dry_run", K::kBool, "", "", "validate the model and print the plan, then exit", "", nullptr},
+    {"awq", K::kBool, "", "on", "AWQ (activation-aware) quantization; excludes --gptq", "",
+     nullptr},
+    {"gptq", K::kBool, "", "", "GPTQ quantization; excludes --awq", "", nullptr},
+    {"method", K::kChoice, "M", "awq", "quantization method (same as --awq / --gptq)", "awq|gptq",
+     nullptr},
+    {"bits", K::kInt, "N", "4 (AWQ), 8 (GPTQ)", "weight bit width: AWQ 4; GPTQ 2, 3, 4 or 8", "",
+     nullptr},
+    {"q_group_size", K::kInt, "N", "128",
+     "quantization group size (-1 = one group per row); must divide every in_features", "",
+     nullptr},
+    {"zero_point", K::kBool, "", "on (AWQ), off (GPTQ)", "asymmetric quantization; excludes --sym",
+     "", kPipeline},
+    {"sym", K::kBool, "", "off (AWQ), on (GPTQ)", "symmetric quantization; excludes --zero-point",
+     "", kPipeline},
+    {"desc_act", K::kBool, "", "off", "act order: process columns by descending activation", "",
+     kGptqSolver},
+    {"static_groups", K::kBool, "", "off", "GPTQ: group parameters from the unpermuted weights", "",
+     kGptqSolver},
+    {"damp_percent", K::kDouble, "X", "0.01",
+     "GPTQ: Hessian damping, fraction of mean diag in (0,1]", "", kGptqSolver},
+    {"true_sequential", K::kBool, "", "on", "GPTQ: quantize a block's linears in sequence", "",
+     kGptqSolver},
+    {"propagate", K::kChoice, "P", "quant (GPTQ), fp (AWQ)",
+     "next block's inputs from the quantized or the full-precision block", "quant|fp", kPipeline},
+    {"no_duo_scaling", K::kBool, "", "off", "AWQ: scales from activations only", "", kAwqSearch},
+    {"no_clip", K::kBool, "", "off", "AWQ: skip the clipping search", "", kAwqSearch},
+    {"n_grid", K::kInt, "N", "20", "AWQ: points of the scale grid", "", kAwqSearch},
+    {"iter", K::kInt, "N", "1", "iterations of the scale search", "", kAwqSearch},
+    {"search_step", K::kInt, "N", "1", "multiplier of the scale-search step", "", kAwqSearch},
+    {"keep_fp_layers", K::kList, "LIST", "",
+     "keep in floating point: block indices (0,1,-1; negative from the end) or linear-name "
+     "substrings (mlp.down_proj)",
+     "", nullptr},
+    {"dump_salient", K::kString, "PATH", "", "write salient outlier column indices (JSON)", "",
+     kAwqSearch},
+    {"salient_quota", K::kDouble, "X", "0.004", "fraction of salient columns in [0,1]", "",
+     kAwqSearch},
+    {"max_quality", K::kBool, "", "off",
+     "high-quality presets (CPU, keep blocks 0,1,-1, desc-act, zero point, iter 40, "
+     "search-step 2, splits train,valid, salient dump); output dir gets -MAX",
+     "", kPipeline},
+    {"format", K::kChoice, "F", "awq (AWQ), gptq (GPTQ)", "output format",
+     "awq|gptq|compressed-tensors", kWriter},
+    {"seq_len", K::kInt, "N", "2048", "calibration sequence length (tokens)", "", kCalib},
+    {"calib_size", K::kInt, "N", "128", "calibration samples", "", kCalib},
+    {"calib_split", K::kList, "LIST", "train", "corpus splits to calibrate on (train,valid)", "",
+     kCalib},
+    {"dataset", K::kList, "LIST", "built-in corpus", "calibration datasets by name", "", kCalib},
+    {"dataset_dir", K::kString, "PATH", "", "directory holding the datasets", "", kCalib},
+    {"calib_file", K::kList, "LIST", "", "plain-text calibration files", "", kCalib},
+    {"calib_cache", K::kString, "FILE.h5", "", "cache of calibration activations (HDF5)", "",
+     kCalib},
+    {"seed", K::kInt, "N", "42", "seed of the calibration sampling", "", kCalib},
+    {"force_cpu", K::kBool, "", "off", "run everything on the CPU", "", nullptr},
+    {"device", K::kString, "DEV", "auto", "cpu, cuda or cuda:N", "", kPipeline},
+    {"parallel", K::kChoice, "MODE", "auto", "parallel mode across ranks", "auto|blocks|data",
+     kDist},
+    {"transport", K::kChoice, "T", "auto", "collective transport", "nccl|mpi|local", kDist},
+    {"comm_timeout", K::kInt, "SEC", "600", "timeout of every collective wait", "", kDist},
+    {"gpu_mem_limit", K::kSize, "SIZE", "none", "cap on GPU memory per rank (e.g. 20GB)", "",
+     kPipeline},
+    {"max_shard_size", K::kSize, "SIZE", "5GB", "largest output shard", "", kWriter},
+    {"log_file", K::kString, "PATH", "<output_dir>/quantize.log", "log file (also for --dry-run)",
+     "", nullptr},
+    {"verbose", K::kBool, "", "off", "debug logging; excludes --quiet", "", nullptr},
+    {"quiet", K::kBool, "", "off", "warnings and errors only; excludes --verbose", "", nullptr},
+    {"version", K::kAction, "", "", "print the version and exit", "", nullptr},
+    {"help", K::kAction, "", "", "print this help and exit", "", nullptr},
+};
+
+const std::vector<EnvRow> kEnvs = {
+    {"MODEL_PATH", "model_path"},
+    {"SEQ_LEN", "seq_len"},
+    {"FORCE_CPU", "force_cpu"},
+    {"MAX_QUALITY", "max_quality"},
+    {"OUTPUT_DIR", "output_dir"},
+    {"METHOD", "method"},
+    {"BITS", "bits"},
+};
+
+// The high-quality mode users know from the AWQ container. --seq_len and --calib-size are not
+// raised: the memory they need is the user's call.
+const std::vector<PresetRow> kPresets = {
+    {"force_cpu", "true"},
+    {"keep_fp_layers", "0,1,-1"},
+    {"desc_act", "true"},
+    {"zero_point", "true"},
+    {"iter", "40"},
+    {"search_step", "2"},
+    {"calib_split", "train,valid"},
+    {"salient_quota", "0.004"},
+};
+
+const std::vector<MethodRow> kMethods = {
+    {Method::kAwq,
+     "awq",
+     "AWQ",
+     {4},
+     4,
+     true,
+     Propagate::kFp,
+     OutputFormat::kAwq,
+     {OutputFormat::kAwq, OutputFormat::kCompressedTensors},
+     {"no_duo_scaling", "no_clip", "n_grid"}},
+    {Method::kGptq,
+     "gptq",
+     "GPTQ",
+     {2, 3, 4, 8},
+     8,
+     false,
+     Propagate::kQuant,
+     OutputFormat::kGptq,
+     {OutputFormat::kGptq, OutputFormat::kCompressedTensors},
+     {"static_groups", "damp_percent"}},
+};
+
+const std::vector<ExclusionRow> kExclusions = {
+    {{"awq", "gptq", "method"}},
+    {{"zero_point", "sym"}},
+    {{"verbose", "quiet"}},
+};
+
+bool cuda_with_force_cpu(const Options& o) {
+  return o.force_cpu && o.device.rfind("cuda", 0) == 0;
+}
+bool calib_cache_not_hdf5(const Options& o) {
+  auto ends = [&](const std::string& suf) {
+    return o.calib_cache.size() >= suf.size() &&
+           o.calib_cache.compare(o.calib_cache.size() - suf.size(), suf.size(), suf) == 0;
+  };
+  return !o.calib_cache.empty() && !ends(".h5") && !ends(".hdf5");
+}
+
+const std::vector<RuleRow> kRules = {
+    {"device vs force_cpu", cuda_with_force_cpu,
+     [](const Options& o) {
+       return "--device " + o.device + " conflicts with --force_cpu (expected cpu or no --device)";
+     }},
+    {"calibration cache is HDF5", calib_cache_not_hdf5,
+     [](const Options& o) {
+       return "--calib-cache '" + o.calib_cache + "': expected a .h5 or .hdf5 file name";
+     }},
+};
+
+}  // namespace
+
+const std::vector<FlagRow>& flags() {
+  return kFlags;
+}
+const std::vector<EnvRow>& envs() {
+  return kEnvs;
+}
+const std::vector<PresetRow>& max_quality_presets() {
+  return kPresets;
+}
+const std::vector<MethodRow>& methods() {
+  return kMethods;
+}
+const std::vector<ExclusionRow>& exclusions() {
+  return kExclusions;
+}
+const std::vector<RuleRow>& rules() {
+  return kRules;
+}
+
+const FlagRow* find_flag(const std::string& canonical) {
+  for (const auto& r : kFlags)
+    if (canonical == r.name) return &r;
+  return nullptr;
+}
+
+const MethodRow& method_row(Method m) {
+  for (const auto& r : kMethods)
+    if (r.method == m) return r;
+  return kMethods.front();
+}
+
+std::string kebab(const std::string& canonical) {
+  std::string k = canonical;
+  std::replace(k.begin(), k.end(), '_', '-');
+  return k;
+}
+
+}  // namespace sq::coordinator::table

@@ -1,0 +1,197 @@
+// make_plan(): reads config.json and the safetensors headers only, so a dry run of a 70B model
+// takes a second and touches no tensor data.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/check.h"
+#include "coordinator/plan_internal.h"
+#include "io/model_config.h"
+#include "io/model_weights.h"
+#include "rank/device.h"
+
+namespace fs = std::filesystem;
+
+namespace sq::coordinator {
+namespace {
+
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.compare(0, p.size(), p) == 0;
+}
+
+// "-1" → -1; anything that is not a whole integer → nullopt (a name substring).
+std::optional<int64_t> as_block_index(const std::string& s) {
+  size_t used = 0;
+  try {
+    int64_t v = std::stoll(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+// Marks linears kept by --keep-fp-layers; every entry must match something.
+void apply_keep(Plan& plan, const Options& opts) {
+  const auto n = static_cast<int64_t>(plan.blocks.size());
+  for (const auto& entry : opts.keep_fp_layers) {
+    bool matched = false;
+    if (auto idx = as_block_index(entry)) {
+      const int64_t b = *idx < 0 ? n + *idx : *idx;
+      SQ_REQUIRE(b >= 0 && b < n, "--keep-fp-layers entry " << entry << ": the model has " << n
+                                                            << " blocks (valid: " << -n << ".."
+                                                            << n - 1 << ")");
+      for (auto& l : plan.blocks[b].linears)
+        if (l.quantized) {
+          l.quantized = false;
+          l.keep_reason = entry;
+        }
+      matched = true;
+    } else {
+      for (auto& blk : plan.blocks)
+        for (auto& l : blk.linears)
+          if (l.ref.name.find(entry) != std::string::npos) {
+            matched = true;
+            if (l.quantized) {
+              l.quantized = false;
+              l.keep_reason = entry;
+            }
+          }
+    }
+    SQ_REQUIRE(matched, "--keep-fp-layers entry '" << entry
+                                                   << "' matches no linear of the model (expected "
+                                                      "a block index or part of a linear name)");
+  }
+}
+
+int dtype_bytes(const io::ModelConfig& cfg, const io::ModelWeights& w) {
+  struct Row {
+    const char* name;
+    int bytes;
+  };
+  static const Row rows[] = {{"bfloat16", 2}, {"float16", 2}, {"float32", 4}};
+  for (const auto& r : rows)
+    if (cfg.dtype == r.name) return r.bytes;
+  const auto names = w.names();
+  return names.empty() ? 2 : static_cast<int>(io::dtype_size(w.info(names.front()).dtype));
+}
+
+}  // namespace
+
+void check_output_dir(const std::string& output_dir, const std::string& model_dir,
+                      const std::vector<std::string>& input_files) {
+  SQ_REQUIRE(!output_dir.empty(), "--output_dir is empty");
+  const fs::path out = fs::weakly_canonical(fs::absolute(output_dir));
+  const fs::path model = fs::weakly_canonical(fs::absolute(model_dir));
+  SQ_REQUIRE(out != model, "--output_dir " << output_dir << " is the model directory itself ("
+                                           << model.string() << "); expected a new directory, e.g. "
+                                           << (fs::path(model_dir) / "AWQ-4bit").string());
+  for (const auto& f : input_files)
+    SQ_REQUIRE(out != fs::weakly_canonical(fs::absolute(f)),
+               "--output_dir " << output_dir << " is one of the model's files (" << f << ")");
+  for (const auto& e : fs::directory_iterator(model))
+    SQ_REQUIRE(out != fs::weakly_canonical(e.path()),
+               "--output_dir " << output_dir << " is one of the model's files ("
+                               << e.path().string() << ")");
+  const std::string o = out.string() + "/", m = model.string() + "/";
+  SQ_REQUIRE(!starts_with(m, o), "--output_dir " << output_dir << " contains the model directory "
+                                                 << model.string()
+                                                 << "; expected a directory outside or below it");
+  fs::path probe_dir = out;
+  while (!fs::exists(probe_dir) && probe_dir.has_parent_path() &&
+         probe_dir != probe_dir.parent_path())
+    probe_dir = probe_dir.parent_path();
+  SQ_REQUIRE(fs::is_directory(probe_dir),
+             "--output_dir " << output_dir << ": " << probe_dir.string()
+                             << " exists and is not a directory (expected a directory)");
+  const std::string probe =
+      (probe_dir / (".shardquant-probe-" + std::to_string(::getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+  SQ_REQUIRE(fd >= 0, "--output_dir " << output_dir << " is not writable: cannot create a file in "
+                                      << probe_dir.string() << " (" << std::strerror(errno) << ")");
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+Plan make_plan(const Options& opts) {
+  Plan plan;
+  plan.model_dir = opts.model_path;
+  plan.output_dir = opts.output_dir;
+  SQ_REQUIRE(fs::exists(opts.model_path),
+             "--model_path " << opts.model_path << ": directory not found");
+  SQ_REQUIRE(
+      fs::is_directory(opts.model_path),
+      "--model_path " << opts.model_path << ": not a directory (expected a model directory)");
+  plan.config = io::load_model_config(opts.model_path);
+  const auto& cfg = plan.config;
+  plan.architecture = cfg.architectures.empty() ? cfg.model_type : cfg.architectures.front();
+  const io::ModelWeights w(opts.model_path);
+  plan.input_files = w.files();
+  plan.input_bytes = w.total_bytes();
+  SQ_REQUIRE(cfg.num_hidden_layers > 0,
+             cfg.path << ": num_hidden_layers is " << cfg.num_hidden_layers << " (expected > 0)");
+  detail::check_shapes(cfg, w);
+
+  const auto names = w.names();
+  for (const auto& n : names) plan.total_params += w.info(n).numel();
+  for (int64_t b = 0; b < cfg.num_hidden_layers; ++b) {
+    PlannedBlock blk;
+    blk.index = b;
+    blk.prefix = rank::block_prefix(cfg, b);
+    for (const auto& ref : rank::block_linears(cfg, w, b)) blk.linears.push_back({ref, true, ""});
+    SQ_REQUIRE(!blk.linears.empty(), w.dir() << ": config.json has num_hidden_layers "
+                                             << cfg.num_hidden_layers
+                                             << " but no linear weights "
+                                                "exist under "
+                                             << blk.prefix << ".");
+    for (const auto& n : names)
+      if (starts_with(n, blk.prefix + ".")) blk.params += w.info(n).numel();
+    plan.blocks.push_back(std::move(blk));
+  }
+  const std::string extra = rank::block_prefix(cfg, cfg.num_hidden_layers) + ".";
+  for (const auto& n : names)
+    SQ_REQUIRE(!starts_with(n, extra),
+               w.file_of(n) << ": tensor " << n << " belongs to block " << cfg.num_hidden_layers
+                            << " but config.json has num_hidden_layers " << cfg.num_hidden_layers);
+  plan.non_block = rank::non_block_tensors(cfg, w);
+  apply_keep(plan, opts);
+
+  const auto scheme = opts.scheme();
+  for (const auto& blk : plan.blocks)
+    for (const auto& l : blk.linears) {
+      if (!l.quantized) {
+        ++plan.kept_linears;
+        continue;
+      }
+      const int64_t g = scheme.group_for(l.ref.in_features);
+      SQ_REQUIRE(l.ref.in_features % g == 0,
+                 w.file_of(l.ref.name + ".weight")
+                     << ": tensor " << l.ref.name << ".weight has in_features " << l.ref.in_features
+                     << ", not divisible by --q-group-size " << opts.group_size
+                     << " (expected a divisor of it, or -1, or --keep-fp-layers " << l.ref.name
+                     << ")");
+      ++plan.quantized_linears;
+      plan.quantized_params += l.ref.in_features * l.ref.out_features;
+    }
+  plan.kept_params = plan.total_params - plan.quantized_params;
+  plan.kept_tensors = static_cast<int64_t>(names.size()) - plan.quantized_linears;
+
+  check_output_dir(opts.output_dir, opts.model_path, plan.input_files);
+
+  plan.on_cpu = opts.force_cpu || opts.device == "cpu" || !rank::cuda_available();
+  plan.compute_dtype_bytes = plan.on_cpu ? 4 : dtype_bytes(cfg, w);
+  detail::estimate_memory(plan, opts);
+
+  if (cfg.max_position_embeddings > 0 && opts.seq_len > cfg.max_position_embeddings)
+    plan.warnings.push_back("--seq_len " + std::to_string(opts.seq_len) +
+                            " exceeds the model's max_position_embeddings " +
+                            std::to_string(cfg.max_position_embeddings));
+  if (fs::exists(opts.output_dir) && !fs::is_empty(opts.output_dir))
+    plan.warnings.push_back("output directory " + opts.output_dir +
+                            " exists and is not empty; it will be replaced");
+  return plan;
+}
+
+}  // namespace sq::coordinator

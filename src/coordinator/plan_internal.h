@@ -1,0 +1,16 @@
+// Pieces of make_plan() in their own translation units (internal to the coordinator).
+#pragma once
+
+#include "coordinator/plan.h"
+#include "io/model_weights.h"
+
+namespace sq::coordinator::detail {
+
+// Every tensor the config implies for the families in the shape table is present with the
+// implied shape (plan_shapes.cpp). InputError naming file, tensor, expected and actual.
+void check_shapes(const io::ModelConfig& cfg, const io::ModelWeights& w);
+
+// Fills plan.memory from the plan's blocks and the options (formula in plan.h).
+void estimate_memory(Plan& plan, const Options& opts);
+
+}  // namespace sq::coordinator::detail

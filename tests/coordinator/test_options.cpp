@@ -1,0 +1,184 @@
+// Unit tests of the option table, parsing, env precedence and validation (no subprocess).
+#include <gtest/gtest.h>
+
+#include "common/errors.h"
+#include "coordinator/options.h"
+#include "coordinator/options_table.h"
+
+namespace sq::coordinator {
+namespace {
+
+using Env = std::map<std::string, std::string>;
+
+Options parse(const std::vector<std::string>& args, const Env& env = {}) {
+  auto r = parse_options(args, env);
+  EXPECT_EQ(r.outcome, ParseOutcome::kRun);
+  return r.options;
+}
+
+TEST(OptionsTable, CanonicalNamesAreSnakeCaseAndUnique) {
+  std::set<std::string> seen;
+  for (const auto& r : table::flags()) {
+    const std::string n = r.name;
+    EXPECT_TRUE(seen.insert(n).second) << n;
+    EXPECT_EQ(n.find('-'), std::string::npos) << n;
+    EXPECT_TRUE(r.help && *r.help) << n;
+  }
+  for (const auto& e : table::envs()) EXPECT_NE(table::find_flag(e.flag), nullptr) << e.env;
+  for (const auto& p : table::max_quality_presets())
+    EXPECT_NE(table::find_flag(p.flag), nullptr) << p.flag;
+  for (const auto& g : table::exclusions())
+    for (const char* f : g.flags) EXPECT_NE(table::find_flag(f), nullptr) << f;
+  for (const auto& m : table::methods())
+    for (const char* f : m.only_flags) EXPECT_NE(table::find_flag(f), nullptr) << f;
+}
+
+TEST(Options, Defaults) {
+  const Options o = parse({"--model_path", "/m/"});
+  EXPECT_EQ(o.model_path, "/m");
+  EXPECT_EQ(o.method, Method::kAwq);
+  EXPECT_EQ(o.bits, 4);
+  EXPECT_EQ(o.group_size, 128);
+  EXPECT_TRUE(o.zero_point);
+  EXPECT_EQ(o.seq_len, 2048);
+  EXPECT_EQ(o.calib_size, 128);
+  EXPECT_EQ(o.iter, 1);
+  EXPECT_EQ(o.search_step, 1);
+  EXPECT_DOUBLE_EQ(o.salient_quota, 0.004);
+  EXPECT_DOUBLE_EQ(o.damp_percent, 0.01);
+  EXPECT_EQ(o.n_grid, 20);
+  EXPECT_EQ(o.comm_timeout_s, 600);
+  EXPECT_EQ(o.max_shard_size_bytes, 5000000000ull);
+  EXPECT_TRUE(o.true_sequential);
+  EXPECT_EQ(o.propagate, Propagate::kFp);
+  EXPECT_EQ(o.format, OutputFormat::kAwq);
+  EXPECT_EQ(o.output_dir, "/m/AWQ-4bit");
+  EXPECT_FALSE(o.dry_run);
+  EXPECT_EQ(o.explicit_flags, std::vector<std::string>{"model_path"});
+}
+
+TEST(Options, GptqDefaults) {
+  const Options o = parse({"--model_path", "/m", "--gptq"});
+  EXPECT_EQ(o.bits, 8);
+  EXPECT_FALSE(o.zero_point);
+  EXPECT_EQ(o.propagate, Propagate::kQuant);
+  EXPECT_EQ(o.format, OutputFormat::kGptq);
+  EXPECT_EQ(o.output_dir, "/m/GPTQ-8bit");
+  EXPECT_EQ(parse({"--model_path", "/m", "--method", "gptq", "--zero-point"}).zero_point, true);
+}
+
+TEST(Options, BooleanForms) {
+  EXPECT_TRUE(parse({"--model_path", "/m", "--force_cpu"}).force_cpu);
+  EXPECT_TRUE(parse({"--model_path", "/m", "--force-cpu=yes"}).force_cpu);
+  EXPECT_FALSE(parse({"--model_path", "/m", "--force_cpu=false"}).force_cpu);
+  EXPECT_FALSE(parse({"--model_path", "/m", "--true-sequential=0", "--gptq"}).true_sequential);
+  EXPECT_FALSE(parse({"--model_path", "/m", "--no-clip"}).clip);
+  EXPECT_FALSE(parse({"--model_path", "/m", "--no_duo_scaling"}).duo_scaling);
+  EXPECT_EQ(parse({"--model_path", "/m", "--verbose"}).verbosity, Verbosity::kVerbose);
+  EXPECT_EQ(parse({"--model_path", "/m", "--quiet"}).verbosity, Verbosity::kQuiet);
+}
+
+TEST(Options, ValuesAndLists) {
+  const Options o = parse({"--model_path", "/m", "--q-group-size", "-1", "--keep-fp-layers",
+                           "0, 1,-1", "--max-shard-size", "2GiB", "--gpu_mem_limit=500MB",
+                           "--calib-split", "train,valid", "--parallel", "data", "--transport",
+                           "mpi", "--format", "compressed-tensors", "--seed", "9"});
+  EXPECT_EQ(o.group_size, -1);
+  EXPECT_EQ(o.keep_fp_layers, (std::vector<std::string>{"0", "1", "-1"}));
+  EXPECT_EQ(o.max_shard_size_bytes, 2ull << 30);
+  EXPECT_EQ(o.gpu_mem_limit_bytes, 500000000ull);
+  EXPECT_EQ(o.calib_split, (std::vector<std::string>{"train", "valid"}));
+  EXPECT_EQ(o.parallel, ParallelMode::kData);
+  EXPECT_EQ(o.transport, TransportKind::kMpi);
+  EXPECT_EQ(o.format, OutputFormat::kCompressedTensors);
+  EXPECT_EQ(o.seed, 9u);
+}
+
+TEST(Options, MaxQualityPresetsYieldToExplicitFlags) {
+  const Options o = parse({"--model_path", "/m", "--max_quality", "--iter", "3"});
+  EXPECT_TRUE(o.force_cpu);
+  EXPECT_TRUE(o.desc_act);
+  EXPECT_EQ(o.iter, 3);
+  EXPECT_EQ(o.search_step, 2);
+  EXPECT_EQ(o.keep_fp_layers, (std::vector<std::string>{"0", "1", "-1"}));
+  EXPECT_EQ(o.output_dir, "/m/AWQ-4bit-MAX");
+  EXPECT_EQ(o.dump_salient, "/m/AWQ-4bit-MAX/outlier.json");
+  // --sym given explicitly wins over the preset's zero point (no conflict).
+  const Options g = parse({"--model_path", "/m", "--gptq", "--max_quality", "--sym"});
+  EXPECT_FALSE(g.zero_point);
+}
+
+TEST(Options, EnvPrecedence) {
+  const Env env = {{"MODEL_PATH", "/env"}, {"SEQ_LEN", "100"}, {"METHOD", "gptq"},
+                   {"BITS", "4"},          {"FORCE_CPU", "1"}, {"EXTRA_ARGS", "--seq_len 200"}};
+  const Options o = parse({}, env);
+  EXPECT_EQ(o.model_path, "/env");
+  EXPECT_EQ(o.seq_len, 200);
+  EXPECT_EQ(o.method, Method::kGptq);
+  EXPECT_EQ(o.bits, 4);
+  EXPECT_TRUE(o.force_cpu);
+  const Options c = parse({"--awq", "--seq-len", "300", "--bits", "4"}, env);
+  EXPECT_EQ(c.method, Method::kAwq);  // --awq on the command line beats METHOD=gptq
+  EXPECT_EQ(c.seq_len, 300);
+  EXPECT_TRUE(parse({"--model_path", "/m"}, {{"FORCE_CPU", ""}}).force_cpu == false);
+}
+
+TEST(Options, ValidationErrors) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"--model_path", "/m", "--bits", "8"},                        // AWQ is 4-bit
+      {"--model_path", "/m", "--gptq", "--bits", "6"},              // not a GPTQ width
+      {"--model_path", "/m", "--q-group-size", "0"},                // -1 or positive
+      {"--model_path", "/m", "--awq", "--gptq"},                    // exclusive
+      {"--model_path", "/m", "--verbose", "--quiet"},               // exclusive
+      {"--model_path", "/m", "--gptq", "--no-clip"},                // AWQ only
+      {"--model_path", "/m", "--gptq", "--damp-percent", "0"},      // (0, 1]
+      {"--model_path", "/m", "--salient-quota", "1.5"},             // [0, 1]
+      {"--model_path", "/m", "--seq_len", "0"},                     // >= 1
+      {"--model_path", "/m", "--format", "gptq"},                   // AWQ can't fill it
+      {"--model_path", "/m", "--parallel", "sideways"},             // choices
+      {"--model_path", "/m", "--force_cpu", "--device", "cuda:0"},  // rule
+      {"--model_path", "/m", "--calib-cache", "x.bin"},             // rule
+      {"--model_path", "/m", "--max-shard-size", "lots"},           // size
+      {"--model_path", "/m", "--unknown"},                          // unknown
+      {"--model_path", "/m", "extra"},                              // positional
+      {"--seq_len", "5"},                                           // no model path
+  };
+  for (const auto& args : bad) {
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    EXPECT_THROW(parse_options(args, {}), InputError) << joined;
+  }
+}
+
+TEST(Options, ComingFlagsAreReported) {
+  const Options o = parse({"--model_path", "/m", "--dump-salient", "/tmp/x.json", "--bits", "4"});
+  const auto coming = coming_flags_set(o);
+  EXPECT_EQ(coming, std::vector<std::string>{"dump_salient"});
+}
+
+TEST(Options, HelpAndVersionOutcomes) {
+  EXPECT_EQ(parse_options({"--help"}, {}).outcome, ParseOutcome::kHelp);
+  EXPECT_EQ(parse_options({"--version"}, {}).outcome, ParseOutcome::kVersion);
+  EXPECT_EQ(parse_options({"--help-markdown"}, {}).outcome, ParseOutcome::kHelpMarkdown);
+}
+
+TEST(ShellSplit, QuotesAndEscapes) {
+  EXPECT_EQ(shell_split("  --a 1   --b 'x y' \"p \\\"q\\\"\" z\\ w ''"),
+            (std::vector<std::string>{"--a", "1", "--b", "x y", "p \"q\"", "z w", ""}));
+  EXPECT_TRUE(shell_split("   ").empty());
+  EXPECT_THROW(shell_split("'open"), InputError);
+}
+
+TEST(Parsers, SizesAndBools) {
+  EXPECT_EQ(parse_size("5GB", "f"), 5000000000ull);
+  EXPECT_EQ(parse_size("1.5 KiB", "f"), 1536ull);
+  EXPECT_EQ(parse_size("42", "f"), 42ull);
+  EXPECT_THROW(parse_size("-1GB", "f"), InputError);
+  EXPECT_THROW(parse_size("GB", "f"), InputError);
+  EXPECT_TRUE(parse_bool("YES", "x"));
+  EXPECT_FALSE(parse_bool("off", "x"));
+  EXPECT_THROW(parse_bool("2", "x"), InputError);
+}
+
+}  // namespace
+}  // namespace sq::coordinator

@@ -1,0 +1,116 @@
+// Unit tests of the planner: real checkpoints (house model, every architecture fixture) plan
+// without error, counts follow the config, and the output-dir rules hold.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/errors.h"
+#include "coordinator/plan.h"
+#include "test_paths.h"
+
+namespace sq::coordinator {
+namespace {
+
+namespace fs = std::filesystem;
+using sq::test::TempDir;
+
+Options options_for(const std::string& model, const std::string& out,
+                    std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--model_path", model, "--output_dir", out, "--dry-run"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return parse_options(args, {}).options;
+}
+
+nlohmann::json read_json(const std::string& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+TEST(Plan, HouseModelCountsFollowTheConfig) {
+  const std::string model = sq::test::shared("models/house-llama-13m");
+  if (!fs::exists(model + "/config.json")) GTEST_SKIP() << "house model absent";
+  TempDir tmp;
+  const Plan p = make_plan(options_for(model, tmp / "out"));
+  const auto cfg = read_json(model + "/config.json");
+  const auto idx = read_json(model + "/model.safetensors.index.json");
+  EXPECT_EQ(static_cast<int64_t>(p.blocks.size()), cfg["num_hidden_layers"].get<int64_t>());
+  EXPECT_EQ(p.total_params, idx["metadata"]["total_parameters"].get<int64_t>());
+  EXPECT_EQ(p.quantized_linears + p.kept_tensors, static_cast<int64_t>(idx["weight_map"].size()));
+  EXPECT_EQ(p.quantized_params + p.kept_params, p.total_params);
+  for (const auto& b : p.blocks)
+    for (const auto& l : b.linears) EXPECT_EQ(l.ref.in_features % 128, 0) << l.ref.name;
+  EXPECT_TRUE(p.on_cpu || p.memory.device_peak > 0);
+  EXPECT_GT(p.memory.host_peak, p.memory.block_weights);
+  EXPECT_FALSE(fs::exists(tmp / "out"));  // planning creates nothing
+  const std::string text = describe_plan(p, options_for(model, tmp / "out"));
+  EXPECT_NE(text.find("blocks: " + std::to_string(p.blocks.size())), std::string::npos);
+}
+
+TEST(Plan, EveryArchitectureFixturePlans) {
+  const std::string root = sq::test::shared("fixtures/arch");
+  if (!fs::exists(root)) GTEST_SKIP() << "fixtures absent";
+  TempDir tmp;
+  int planned = 0;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (!fs::exists(e.path() / "config.json")) continue;
+    SCOPED_TRACE(e.path().filename().string());
+    const auto cfg = read_json((e.path() / "config.json").string());
+    try {
+      const Plan p =
+          make_plan(options_for(e.path().string(), tmp / "out", {"--q-group-size", "-1"}));
+      EXPECT_EQ(static_cast<int64_t>(p.blocks.size()), p.config.num_hidden_layers);
+      EXPECT_GT(p.quantized_linears, 0);
+      ++planned;
+    } catch (const InputError& ex) {
+      // Only an architecture this build does not know may be refused.
+      EXPECT_NE(std::string(ex.what()).find("model_type"), std::string::npos) << ex.what();
+    }
+  }
+  EXPECT_GT(planned, 0);
+}
+
+TEST(Plan, GroupDivisibilityNamesTheTensor) {
+  const std::string model = sq::test::shared("fixtures/arch/llama");
+  if (!fs::exists(model + "/config.json")) GTEST_SKIP() << "fixture absent";
+  TempDir tmp;
+  const int64_t hidden = read_json(model + "/config.json")["hidden_size"];
+  try {
+    make_plan(options_for(model, tmp / "out", {"--q-group-size", std::to_string(hidden * 2)}));
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("in_features " + std::to_string(hidden)),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(OutputDir, Rules) {
+  TempDir tmp;
+  const std::string model = tmp / "model";
+  fs::create_directories(model);
+  std::ofstream(model + "/config.json") << "{}";
+  const std::vector<std::string> files = {model + "/model.safetensors"};
+  EXPECT_NO_THROW(check_output_dir(model + "/AWQ-4bit", model, files));
+  EXPECT_NO_THROW(check_output_dir(tmp / "elsewhere/deep/out", model, files));
+  EXPECT_THROW(check_output_dir(model, model, files), InputError);
+  EXPECT_THROW(check_output_dir(model + "/", model, files), InputError);
+  EXPECT_THROW(check_output_dir(model + "/config.json", model, files), InputError);
+  EXPECT_THROW(check_output_dir(files[0], model, files), InputError);
+  EXPECT_THROW(check_output_dir(tmp.path(), model, files), InputError);
+  EXPECT_THROW(check_output_dir(model + "/config.json/x", model, files), InputError);
+  EXPECT_THROW(check_output_dir("/proc/sq-out", model, files), InputError);
+  // The probe file is gone.
+  for (const auto& e : fs::directory_iterator(model))
+    EXPECT_EQ(e.path().filename().string().find(".shardquant-probe"), std::string::npos);
+}
+
+TEST(HumanBytes, Units) {
+  EXPECT_EQ(human_bytes(512), "512 B");
+  EXPECT_EQ(human_bytes(1536), "1.50 KiB");
+  EXPECT_EQ(human_bytes(3ull << 30), "3.00 GiB");
+}
+
+}  // namespace
+}  // namespace sq::coordinator
