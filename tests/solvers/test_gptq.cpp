@@ -150,7 +150,7 @@ TEST(Gptq, SymmetricAndAsymmetricZeros) {
   auto asym = gptq_quantize(w, h, {4, 32, true});
   EXPECT_GE(asym.zeros.min().item<int>(), 0);
   EXPECT_LE(asym.zeros.max().item<int>(), 15);
-  EXPECT_GT(at::_unique(asym.zeros).numel(), 1);
+  EXPECT_GT(asym.zeros.max().item<int>(), asym.zeros.min().item<int>());
   EXPECT_EQ(asym.zeros[0][3].item<int>(), 0);
 }
 
