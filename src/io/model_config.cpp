@@ -41,9 +41,11 @@ const std::map<std::string, AliasTable>& family_aliases() {
   static const std::map<std::string, AliasTable> t = {
       // GPT-2 ignores intermediate_size: n_inner, or 4 × hidden when null.
       {"gpt2", {{"intermediate_size", {"n_inner"}}, {"num_key_value_heads", {"n_head"}}}},
-      {"opt", {{"intermediate_size", {"ffn_dim"}}, {"num_key_value_heads", {"num_attention_heads"}}}},
-      {"falcon", {{"intermediate_size", {"ffn_hidden_size"}},
-                  {"num_key_value_heads", {"num_kv_heads", "num_key_value_heads"}}}},
+      {"opt",
+       {{"intermediate_size", {"ffn_dim"}}, {"num_key_value_heads", {"num_attention_heads"}}}},
+      {"falcon",
+       {{"intermediate_size", {"ffn_hidden_size"}},
+        {"num_key_value_heads", {"num_kv_heads", "num_key_value_heads"}}}},
       {"gpt_neox", {{"num_key_value_heads", {"num_attention_heads"}}}},
   };
   return t;
@@ -52,9 +54,9 @@ const std::map<std::string, AliasTable>& family_aliases() {
 // The families this build knows. The forward pass (rank/arch_table) has one row for each; a
 // test checks that the two lists agree.
 const std::vector<std::string> kSupported = {
-    "cohere", "deepseek_v3", "falcon",  "gemma",   "gemma2",    "gemma3_text", "gpt2",
-    "gpt_neox", "granite",   "llama",   "mistral", "mixtral",   "olmo2",       "opt",
-    "phi3",   "phimoe",      "qwen2",   "qwen2_moe", "qwen3",   "qwen3_moe",   "starcoder2",
+    "cohere",   "deepseek_v3", "falcon", "gemma",     "gemma2",  "gemma3_text", "gpt2",
+    "gpt_neox", "granite",     "llama",  "mistral",   "mixtral", "olmo2",       "opt",
+    "phi3",     "phimoe",      "qwen2",  "qwen2_moe", "qwen3",   "qwen3_moe",   "starcoder2",
 };
 
 const nlohmann::json* lookup(const nlohmann::json& j, const char* key) {
@@ -87,8 +89,8 @@ int64_t require_int(const nlohmann::json& j, const std::string& mt, const char* 
   if (!v) {
     std::string keys;
     for (const char* k : aliases_for(mt, field)) keys += std::string(keys.empty() ? "" : ", ") + k;
-    SQ_THROW(InputError, origin << ": missing required key " << field << " (looked for: " << keys
-                                << ")");
+    SQ_THROW(InputError,
+             origin << ": missing required key " << field << " (looked for: " << keys << ")");
   }
   if (!v->is_number_integer())
     SQ_THROW(InputError, origin << ": " << field << " must be an integer, got " << v->dump());
@@ -108,16 +110,24 @@ RopeConfig make_rope(const nlohmann::json& dict, double theta_fallback, double p
     r.partial_rotary_factor = p->get<double>();
   else
     r.partial_rotary_factor = partial_fallback;
+  // One spelling per key, whichever transformers version wrote the file: the old "type" key
+  // becomes rope_type, and the top-level partial rotary factor joins the dict.
+  r.params.erase("type");
   r.params["rope_type"] = r.type;
   r.params["rope_theta"] = r.theta;
+  r.params["partial_rotary_factor"] = r.partial_rotary_factor;
   return r;
 }
 
 }  // namespace
 
-const std::vector<std::string>& supported_model_types() { return kSupported; }
+const std::vector<std::string>& supported_model_types() {
+  return kSupported;
+}
 
-bool ModelConfig::has(const std::string& key) const { return lookup(raw, key.c_str()) != nullptr; }
+bool ModelConfig::has(const std::string& key) const {
+  return lookup(raw, key.c_str()) != nullptr;
+}
 
 double ModelConfig::get_double(const std::string& key, double fallback) const {
   auto* v = lookup(raw, key.c_str());
@@ -152,8 +162,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origi
   if (!std::binary_search(kSupported.begin(), kSupported.end(), c.model_type)) {
     std::string list;
     for (const auto& s : kSupported) list += (list.empty() ? "" : ", ") + s;
-    SQ_THROW(InputError, origin << ": unsupported model_type \"" << c.model_type
-                                << "\"; supported: " << list);
+    SQ_THROW(InputError,
+             origin << ": unsupported model_type \"" << c.model_type << "\"; supported: " << list);
   }
   if (auto* a = lookup(j, "architectures"))
     for (const auto& s : *a)
@@ -196,7 +206,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origi
   // Rope: transformers 5 `rope_parameters` (flat, or keyed by layer type), else transformers 4
   // `rope_theta` + `rope_scaling`; partial rotary from rotary_pct / partial_rotary_factor.
   double partial = c.get_double("partial_rotary_factor", c.get_double("rotary_pct", 1.0));
-  double theta4 = c.get_double("rope_theta", 10000.0);
+  // gpt_neox configs from transformers < 4.41 call the base rotary_emb_base.
+  double theta4 = c.get_double("rope_theta", c.get_double("rotary_emb_base", 10000.0));
   if (auto* rp = lookup(j, "rope_parameters"); rp && rp->is_object()) {
     bool by_type = false;
     for (auto it = rp->begin(); it != rp->end(); ++it)
@@ -206,8 +217,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origi
       }
     if (by_type) {
       auto full = c.rope_by_layer_type.find("full_attention");
-      c.rope = full != c.rope_by_layer_type.end() ? full->second
-                                                  : c.rope_by_layer_type.begin()->second;
+      c.rope =
+          full != c.rope_by_layer_type.end() ? full->second : c.rope_by_layer_type.begin()->second;
     } else {
       c.rope = make_rope(*rp, theta4, partial);
     }
