@@ -91,13 +91,21 @@ at::Tensor awq_trial_weight(const at::Tensor& w, const at::Tensor& scales,
 
 namespace {
 
-// In-place update in the tensor's own dtype, computed in float32.
-void assign(at::Tensor& dst, const at::Tensor& value_f32) {
-  dst.copy_(value_f32.to(dst.dtype()));
+// Math in float32, or float64 when the tensor already is (references and tests); the result is
+// written back in the tensor's own dtype.
+at::ScalarType work_type(const at::Tensor& t) {
+  return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+at::Tensor widened(const at::Tensor& t) {
+  return t.to(work_type(t));
 }
 
-at::Tensor as_f32(const at::Tensor& s, const at::Tensor& like) {
-  return s.to(like.device(), at::kFloat).reshape({-1});
+void assign(at::Tensor& dst, const at::Tensor& value) {
+  dst.copy_(value.to(dst.dtype()));
+}
+
+at::Tensor as_work(const at::Tensor& s, const at::Tensor& like) {
+  return s.to(like.device(), work_type(like)).reshape({-1});
 }
 
 void check_len(const at::Tensor& t, int64_t dim, const at::Tensor& s, const char* what) {
@@ -109,39 +117,39 @@ void check_len(const at::Tensor& t, int64_t dim, const at::Tensor& s, const char
 
 void awq_apply_to_norm(at::Tensor& weight, at::Tensor* bias, const at::Tensor& scales,
                        NormKind kind) {
-  auto s = as_f32(scales, weight);
+  auto s = as_work(scales, weight);
   check_len(weight, 0, s, "norm weight");
-  auto w = weight.to(at::kFloat);
+  auto w = widened(weight);
   assign(weight, kind == NormKind::kOffsetOne ? (w + 1.0) / s - 1.0 : w / s);
   if (bias && bias->defined()) {
     check_len(*bias, 0, s, "norm bias");
-    assign(*bias, bias->to(at::kFloat) / s);
+    assign(*bias, widened(*bias) / s);
   }
 }
 
 void awq_apply_to_prev_linear(at::Tensor& weight, at::Tensor* bias, const at::Tensor& scales) {
-  auto s = as_f32(scales, weight);
+  auto s = as_work(scales, weight);
   const int64_t n = weight.size(0), m = s.numel();
   SQ_REQUIRE(weight.dim() == 2 && n >= m, "AWQ apply: previous linear has " << n << " output rows, "
                                                                             << "scales have " << m);
   auto rows = weight.slice(0, n - m);
-  assign(rows, rows.to(at::kFloat) / s.unsqueeze(1));
+  assign(rows, widened(rows) / s.unsqueeze(1));
   if (bias && bias->defined()) {
     auto b = bias->slice(0, bias->size(0) - m);
-    assign(b, b.to(at::kFloat) / s);
+    assign(b, widened(b) / s);
   }
 }
 
 void awq_apply_to_member(at::Tensor& weight, const at::Tensor& scales) {
-  auto s = as_f32(scales, weight);
+  auto s = as_work(scales, weight);
   check_len(weight, 1, s, "member weight");
-  assign(weight, weight.to(at::kFloat) * s.unsqueeze(0));
+  assign(weight, widened(weight) * s.unsqueeze(0));
 }
 
 void awq_scale_inputs(at::Tensor& x, const at::Tensor& scales) {
-  auto s = as_f32(scales, x);
+  auto s = as_work(scales, x);
   check_len(x, x.dim() - 1, s, "cached input");
-  assign(x, x.to(at::kFloat) / s);
+  assign(x, widened(x) / s);
 }
 
 bool awq_clip_applies(const std::string& linear_name) {

@@ -12,8 +12,9 @@
 //             The argmin wins (first one on ties); no finite loss → InputError naming the group.
 //   Apply:    norm weight (+bias) /= s (Gemma (1+w) norms: w = (1+w)/s − 1); the previous
 //             linear's last len(s) output rows (+bias) /= s; member weights *= s per input
-//             column; cached inputs /= s. All in place, in the tensors' own dtype (math in fp32).
-//             A router fed by a scaled norm gets awq_apply_to_member() so routing is unchanged.
+//             column; cached inputs /= s. All in place, in the tensors' own dtype (math in fp32,
+//             fp64 for fp64 tensors). A router fed by a scaled norm gets awq_apply_to_member() so
+//             routing is unchanged.
 //   Clip:     awq_clip_search() per member not excluded by awq_clip_applies(); then
 //             awq_apply_clip() clamps W to ±max_val per (row, group).
 #pragma once
