@@ -1,6 +1,7 @@
 // The dispatcher: subcommands by name (a table), else the quantize command: options → plan →
 // dry-run print or run_quantize(). Exceptions propagate to main.cpp, which maps them to exit
-// codes.
+// codes. The run's own log file (<output_dir>/quantize.log) is opened by run_quantize(), which
+// owns the output directory; an explicit --log-file is opened here.
 #include "coordinator/app.h"
 
 #include <iostream>
@@ -11,6 +12,7 @@
 #include "common/log.h"
 #include "coordinator/commands.h"
 #include "coordinator/options.h"
+#include "coordinator/options_table.h"
 #include "coordinator/plan.h"
 #include "coordinator/quantize.h"
 
@@ -53,6 +55,14 @@ int run_quantize_command(const std::vector<std::string>& args) {
   const Plan plan = make_plan(opts);
   for (const auto& w : plan.warnings) log()->warn("{}", w);
   const auto coming = coming_flags_set(opts);
+  // --max_quality presets of flags not built yet are documented in --help; say so at run time.
+  if (opts.max_quality)
+    for (const auto& p : table::max_quality_presets()) {
+      const auto* row = table::find_flag(p.flag);
+      if (row->coming && !opts.is_explicit(p.flag))
+        log()->warn("--max_quality preset --{}={} has no effect in this build yet (coming: {})",
+                    table::kebab(p.flag), p.value, row->coming);
+    }
 
   if (opts.dry_run) {
     for (const auto& f : coming)
@@ -70,7 +80,6 @@ int run_quantize_command(const std::vector<std::string>& args) {
     SQ_THROW(InputError, list << ": not available in this build yet (accepted with --dry-run "
                                  "only); see shardquant --help");
   }
-  if (opts.log_file.empty()) add_log_file(opts.output_dir + "/quantize.log");
   log()->info("plan:\n{}", describe_plan(plan, opts));
   return run_quantize(opts, plan);
 }
