@@ -1,8 +1,16 @@
 // SQ_CALL(Mpi, MPI_Xxx(...)): throws sq::BackendError with MPI's own error string when an MPI
 // call does not return MPI_SUCCESS. Communicators used with it must have MPI_ERRORS_RETURN set
-// (MPI's default handler aborts before the check can run). Only for SQ_WITH_MPI builds.
+// (MPI's default handler aborts before the check can run). Only for SQ_WITH_MPI builds; every
+// file includes mpi.h through this header.
 #pragma once
 
+// C only: the deprecated MPI C++ bindings would need libmpi_cxx at link time.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <string>

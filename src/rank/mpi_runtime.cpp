@@ -1,8 +1,6 @@
 #ifdef SQ_WITH_MPI
 #include "rank/mpi_runtime.h"
 
-#include <mpi.h>
-
 #include <atomic>
 #include <mutex>
 

@@ -10,8 +10,6 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportOptions&) {
 }  // namespace sq::rank
 #else
 
-#include <mpi.h>
-
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -33,6 +31,7 @@ constexpr int64_t kChunkBytes = int64_t{1} << 26;
 // Tags of the transport's own point-to-point messages (on the private collective communicator).
 constexpr int kTagReduce = 1;
 constexpr int kTagGather = 2;
+constexpr int kTagGatherSize = 3;
 
 struct MpiTypeRow {
   at::ScalarType type;
@@ -166,22 +165,27 @@ class MpiTransport final : public Transport {
     if (world_ == 1) return {mine};
     SQ_CHECK(mine.size() < static_cast<size_t>(INT_MAX),
              where(op) << ": buffer of " << mine.size() << " bytes exceeds 2 GiB");
+    // Point-to-point rather than MPI_Igatherv: on timeout rank root can name the missing rank.
     int64_t size = static_cast<int64_t>(mine.size());
-    std::vector<int64_t> sizes(rank_ == root ? world_ : 0);
     MPI_Request req;
-    call(op, MPI_Igather(&size, 1, MPI_INT64_T, sizes.data(), 1, MPI_INT64_T, root, coll_, &req));
-    wait(op, req, -1);
     if (rank_ != root) {
+      call(op, MPI_Isend(&size, 1, MPI_INT64_T, root, kTagGatherSize, coll_, &req));
+      wait(op, req, -1);
       call(op,
            MPI_Isend(mine.data(), static_cast<int>(size), MPI_BYTE, root, kTagGather, coll_, &req));
       wait(op, req, -1);
       return {};
     }
-    std::vector<std::string> out(world_);
+    std::vector<int64_t> sizes(world_, 0);
     std::vector<MPI_Request> reqs(world_, MPI_REQUEST_NULL);
+    for (int r = 0; r < world_; ++r)
+      if (r != root)
+        call(op, MPI_Irecv(&sizes[r], 1, MPI_INT64_T, r, kTagGatherSize, coll_, &reqs[r]));
+    std::vector<std::string> out(world_);
     for (int r = 0; r < world_; ++r) {
-      out[r].resize(static_cast<size_t>(sizes[r]));
       if (r == root) continue;
+      wait(op, reqs[r], static_cast<int>(sizeof(int64_t)), r);
+      out[r].resize(static_cast<size_t>(sizes[r]));
       call(op, MPI_Irecv(out[r].data(), static_cast<int>(sizes[r]), MPI_BYTE, r, kTagGather, coll_,
                          &reqs[r]));
     }
