@@ -11,7 +11,9 @@
 namespace sq::rank {
 namespace {
 
-std::unique_ptr<Transport> local() { return make_transport(TransportKind::kLocal, {}); }
+std::unique_ptr<Transport> local() {
+  return make_transport(TransportKind::kLocal, {});
+}
 
 // Sets an environment variable for one scope.
 class ScopedEnv {
