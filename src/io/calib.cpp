@@ -3,7 +3,9 @@
 // content hash — so an edited corpus file can never be served stale tokens.
 #include "io/calib.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "common/check.h"
 #include "io/calib_sample.h"

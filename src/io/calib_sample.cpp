@@ -2,6 +2,7 @@
 // 128×512 request on a large corpus tokenizes a few hundred kilobytes, not the whole corpus.
 #include "io/calib_sample.h"
 
+#include <algorithm>
 #include <numeric>
 #include <sstream>
 

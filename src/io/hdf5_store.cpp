@@ -143,6 +143,10 @@ std::optional<TokenCache> read_token_cache(const std::string& path) {
   SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
   H5Handle mtype(id, H5Tclose);
   SQ_CALL(Hdf5, H5Tset_size(mtype.get(), size));
+  // HDF5 converts no strings between character sets: read in the file's own.
+  H5T_cset_t cset;
+  SQ_CALL(Hdf5, cset = H5Tget_cset(ftype.get()));
+  SQ_CALL(Hdf5, H5Tset_cset(mtype.get(), cset));
   SQ_CALL(Hdf5, H5Aread(attr.get(), mtype.get(), text.data()));
   while (!text.empty() && text.back() == '\0') text.pop_back();
 
