@@ -8,8 +8,10 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang-format git
   libtorch-dev libboost-program-options-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libhdf5-dev libpcre2-dev libopenmpi-dev openmpi-bin libgtest-dev googletest
-  nodejs npm
 )
+# Node.js + npm only when the machine has none (a preinstalled node must not be replaced: apt's
+# npm conflicts with it).
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
