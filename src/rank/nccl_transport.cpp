@@ -52,35 +52,43 @@ bool find_type(at::ScalarType type, ncclDataType_t* out) {
 
 class NcclTransport final : public Transport {
  public:
+  // Both bootstrap stages end in an agreed status over MPI: a rank without a GPU, or one whose
+  // NCCL init fails, makes every rank throw the same error instead of leaving peers waiting.
   explicit NcclTransport(const TransportOptions& options)
       : control_(make_mpi_transport(options)), timeout_s_(options.timeout_s) {
-    int ngpu = 0;
-    SQ_CALL(Cuda, cudaGetDeviceCount(&ngpu));
-    SQ_REQUIRE(ngpu > 0, "nccl rank " << rank() << ": no CUDA device visible; use --transport mpi");
-    SQ_REQUIRE(control_->local_rank() < ngpu,
-               "nccl rank " << rank() << ": local rank " << control_->local_rank() << " but only "
-                            << ngpu << " GPU(s) on this host; one GPU per rank is required");
-    device_ = control_->local_rank();
-    SQ_CALL(Cuda, cudaSetDevice(device_));
-
     ncclUniqueId id;
     std::string idbytes;
-    if (rank() == 0) {
-      SQ_CALL(Nccl, ncclGetUniqueId(&id));
-      idbytes.assign(reinterpret_cast<const char*>(&id), sizeof id);
-    }
+    agreed_step(*control_, "nccl_bootstrap", [&] {
+      int ngpu = 0;
+      SQ_CALL(Cuda, cudaGetDeviceCount(&ngpu));
+      SQ_REQUIRE(ngpu > 0,
+                 "nccl rank " << rank() << ": no CUDA device visible; use --transport mpi");
+      SQ_REQUIRE(control_->local_rank() < ngpu,
+                 "nccl rank " << rank() << ": local rank " << control_->local_rank() << " but only "
+                              << ngpu << " GPU(s) on this host; one GPU per rank is required");
+      device_ = control_->local_rank();
+      SQ_CALL(Cuda, cudaSetDevice(device_));
+      SQ_CALL(Cuda, cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      SQ_CALL(Cuda, cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+      if (rank() == 0) {
+        SQ_CALL(Nccl, ncclGetUniqueId(&id));
+        idbytes.assign(reinterpret_cast<const char*>(&id), sizeof id);
+      }
+    });
     control_->broadcast_bytes(idbytes, 0);
     SQ_CHECK(idbytes.size() == sizeof id,
              "nccl rank " << rank() << ": unique id of " << idbytes.size() << " bytes");
     std::memcpy(&id, idbytes.data(), sizeof id);
 
-    SQ_CALL(Cuda, cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    SQ_CALL(Cuda, cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
-    // Nonblocking init so that a rank that never joins times out instead of hanging.
-    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-    config.blocking = 0;
-    SQ_CALL(Nccl, ncclCommInitRankConfig(&comm_, world(), id, rank(), &config));
-    poll_comm(Op{"ncclCommInitRank", "all ranks", Clock::now()});
+    agreed_step(*control_, "nccl_init", [&] {
+      // Nonblocking init so that a rank that never joins times out instead of hanging.
+      ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+      config.blocking = 0;
+      const Op init{"ncclCommInitRank", "all ranks", Clock::now()};
+      const ncclResult_t rc = ncclCommInitRankConfig(&comm_, world(), id, rank(), &config);
+      if (rc != ncclSuccess && rc != ncclInProgress) fail(init, rc);
+      poll_comm(init);
+    });
   }
 
   ~NcclTransport() override {
@@ -191,6 +199,9 @@ class NcclTransport final : public Transport {
     SQ_CALL(Cuda, cudaStreamWaitEvent(stream_, ready_, 0));
     const ncclResult_t rc = enqueue(dev.data_ptr(), count, type);
     if (rc != ncclSuccess && rc != ncclInProgress) fail(op, rc);
+    // A nonblocking communicator may still be enqueueing: until it leaves ncclInProgress the
+    // stream can look idle although the operation is not on it yet.
+    if (rc == ncclInProgress) poll_comm(op);
     poll_stream(op);
     if (!direct) t.copy_(dev);
   }
