@@ -3,6 +3,7 @@
 // post-processor template. Invalid UTF-8 input is first repaired like from_utf8_lossy.
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -88,9 +89,15 @@ JsonTokenizer::JsonTokenizer(const std::string& json_path, const std::string& co
       const int idx = static_cast<int>(added_.size());
       added_by_id_[t.id] = idx;
       added_by_content_[t.content] = t.id;
-      // The library matches special tokens and normalized=false tokens in the raw text and
-      // the others after normalization.
-      (t.normalized && !t.special ? norm_matcher_ : raw_matcher_).add(t.content, idx);
+      // As the library: normalized=false tokens (special or not) are matched in the raw text;
+      // normalized=true ones after normalization, against their own normalized content.
+      if (t.normalized) {
+        std::string pattern = t.content;
+        if (normalizer_) normalizer_->apply(pattern);
+        if (!pattern.empty()) norm_matcher_.add(pattern, idx);
+      } else {
+        raw_matcher_.add(t.content, idx);
+      }
       vocab_size_ = std::max<int64_t>(vocab_size_, t.id + 1);
       added_.push_back(std::move(t));
     }
@@ -101,7 +108,7 @@ JsonTokenizer::JsonTokenizer(const std::string& json_path, const std::string& co
   if (fs::is_regular_file(config_path)) cfg_text = read_file(config_path);
   hash_ = [&] {
     std::ostringstream ss;
-    ss << std::hex << fnv1a(cfg_text, fnv1a(text));
+    ss << std::hex << std::setw(16) << std::setfill('0') << fnv1a(cfg_text, fnv1a(text));
     return ss.str();
   }();
   bos_ = template_.first_special;
