@@ -91,7 +91,8 @@ std::vector<std::string> hard_tokenizer_cases() {
       "http://example.com/a?b=c&d=e",
       "user@example.com",
       "$100 €200 ¥300 £4",
-      "....!!!???---___===",
+      "....!!!???"
+      "---___===",
       "((()))[[[]]]{{{}}}",
       "\"quoted\" 'single' `back`",
       "Mr. O'Neil's dog's bone",
