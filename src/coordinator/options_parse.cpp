@@ -94,6 +94,12 @@ Layer parse_layer(const std::vector<std::string>& args, const std::string& origi
   } catch (const po::error& e) {
     SQ_THROW(InputError, where << e.what() << " (see shardquant --help)");
   }
+  // Value flags were joined with their values, so any bare word left is stray (a boolean's
+  // value must be attached: --force_cpu=false).
+  for (const auto& a : join_values(args))
+    SQ_REQUIRE(a.rfind("-", 0) == 0, where << "unexpected argument '" << a
+                                           << "' (flags start with --; booleans take "
+                                              "--flag=false; the model is --model_path PATH)");
   Layer layer;
   for (const auto& r : table::flags()) {
     const std::string snake = r.name, keb = table::kebab(r.name);
