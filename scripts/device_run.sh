@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export SQ_SHARED_DIR=$PWD/.carry/shared
+export LD_LIBRARY_PATH=$PWD/.carry/boost/lib:${LD_LIBRARY_PATH:-}
 OUT=${OUT:-/tmp/sq-out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/device.log") 2>&1
@@ -21,7 +22,7 @@ stage_build() {
   ln -sf "$(ldconfig -p | awk '/libpcre2-8.so.0 /{print $NF; exit}')" .carry/pcre2/lib/libpcre2-8.so
   cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
     -DPCRE2_INCLUDE_DIR=$PWD/.carry/pcre2/include -DPCRE2_LIBRARY=$PWD/.carry/pcre2/lib/libpcre2-8.so \
-    -DSQ_WITH_CUDA=ON -DSQ_WITH_NCCL=AUTO -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DSQ_BOOST_PO_ROOT=$PWD/.carry/boost -DSQ_WITH_CUDA=ON -DSQ_WITH_NCCL=AUTO -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DSQ_SHARED_DIR=$PWD/.carry/shared || return 1
   time ninja -C $B -j16 || return 1
 }
