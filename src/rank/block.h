@@ -31,6 +31,9 @@ namespace sq::rank {
 struct BlockContext {
   at::Tensor positions;     // [B,T] int64 (on the block's device or CPU)
   at::Tensor padding_mask;  // [B,T] bool, true = real token; undefined = no padding
+  // Apply attn_logit_softcapping (gemma2) as transformers' eager attention does; its default
+  // sdpa attention (which the fixtures record) does not.
+  bool attn_softcap = false;
 };
 BlockContext make_context(int64_t batch, int64_t seq_len, const at::Device& device);
 
