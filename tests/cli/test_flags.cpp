@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "cli/bad_models.h"
+#include "coordinator/options_table.h"
 
 namespace sq::test {
 namespace {
@@ -171,13 +172,20 @@ TEST_F(WithModel, BadEnvValueNamesTheVariable) {
   EXPECT_NE(q.err.find("EXTRA_ARGS"), std::string::npos) << q.err;
 }
 
-TEST_F(WithModel, RunWithoutDryRunIsRefusedClearly) {
-  if (!fs::exists(source_dir() + "/src/coordinator/quantize_stub.cpp"))
-    GTEST_SKIP() << "the quantization pipeline replaced the stub";
+TEST_F(WithModel, RealRunRefusesFlagsNotBuiltYet) {
+  const auto* row = coordinator::table::find_flag("dump_salient");
+  if (!row->coming) GTEST_SKIP() << "--dump-salient is built now";
   const std::string out = tmp_ / "run-out";
-  auto r = run_shardquant({"--model_path", model_, "--output_dir", out});
+  auto r = run_shardquant(
+      {"--model_path", model_, "--output_dir", out, "--dump-salient", tmp_ / "s.json"});
   EXPECT_EQ(r.code, 2) << r.all();
-  EXPECT_NE(r.err.find("--dry-run"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--dump_salient"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not available in this build yet"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out)) << "refused before anything is written";
+  // A dry run accepts it with a warning.
+  auto d = dry({"--model_path", model_, "--output_dir", out, "--dump-salient", tmp_ / "s.json"});
+  EXPECT_EQ(d.code, 0) << d.all();
+  EXPECT_NE(d.err.find("no effect"), std::string::npos) << d.err;
 }
 
 TEST_F(WithModel, LogFileGetsRankTaggedLines) {
