@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang-format git
-  libtorch-dev libboost-program-options-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libtorch-dev libopenblas0-pthread libboost-program-options-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libhdf5-dev libpcre2-dev libopenmpi-dev openmpi-bin libgtest-dev googletest
 )
 # Node.js + npm only when the machine has none (a preinstalled node must not be replaced: apt's
