@@ -1,0 +1,242 @@
+#include "coordinator/run_support.h"
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "common/check.h"
+#include "rank/device.h"
+
+namespace sq::coordinator {
+
+at::Device run_device(const Options& o) {
+  if (o.force_cpu || o.device == "cpu") return at::Device(at::kCPU);
+  if (!o.device.empty() && o.device != "auto") {
+    at::Device d(o.device);
+    SQ_REQUIRE(!d.is_cuda() || rank::cuda_available(),
+               "--device " << o.device << " asked for CUDA but no CUDA device is available");
+    return d;
+  }
+  return rank::pick_device(false, 0);
+}
+
+at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg) {
+  if (d.is_cpu()) return at::kFloat;
+  return cfg.dtype == "float16" ? at::kHalf : at::kBFloat16;
+}
+
+int64_t micro_batch_for(int64_t seq_len) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, seq_len));
+}
+
+io::CalibOptions calib_options(const Options& o) {
+  io::CalibOptions c;
+  c.datasets = o.datasets;
+  c.files = o.calib_files;
+  c.splits = o.calib_split;
+  c.n_samples = o.calib_size;
+  c.seq_len = o.seq_len;
+  c.seed = o.seed;
+  c.mode = o.method == Method::kAwq ? io::CalibMode::Awq : io::CalibMode::Gptq;
+  c.cache_path = o.calib_cache;
+  c.dataset_dir = o.dataset_dir;
+  return c;
+}
+
+rank::KeepFp keep_fp_from_plan(const Plan& plan) {
+  auto kept = std::make_shared<std::set<std::string>>();
+  for (const auto& b : plan.blocks)
+    for (const auto& l : b.linears)
+      if (!l.quantized) kept->insert(l.ref.name);
+  return [kept](const std::string& name) { return kept->count(name) != 0; };
+}
+
+namespace {
+struct FormatRow {
+  OutputFormat option;
+  io::PackFormat pack;
+  io::OutputFormat output;
+};
+const FormatRow kFormats[] = {
+    {OutputFormat::kAwq, io::PackFormat::kAwqGemm, io::OutputFormat::kAwqGemm},
+    {OutputFormat::kGptq, io::PackFormat::kGptqV1, io::OutputFormat::kGptq},
+    {OutputFormat::kCompressedTensors, io::PackFormat::kCompressedPack,
+     io::OutputFormat::kCompressedTensors},
+};
+const FormatRow& format_row(OutputFormat f) {
+  for (const auto& r : kFormats)
+    if (r.option == f) return r;
+  SQ_CHECK(false, "unknown output format");
+}
+}  // namespace
+
+rank::ExportOptions export_options(const Options& o) {
+  rank::ExportOptions x;
+  x.format = format_row(o.format).pack;
+  x.bits = o.bits;
+  x.group_size = o.group_size;
+  return x;
+}
+
+rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch) {
+  rank::AwqSettings s;
+  s.scheme = o.scheme();
+  s.duo_scaling = o.duo_scaling;
+  s.clip = o.clip;
+  s.n_grid = o.n_grid;
+  s.micro_batch = micro_batch;
+  return s;
+}
+
+rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch) {
+  rank::GptqSettings s;
+  s.scheme = o.scheme();
+  s.gptq.damp_percent = o.damp_percent;
+  s.gptq.act_order = o.desc_act;
+  s.gptq.static_groups = o.static_groups;
+  s.propagate_fp = o.propagate == Propagate::kFp;
+  s.micro_batch = micro_batch;
+  return s;
+}
+
+io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
+  io::QuantSettings q;
+  q.format = format_row(o.format).output;
+  q.bits = o.bits;
+  q.group_size = o.group_size;
+  q.zero_point = o.zero_point;
+  q.desc_act = o.desc_act;
+  q.static_groups = o.static_groups;
+  q.true_sequential = o.true_sequential;
+  q.damp_percent = o.damp_percent;
+  q.gptq_v2 = gptq_v2;
+  return q;
+}
+
+double seconds_between(std::chrono::steady_clock::time_point a,
+                       std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+std::string human_seconds(double s) {
+  char buf[64];
+  if (!std::isfinite(s) || s < 0) return "?";
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
+                  (static_cast<int>(s) % 3600) / 60);
+  }
+  return buf;
+}
+
+double mean_error(const rank::BlockQuantResult& r) {
+  if (r.reports.empty()) return 0;
+  double s = 0;
+  for (const auto& x : r.reports) s += x.error;
+  return s / r.reports.size();
+}
+
+RunSummary::RunSummary(const Options& o, const Plan& plan) {
+  j_["shardquant_version"] = SQ_VERSION;
+  j_["model_path"] = o.model_path;
+  j_["architecture"] = plan.architecture;
+  j_["settings"] = {{"method", to_string(o.method)},
+                    {"bits", o.bits},
+                    {"group_size", o.group_size},
+                    {"zero_point", o.zero_point},
+                    {"format", to_string(o.format)},
+                    {"desc_act", o.desc_act},
+                    {"static_groups", o.static_groups},
+                    {"damp_percent", o.damp_percent},
+                    {"propagate", to_string(o.propagate)},
+                    {"duo_scaling", o.duo_scaling},
+                    {"clip", o.clip},
+                    {"n_grid", o.n_grid},
+                    {"seq_len_requested", o.seq_len},
+                    {"calib_size", o.calib_size},
+                    {"seed", o.seed},
+                    {"force_cpu", o.force_cpu}};
+  j_["blocks"] = nlohmann::json::array();
+  j_["timings_s"] = nlohmann::json::object();
+}
+
+void RunSummary::set_calibration(const nlohmann::json& provenance, int64_t samples,
+                                 int64_t seq_len) {
+  j_["calibration"] = provenance;
+  j_["calibration"]["samples_used"] = samples;
+  j_["calibration"]["seq_len_used"] = seq_len;
+}
+
+void RunSummary::add_phase(const std::string& name, double seconds) {
+  j_["timings_s"][name] = seconds;
+}
+
+void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, double seconds) {
+  nlohmann::json b = {{"index", index}, {"seconds", seconds}, {"linears", nlohmann::json::array()}};
+  for (const auto& rep : r.reports) {
+    b["linears"].push_back({{"name", rep.name},
+                            {"error", rep.error},
+                            {"seconds", rep.seconds},
+                            {"damp_escalations", rep.stats.damp_escalations},
+                            {"diagonal_floor", rep.stats.diagonal_floor},
+                            {"rtn_fallback", rep.stats.rtn_fallback},
+                            {"dead_columns", rep.stats.dead_columns},
+                            {"note", rep.note}});
+  }
+  b["notes"] = r.notes;
+  j_["blocks"].push_back(b);
+}
+
+void RunSummary::set_output(const std::vector<std::string>& shards,
+                            const std::vector<std::string>& copied, const io::QuantSettings& qs) {
+  j_["output"] = {{"shards", shards},
+                  {"copied_files", copied},
+                  {"quantization_config", io::quantization_config(qs)}};
+}
+
+void RunSummary::set_total(double seconds) {
+  j_["timings_s"]["total"] = seconds;
+}
+
+std::string RunSummary::table() const {
+  std::ostringstream os;
+  os << "summary\n  phase                 seconds\n";
+  for (auto it = j_["timings_s"].begin(); it != j_["timings_s"].end(); ++it) {
+    char line[96];
+    std::snprintf(line, sizeof line, "  %-20s %8.2f\n", it.key().c_str(), it.value().get<double>());
+    os << line;
+  }
+  // Error per layer role, averaged over blocks ("self_attn.q_proj" …).
+  std::map<std::string, std::pair<double, int>> per_role;
+  int fallbacks = 0, escalations = 0;
+  for (const auto& b : j_["blocks"])
+    for (const auto& l : b["linears"]) {
+      std::string name = l["name"];
+      auto pos = name.find('.', name.find_first_of("0123456789"));
+      std::string role = pos == std::string::npos ? name : name.substr(pos + 1);
+      per_role[role].first += l["error"].get<double>();
+      per_role[role].second += 1;
+      fallbacks += l["rtn_fallback"].get<bool>() ? 1 : 0;
+      escalations += l["damp_escalations"].get<int>();
+    }
+  os << "  layer                          mean error  (over blocks)\n";
+  for (const auto& [role, v] : per_role) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-30s %12.5g  (%d)\n", role.c_str(), v.first / v.second,
+                  v.second);
+    os << line;
+  }
+  os << "  fallbacks to RTN: " << fallbacks << ", damping escalations: " << escalations << "\n";
+  if (j_.contains("calibration"))
+    os << "  calibration: " << j_["calibration"]["samples_used"] << " samples x seq_len "
+       << j_["calibration"]["seq_len_used"] << " (requested " << j_["settings"]["seq_len_requested"]
+       << ")";
+  return os.str();
+}
+
+}  // namespace sq::coordinator

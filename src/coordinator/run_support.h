@@ -1,0 +1,58 @@
+// Small pieces the quantization run is assembled from: mapping Options onto the io/rank/solver
+// settings (each mapping written once, here), device choice, timing helpers and the run summary
+// (shardquant_summary.json + the end-of-run table).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "coordinator/options.h"
+#include "coordinator/plan.h"
+#include "io/calib.h"
+#include "io/quant_config.h"
+#include "rank/block_export.h"
+#include "rank/block_quant.h"
+
+namespace sq::coordinator {
+
+at::Device run_device(const Options& o);
+// CPU: float32. GPU: the checkpoint's half type (bf16 unless it is fp16).
+at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg);
+// Samples per forward micro-batch: bounded activation memory at any seq_len.
+int64_t micro_batch_for(int64_t seq_len);
+
+io::CalibOptions calib_options(const Options& o);
+rank::KeepFp keep_fp_from_plan(const Plan& plan);
+rank::ExportOptions export_options(const Options& o);
+rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch);
+rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch);
+io::QuantSettings quant_settings(const Options& o, bool gptq_v2);
+
+double seconds_between(std::chrono::steady_clock::time_point a,
+                       std::chrono::steady_clock::time_point b);
+std::string human_seconds(double s);  // "1h02m", "3m05s", "4.2s"
+double mean_error(const rank::BlockQuantResult& r);
+
+class RunSummary {
+ public:
+  RunSummary(const Options& o, const Plan& plan);
+  void set_calibration(const nlohmann::json& provenance, int64_t samples, int64_t seq_len);
+  void add_phase(const std::string& name, double seconds);
+  void add_block(int64_t index, const rank::BlockQuantResult& r, double seconds);
+  void set_output(const std::vector<std::string>& shards, const std::vector<std::string>& copied,
+                  const io::QuantSettings& qs);
+  void set_total(double seconds);
+  const nlohmann::json& json() const { return j_; }
+  // The end-of-run table: time per phase, error per layer (mean over blocks), fallbacks,
+  // the calibration seq_len actually used.
+  std::string table() const;
+
+ private:
+  nlohmann::json j_;
+};
+
+}  // namespace sq::coordinator

@@ -1,0 +1,212 @@
+// AWQ on one block (REFERENCE.md §1): capture → per-group scale search on the inspect scope →
+// apply → clip → quantize. The search's loss runs the real block code (forward_scope), so every
+// architecture's attention/MLP/MoE semantics come from one place.
+#include <chrono>
+#include <set>
+
+#include "common/check.h"
+#include "rank/arch_table.h"
+#include "rank/block_quant.h"
+#include "rank/capture.h"
+#include "solvers/awq.h"
+
+namespace sq::rank {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The inspect scope of a group, its input tensor and how to run it in micro-batches.
+struct Scope {
+  std::string name;
+  at::Tensor* input = nullptr;  // [tokens, in] captured (dense: n·T rows in sample order)
+  bool dense = true;            // rows are n·T tokens (view as [n, T, in]); else routed rows
+};
+
+class ScopeRunner {
+ public:
+  ScopeRunner(const Block& b, const Scope& s, const at::Tensor& mask, int64_t n, int64_t T,
+              int64_t mb)
+      : b_(b), s_(s), n_(n), T_(T), mb_(std::max<int64_t>(1, mb)) {
+    if (s.dense && mask.defined() && !mask.all().item<bool>())
+      mask_ = mask.to(b.device()).reshape({-1});
+  }
+
+  // Output of the scope over every micro-batch, [rows, out].
+  at::Tensor run() const {
+    std::vector<at::Tensor> outs;
+    const at::Tensor& x = *s_.input;
+    if (!s_.dense) {
+      const int64_t rows = x.size(0), step = mb_ * T_;
+      for (int64_t r0 = 0; r0 < rows; r0 += step) {
+        BlockContext ctx;
+        outs.push_back(b_.forward_scope(s_.name, x.slice(0, r0, std::min(rows, r0 + step)), ctx));
+      }
+    } else {
+      at::Tensor x3 = x.view({n_, T_, x.size(-1)});
+      for (int64_t b0 = 0; b0 < n_; b0 += mb_) {
+        const int64_t b1 = std::min(n_, b0 + mb_);
+        BlockContext ctx = make_context(b1 - b0, T_, b_.device());
+        if (mask_.defined()) ctx.padding_mask = mask_.view({n_, T_}).slice(0, b0, b1);
+        at::Tensor y = b_.forward_scope(s_.name, x3.slice(0, b0, b1), ctx);
+        outs.push_back(y.reshape({-1, y.size(-1)}));
+      }
+    }
+    at::Tensor y = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+    return mask_.defined() ? y.index({mask_}) : y;
+  }
+
+ private:
+  const Block& b_;
+  Scope s_;
+  int64_t n_, T_, mb_;
+  at::Tensor mask_;
+};
+
+// Rows of a captured input that are real tokens. Dense captures have one row per (sample,
+// position); routed expert inputs have other row counts and no padding rows to drop.
+at::Tensor real_rows(const at::Tensor& x, const at::Tensor& mask, bool dense) {
+  if (!dense || !mask.defined() || x.size(0) != mask.numel() || mask.all().item<bool>()) return x;
+  return x.index({mask.to(x.device()).reshape({-1})});
+}
+
+}  // namespace
+
+BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
+                                    const io::ModelConfig& cfg, const io::ModelWeights& w,
+                                    const AwqSettings& st, const KeepFp& keep_fp) {
+  BlockQuantResult res;
+  const int64_t n = x.size(0), T = x.size(1);
+  const auto quantizable = quantizable_linears(block, cfg, w, keep_fp);
+  const std::set<std::string> quant_set(quantizable.begin(), quantizable.end());
+
+  // 1. One FP forward: the next block's input (FP propagation) and every linear's input.
+  InputCapture cap;
+  res.next_input = run_block(block, x, mask, st.micro_batch, &cap,
+                             [&](const at::Tensor&) { cap.begin_batch(); });
+  cap.finish();
+  const std::string router =
+      block.spec().role("router").empty() ? "" : block.prefix() + "." + block.spec().role("router");
+  const std::string shared_gate = block.spec().role("shared_expert_gate").empty()
+                                      ? ""
+                                      : block.prefix() + "." + block.spec().role("shared_expert_gate");
+
+  // 2. Scale search per group, in table order.
+  for (const auto& g : awq_groups(cfg, w, block.index())) {
+    const std::string gname = (g.prev_op.empty() ? "act" : g.prev_op) + " -> " + g.linears.front() +
+                              (g.linears.size() > 1 ? " (+" + std::to_string(g.linears.size() - 1) + ")" : "");
+    if (g.condition == GroupCondition::ActScales) {
+      res.notes.push_back("skipped " + gname + ": activation prev_op needs a scales tensor");
+      continue;
+    }
+    bool kept = false, missing_input = false;
+    for (const auto& m : g.linears) {
+      kept |= quant_set.count(m) == 0;
+      missing_input |= !cap.has(m);
+    }
+    if (kept) {
+      res.notes.push_back("skipped " + gname + ": a member stays in floating point");
+      continue;
+    }
+    const bool moe_mlp = g.inspect == "mlp" && !router.empty() && cap.has(router);
+    Scope scope;
+    scope.name = g.inspect;
+    if (moe_mlp) {
+      scope.input = &cap.input(router);
+    } else if (g.inspect == "attn" || g.inspect == "mlp" || g.inspect == "block") {
+      if (missing_input) continue;
+      scope.input = &cap.input(g.linears.front());
+    } else {
+      if (!cap.has(g.inspect)) {
+        res.notes.push_back("skipped " + gname + ": no tokens reached it");
+        continue;
+      }
+      scope.input = &cap.input(g.inspect);
+      // A linear scope is dense unless it is an expert's (routed rows).
+      scope.dense = g.expert < 0;
+    }
+    if (missing_input && !moe_mlp) {
+      res.notes.push_back("skipped " + gname + ": no tokens reached it");
+      continue;
+    }
+    if (scope.input->size(0) == 0) continue;
+    // x statistics: the input the group's members see — for a MoE MLP the whole MoE input.
+    const bool stats_dense = moe_mlp || g.expert < 0;
+    at::Tensor xs = moe_mlp ? *scope.input : cap.input(g.linears.front());
+    at::Tensor x_mean = solvers::awq_x_mean(real_rows(xs, mask, stats_dense));
+    std::vector<at::Tensor> ws;
+    for (const auto& m : g.linears) ws.push_back(block.linear(m).weight);
+    const int64_t G = st.scheme.group_for(ws.front().size(1));
+    at::Tensor w_mean = solvers::awq_w_mean(ws, G);
+
+    ScopeRunner runner(block, scope, mask, n, T, st.micro_batch);
+    const at::Tensor y_ref = runner.run().to(at::kFloat);
+    auto loss_fn = [&](const at::Tensor& s) -> double {
+      std::vector<at::Tensor> saved;
+      for (const auto& m : g.linears) {
+        Linear& l = block.linear(m);
+        saved.push_back(l.weight);
+        l.weight = solvers::awq_trial_weight(l.weight, s, st.scheme).to(l.weight.scalar_type());
+      }
+      at::Tensor y = runner.run().to(at::kFloat);
+      for (size_t i = 0; i < g.linears.size(); ++i) block.linear(g.linears[i]).weight = saved[i];
+      return (y - y_ref).pow(2).mean().item<double>();
+    };
+    auto best = solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn, gname);
+    at::Tensor s = best.scales;
+
+    // 3. Apply: prev op, members, routers fed by the same norm, cached inputs.
+    if (g.prev_is_norm) {
+      Norm& nm = block.norm(g.prev_op);
+      solvers::awq_apply_to_norm(nm.weight, nm.bias.defined() ? &nm.bias : nullptr, s,
+                                 g.prev_plus_one ? solvers::NormKind::kOffsetOne
+                                                 : solvers::NormKind::kPlain);
+      if (moe_mlp) {
+        // Routing must not change: the router (and shared-expert gate) see x/s now.
+        for (const auto& r : {router, shared_gate})
+          if (!r.empty() && block.has_linear(r)) solvers::awq_apply_to_member(block.linear(r).weight, s);
+      }
+    } else {
+      Linear& p = block.linear(g.prev_op);
+      solvers::awq_apply_to_prev_linear(p.weight, p.bias.defined() ? &p.bias : nullptr, s);
+    }
+    std::set<const void*> scaled;
+    auto scale_input = [&](at::Tensor& t) {
+      if (scaled.insert(t.data_ptr()).second) solvers::awq_scale_inputs(t, s);
+    };
+    for (const auto& m : g.linears) {
+      solvers::awq_apply_to_member(block.linear(m).weight, s);
+      if (cap.has(m)) scale_input(cap.input(m));
+    }
+    scale_input(*scope.input);
+    char note[128];
+    std::snprintf(note, sizeof note, "alpha=%.2f loss=%.4g", best.best_alpha, best.best_loss);
+    res.notes.push_back("scaled " + gname + ": " + note);
+  }
+
+  // 4. Clip, then 5. quantize every quantizable linear.
+  for (const auto& name : quantizable) {
+    auto t0 = std::chrono::steady_clock::now();
+    Linear& l = block.linear(name);
+    if (st.clip && solvers::awq_clip_applies(name) && cap.has(name)) {
+      at::Tensor xin = real_rows(cap.input(name), mask, true);
+      if (xin.size(0) > 0) {
+        auto clip = solvers::awq_clip_search(l.weight, xin, st.scheme);
+        solvers::awq_apply_clip(l.weight, clip.max_val);
+      }
+    }
+    solvers::QuantizedLinear q = solvers::quantize_rtn(l.weight, st.scheme, solvers::GridKind::kAwq, name);
+    l.weight = q.dequant.to(l.weight.scalar_type());
+    LinearReport r;
+    r.name = name;
+    r.error = q.stats.error;
+    r.stats = q.stats;
+    r.seconds = seconds_since(t0);
+    res.reports.push_back(r);
+    res.quantized.emplace(name, std::move(q));
+  }
+  return res;
+}
+
+}  // namespace sq::rank

@@ -1,0 +1,81 @@
+#include "rank/block_export.h"
+
+#include "common/check.h"
+#include "io/tensor.h"
+
+namespace sq::rank {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+// The block-held tensor for a checkpoint name, or undefined when the block does not hold it.
+at::Tensor held_tensor(const Block& b, const std::string& name) {
+  for (const char* suffix : {".weight", ".bias"}) {
+    if (!ends_with(name, suffix)) continue;
+    const std::string base = name.substr(0, name.size() - std::string(suffix).size());
+    const bool is_weight = std::string(suffix) == ".weight";
+    if (b.has_linear(base)) {
+      const Linear& l = b.linear(base);
+      at::Tensor t = is_weight ? l.weight : l.bias;
+      if (t.defined() && is_weight && l.transposed) t = t.t();
+      return t;
+    }
+    if (b.has_norm(base)) {
+      const Norm& n = b.norm(base);
+      return is_weight ? n.weight : n.bias;
+    }
+  }
+  auto& extras = const_cast<Block&>(b).extras();
+  auto it = extras.find(name);
+  return it == extras.end() ? at::Tensor() : it->second;
+}
+
+}  // namespace
+
+NamedTensors export_block(const Block& block,
+                          const std::map<std::string, solvers::QuantizedLinear>& quantized,
+                          const io::ModelWeights& w, const ExportOptions& opts,
+                          bool* gptq_zero_zero, std::vector<std::string>* v1_qzeros) {
+  NamedTensors out;
+  const std::string pre = block.prefix() + ".";
+  for (const auto& name : w.names()) {
+    if (name.compare(0, pre.size(), pre) != 0) continue;
+    if (ends_with(name, ".weight")) {
+      const std::string base = name.substr(0, name.size() - 7);
+      auto q = quantized.find(base);
+      if (q != quantized.end()) {
+        io::QuantLinear ql;
+        ql.codes = q->second.codes.to(at::kCPU).contiguous();
+        ql.zeros = q->second.zeros.to(at::kCPU).contiguous();
+        ql.scales = q->second.scales.to(at::kCPU).contiguous();
+        ql.g_idx = q->second.g_idx.to(at::kCPU).contiguous();
+        ql.bits = opts.bits;
+        ql.group_size = opts.group_size;
+        io::PackFormat fmt = opts.format;
+        if (fmt == io::PackFormat::kGptqV1 && !io::gptq_v1_can_store(ql.zeros, opts.bits)) {
+          // Stored as true zeros for now; the caller rewrites the checkpoint as gptq_v2.
+          if (gptq_zero_zero) *gptq_zero_zero = true;
+          fmt = io::PackFormat::kGptqV2;
+        }
+        if (fmt == io::PackFormat::kGptqV1 && v1_qzeros) v1_qzeros->push_back(base + ".qzeros");
+        io::PackedLinear p = io::pack(ql, fmt);
+        for (auto& kv : p.tensors) out.emplace_back(base + "." + kv.first, kv.second);
+        continue;
+      }
+    }
+    const auto& info = w.info(name);
+    at::Tensor t = held_tensor(block, name);
+    if (!t.defined()) {
+      out.emplace_back(name, w.get(name));
+      continue;
+    }
+    SQ_CHECK(t.numel() == info.numel(), "block tensor " << name << " has " << t.numel()
+                                                        << " elements, checkpoint " << info.numel());
+    out.emplace_back(name, t.to(at::kCPU).to(io::to_scalar_type(info.dtype)).reshape(info.shape).contiguous());
+  }
+  return out;
+}
+
+}  // namespace sq::rank

@@ -1,0 +1,83 @@
+// Quantizing one decoder block in place: AWQ (AutoAWQ semantics, REFERENCE.md §1) and GPTQ
+// (true-sequential, REFERENCE.md §2). The per-rank worker calls these block after block.
+//
+// CONTRACT
+//   Inputs: a Block on its device (weights are modified in place: AWQ scales + clips norms and
+//   linears; both leave every quantized linear holding its fake-quantized weight), the block's
+//   calibration input x [n, T, H] on the block's device, and `mask` [n, T] bool (real tokens;
+//   undefined = no padding).
+//   Output: the canonical QuantizedLinear of every quantized linear (solvers/quant_grid.h), a
+//   report line per linear, and the next block's input [n, T, H]:
+//     AWQ  — the block's full-precision output computed before any change (FP propagation);
+//     GPTQ — the quantized block's output (propagate quant) or the FP output (propagate fp).
+//   Linears for which keep_fp(name) is true are neither scaled nor quantized (AWQ skips a
+//   scaling group that contains one). Forward passes run in micro-batches of `micro_batch`
+//   samples so activation memory stays bounded.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "io/model_weights.h"
+#include "rank/block.h"
+#include "solvers/gptq.h"
+#include "solvers/quant_grid.h"
+
+namespace sq::rank {
+
+using KeepFp = std::function<bool(const std::string& linear)>;
+
+struct AwqSettings {
+  solvers::QuantScheme scheme;
+  bool duo_scaling = true;
+  bool clip = true;
+  int n_grid = 20;
+  int64_t micro_batch = 8;
+};
+
+struct GptqSettings {
+  solvers::QuantScheme scheme{8, 128, false};
+  solvers::GptqOptions gptq;
+  bool propagate_fp = false;
+  int64_t micro_batch = 8;
+};
+
+struct LinearReport {
+  std::string name;
+  double error = 0;  // solver's error (see SolveStats::error)
+  double seconds = 0;
+  solvers::SolveStats stats;
+  std::string note;  // e.g. the chosen AWQ α
+};
+
+struct BlockQuantResult {
+  std::map<std::string, solvers::QuantizedLinear> quantized;  // by full linear prefix
+  std::vector<LinearReport> reports;
+  std::vector<std::string> notes;  // skipped groups etc.
+  at::Tensor next_input;           // [n, T, H]
+};
+
+// Runs the block over x in micro-batches; `tap` (optional) sees every linear input.
+// Capture taps with per-batch state get begin-batch calls through `on_batch`.
+at::Tensor run_block(const Block& block, const at::Tensor& x, const at::Tensor& mask,
+                     int64_t micro_batch, ActivationTap* tap = nullptr,
+                     const std::function<void(const at::Tensor& batch_mask)>& on_batch = {});
+
+// The quantizable linears of the block (arch block_linears order), minus kept ones.
+std::vector<std::string> quantizable_linears(const Block& block, const io::ModelConfig& cfg,
+                                             const io::ModelWeights& w, const KeepFp& keep_fp);
+
+BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
+                                    const io::ModelConfig& cfg, const io::ModelWeights& w,
+                                    const AwqSettings& settings, const KeepFp& keep_fp);
+
+BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
+                                     const io::ModelConfig& cfg, const io::ModelWeights& w,
+                                     const GptqSettings& settings, const KeepFp& keep_fp);
+
+}  // namespace sq::rank

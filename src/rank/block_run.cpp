@@ -1,0 +1,34 @@
+#include "rank/arch.h"
+#include "rank/block_quant.h"
+
+namespace sq::rank {
+
+at::Tensor run_block(const Block& block, const at::Tensor& x, const at::Tensor& mask,
+                     int64_t micro_batch, ActivationTap* tap,
+                     const std::function<void(const at::Tensor&)>& on_batch) {
+  const int64_t n = x.size(0), T = x.size(1);
+  const int64_t mb = std::max<int64_t>(1, micro_batch);
+  std::vector<at::Tensor> outs;
+  for (int64_t b0 = 0; b0 < n; b0 += mb) {
+    const int64_t b1 = std::min(n, b0 + mb);
+    BlockContext ctx = make_context(b1 - b0, T, block.device());
+    at::Tensor m;
+    if (mask.defined()) {
+      m = mask.slice(0, b0, b1).to(block.device());
+      if (!m.all().item<bool>()) ctx.padding_mask = m;
+    }
+    if (on_batch) on_batch(m);
+    outs.push_back(block.forward(x.slice(0, b0, b1), ctx, tap));
+  }
+  return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+}
+
+std::vector<std::string> quantizable_linears(const Block& block, const io::ModelConfig& cfg,
+                                             const io::ModelWeights& w, const KeepFp& keep_fp) {
+  std::vector<std::string> out;
+  for (const auto& ref : block_linears(cfg, w, block.index()))
+    if (!keep_fp || !keep_fp(ref.name)) out.push_back(ref.name);
+  return out;
+}
+
+}  // namespace sq::rank
