@@ -15,7 +15,19 @@ if(SQ_BOOST_PO_ROOT)
 else()
   find_package(Boost 1.71 REQUIRED COMPONENTS program_options)
 endif()
-find_package(spdlog REQUIRED)
+# spdlog: the system package, or — on the GPU machine, whose fmt headers are a newer major
+# version than its spdlog accepts — carried Debian spdlog 1.10 + fmt 9 headers used header-only
+# (SQ_SPDLOG_ROOT/include holds spdlog/ and fmt/; made by scripts/device_prepare.sh).
+set(SQ_SPDLOG_ROOT "" CACHE PATH "carried spdlog + fmt headers (header-only use)")
+if(SQ_SPDLOG_ROOT)
+  add_library(spdlog::spdlog INTERFACE IMPORTED)
+  target_include_directories(spdlog::spdlog INTERFACE ${SQ_SPDLOG_ROOT}/include)
+  target_compile_definitions(spdlog::spdlog INTERFACE SPDLOG_HEADER_ONLY FMT_HEADER_ONLY
+                                                      SPDLOG_FMT_EXTERNAL)
+  message(STATUS "spdlog header-only from ${SQ_SPDLOG_ROOT}")
+else()
+  find_package(spdlog REQUIRED)
+endif()
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
 # PCRE2: pkg-config where the -dev package is installed; else a plain header + library search

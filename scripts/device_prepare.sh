@@ -12,6 +12,9 @@ cp "$S"/models/*.json .carry/shared/models/
 cp -r "$S/fixtures" .carry/shared/
 cp "$S"/data/corpus/*-test.txt "$S"/data/corpus/*-train.txt .carry/shared/data/corpus/
 cp /usr/include/pcre2.h .carry/pcre2/include/
+# spdlog 1.10 + fmt 9 headers (the GPU machine's fmt is too new for its spdlog).
+rm -rf .carry/spdlog && mkdir -p .carry/spdlog/include
+cp -r /usr/include/spdlog /usr/include/fmt .carry/spdlog/include/
 # Boost.Program_options: the headers our translation units include (their closure, read from the
 # local build's dependency records) and the shared library.
 if [ -d build ]; then

@@ -22,7 +22,7 @@ stage_build() {
   ln -sf "$(ldconfig -p | awk '/libpcre2-8.so.0 /{print $NF; exit}')" .carry/pcre2/lib/libpcre2-8.so
   cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
     -DPCRE2_INCLUDE_DIR=$PWD/.carry/pcre2/include -DPCRE2_LIBRARY=$PWD/.carry/pcre2/lib/libpcre2-8.so \
-    -DSQ_BOOST_PO_ROOT=$PWD/.carry/boost -DSQ_WITH_CUDA=ON -DSQ_WITH_NCCL=AUTO -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DSQ_BOOST_PO_ROOT=$PWD/.carry/boost -DSQ_SPDLOG_ROOT=$PWD/.carry/spdlog -DSQ_WITH_CUDA=ON -DSQ_WITH_NCCL=AUTO -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DSQ_SHARED_DIR=$PWD/.carry/shared || return 1
   time ninja -C $B -j16 || return 1
 }
