@@ -38,7 +38,8 @@ struct BlockContext {
 BlockContext make_context(int64_t batch, int64_t seq_len, const at::Device& device);
 
 // Receives the input of every linear. Dense linears: x is [B,T,in]. MoE experts: x is [n,in],
-// only the tokens routed to that expert (n may be 0: then it is not called).
+// only the tokens routed to that expert (n may be 0: then it is not called). The router is
+// tapped with the whole MoE input [B,T,in] (it is never quantized).
 class ActivationTap {
  public:
   virtual ~ActivationTap() = default;

@@ -49,6 +49,9 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
   at::Tensor flat = x.reshape({-1, x.size(-1)});
   const Linear* router = find_linear_role("router");
   SQ_REQUIRE(router, "block " << prefix_ << ": missing router linear");
+  // The router's input is the whole MoE input: AWQ takes its statistics and its inspect-scope
+  // input from it (the router itself is never quantized).
+  if (tap && tap->wants(router->name)) tap->on_input(router->name, x);
   const int64_t k = cfg_.get_int("num_experts_per_tok", 2);
   Routing r;
   switch (spec_->router) {
