@@ -45,9 +45,15 @@ ModelWeights::ModelWeights(const std::string& model_dir) : dir_(model_dir) {
         SQ_THROW(InputError, index_path.string() << " lists shard \"" << s
                                                  << "\" which is missing from " << model_dir);
   } else {
-    for (const auto& e : fs::directory_iterator(model_dir))
-      if (e.is_regular_file() && e.path().extension() == ".safetensors")
-        shard_names.push_back(e.path().filename().string());
+    // Like transformers: without an index the weights are model.safetensors; only when that
+    // is absent do other *.safetensors files (a single custom-named file) count.
+    if (fs::exists(fs::path(model_dir) / "model.safetensors")) {
+      shard_names.push_back("model.safetensors");
+    } else {
+      for (const auto& e : fs::directory_iterator(model_dir))
+        if (e.is_regular_file() && e.path().extension() == ".safetensors")
+          shard_names.push_back(e.path().filename().string());
+    }
     std::sort(shard_names.begin(), shard_names.end());
     if (shard_names.empty())
       SQ_THROW(InputError, model_dir << ": no *.safetensors files (and no "
