@@ -1,0 +1,198 @@
+// Synthetic checkpoints (see synth.h). The shapes and the per-family tensor extras are tables;
+// tensors are generated one at a time and streamed into the sharded writer, so memory stays at
+// one shard whatever the model size.
+#include "rank/synth.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "common/check.h"
+#include "io/model_config.h"
+#include "io/safetensors_writer.h"
+
+namespace sq::rank {
+namespace fs = std::filesystem;
+namespace {
+
+// Families whose checkpoint layout synth_tensors() writes: Llama naming plus these extras.
+struct FamilyRow {
+  const char* model_type;
+  bool qkv_bias_default;  // attention biases unless config.json says attention_bias: false
+  bool qk_norm;           // per-head q_norm / k_norm weights
+};
+const FamilyRow kFamilies[] = {
+    {"llama", false, false},
+    {"mistral", false, false},
+    {"qwen2", true, false},
+    {"qwen3", false, true},
+};
+
+// Files copied from the tokenizer directory (the first is required).
+const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json",
+                                       "special_tokens_map.json", "generation_config.json"};
+
+const FamilyRow* family_of(const std::string& model_type) {
+  for (const auto& f : kFamilies)
+    if (model_type == f.model_type) return &f;
+  return nullptr;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  SQ_REQUIRE(in, "synth: cannot open " << path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    SQ_THROW(InputError, "synth: " << path << " is not valid JSON: " << e.what());
+  }
+}
+
+}  // namespace
+
+const std::vector<SynthShape>& synth_shapes() {
+  // name, hidden, layers, intermediate, heads, kv heads, vocab, max positions, rope θ, llama3 rope
+  static const std::vector<SynthShape> rows = {
+      {"llama-1b", 2048, 16, 8192, 32, 8, 32000, 4096, 10000.0, false},
+      {"llama-8b", 4096, 32, 14336, 32, 8, 128256, 8192, 500000.0, true},
+      {"llama-70b", 8192, 80, 28672, 64, 8, 128256, 8192, 500000.0, true},
+  };
+  return rows;
+}
+
+nlohmann::json synth_config(const std::string& shape) {
+  for (const auto& s : synth_shapes()) {
+    if (shape != s.name) continue;
+    nlohmann::json j = {{"architectures", {"LlamaForCausalLM"}},
+                        {"model_type", "llama"},
+                        {"hidden_size", s.hidden},
+                        {"num_hidden_layers", s.layers},
+                        {"intermediate_size", s.intermediate},
+                        {"num_attention_heads", s.heads},
+                        {"num_key_value_heads", s.kv_heads},
+                        {"head_dim", s.hidden / s.heads},
+                        {"vocab_size", s.vocab},
+                        {"max_position_embeddings", s.max_positions},
+                        {"hidden_act", "silu"},
+                        {"rms_norm_eps", 1e-5},
+                        {"rope_theta", s.rope_theta},
+                        {"attention_bias", false},
+                        {"mlp_bias", false},
+                        {"tie_word_embeddings", false},
+                        {"torch_dtype", "bfloat16"},
+                        {"bos_token_id", 0},
+                        {"eos_token_id", 1},
+                        {"initializer_range", 0.02},
+                        {"use_cache", true}};
+    if (s.llama3_rope)
+      j["rope_scaling"] = {{"rope_type", "llama3"},
+                           {"factor", 8.0},
+                           {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0},
+                           {"original_max_position_embeddings", 8192}};
+    return j;
+  }
+  if (fs::is_regular_file(shape)) return read_json(shape);
+  std::string names;
+  for (const auto& s : synth_shapes()) names += std::string(names.empty() ? "" : ", ") + s.name;
+  SQ_THROW(InputError, "synth --shape " << shape << ": neither a named shape (" << names
+                                        << ") nor an existing config.json file");
+}
+
+std::vector<SynthTensor> synth_tensors(const nlohmann::json& j) {
+  const io::ModelConfig c = io::parse_model_config(j, "synth config");
+  const FamilyRow* fam = family_of(c.model_type);
+  SQ_REQUIRE(fam, "synth: model_type " << c.model_type
+                                       << " is not supported (expected llama, mistral, qwen2 or "
+                                          "qwen3)");
+  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, hd = c.head_dim;
+  const int64_t q_out = c.num_attention_heads * hd, kv_out = c.num_key_value_heads * hd;
+  const bool qkv_bias = j.value("attention_bias", fam->qkv_bias_default);
+  std::vector<SynthTensor> t;
+  t.push_back({"model.embed_tokens.weight", {V, H}});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    t.push_back({p + "input_layernorm.weight", {H}, true});
+    t.push_back({p + "self_attn.q_proj.weight", {q_out, H}});
+    t.push_back({p + "self_attn.k_proj.weight", {kv_out, H}});
+    t.push_back({p + "self_attn.v_proj.weight", {kv_out, H}});
+    if (qkv_bias)
+      for (const auto& [n, o] :
+           {std::pair<const char*, int64_t>{"q", q_out}, {"k", kv_out}, {"v", kv_out}})
+        t.push_back({p + "self_attn." + n + "_proj.bias", {o}});
+    if (fam->qk_norm) {
+      t.push_back({p + "self_attn.q_norm.weight", {hd}, true});
+      t.push_back({p + "self_attn.k_norm.weight", {hd}, true});
+    }
+    t.push_back({p + "self_attn.o_proj.weight", {H, q_out}});
+    t.push_back({p + "post_attention_layernorm.weight", {H}, true});
+    t.push_back({p + "mlp.gate_proj.weight", {I, H}});
+    t.push_back({p + "mlp.up_proj.weight", {I, H}});
+    t.push_back({p + "mlp.down_proj.weight", {H, I}});
+  }
+  t.push_back({"model.norm.weight", {H}, true});
+  if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", {V, H}});
+  return t;
+}
+
+SynthReport write_synth_model(const nlohmann::json& config_in, const SynthOptions& o) {
+  using clock = std::chrono::steady_clock;
+  SQ_REQUIRE(!o.out_dir.empty(), "synth: --out is required");
+  SQ_REQUIRE(!fs::exists(o.out_dir) || fs::is_empty(o.out_dir),
+             "synth: output directory " << o.out_dir << " exists and is not empty");
+  const std::string tok_json = o.tokenizer_dir + "/tokenizer.json";
+  SQ_REQUIRE(!o.tokenizer_dir.empty() && fs::is_regular_file(tok_json),
+             "synth: no tokenizer.json in '" << o.tokenizer_dir
+                                             << "' (pass --tokenizer DIR holding tokenizer.json)");
+  nlohmann::json config = config_in;
+  const char* dtype_name = o.dtype == at::kBFloat16 ? "bfloat16"
+                           : o.dtype == at::kHalf   ? "float16"
+                                                    : "float32";
+  config["torch_dtype"] = dtype_name;
+  config.erase("dtype");
+  // The special-token ids must be the tokenizer's, not the donor config's.
+  if (fs::is_regular_file(o.tokenizer_dir + "/config.json")) {
+    const auto tc = read_json(o.tokenizer_dir + "/config.json");
+    for (const char* k : {"bos_token_id", "eos_token_id", "pad_token_id"})
+      if (tc.contains(k)) config[k] = tc[k];
+  }
+  const auto tensors = synth_tensors(config);
+
+  fs::create_directories(o.out_dir);
+  SynthReport rep;
+  io::ShardedWriter writer(o.out_dir, o.max_shard_bytes);
+  for (const auto& st : tensors) {
+    auto t0 = clock::now();
+    at::Tensor t = at::empty(st.shape, at::TensorOptions().dtype(o.dtype));
+    if (st.ones)
+      t.fill_(1.0);
+    else
+      fill_normal(t, o.seed, fnv1a(st.name), 0.02f, o.threads);
+    auto t1 = clock::now();
+    writer.add(st.name, t);
+    rep.generate_s += std::chrono::duration<double>(t1 - t0).count();
+    rep.write_s += std::chrono::duration<double>(clock::now() - t1).count();
+    rep.tensors += 1;
+    rep.parameters += t.numel();
+  }
+  auto t1 = clock::now();
+  rep.files = writer.finish();
+  rep.bytes = writer.total_bytes();
+  rep.write_s += std::chrono::duration<double>(clock::now() - t1).count();
+
+  std::ofstream(o.out_dir + "/config.json") << config.dump(2) << "\n";
+  for (const char* f : kTokenizerFiles) {
+    const std::string src = o.tokenizer_dir + "/" + f;
+    if (fs::is_regular_file(src))
+      fs::copy_file(src, o.out_dir + "/" + f, fs::copy_options::overwrite_existing);
+  }
+  return rep;
+}
+
+}  // namespace sq::rank
