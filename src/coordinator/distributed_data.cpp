@@ -1,0 +1,59 @@
+// --parallel data (issue 6 point 4), GPTQ: every rank walks all blocks on its contiguous share of
+// the calibration samples; Hessian sums and token counts are all-reduced (deterministically, so
+// every rank solves the same problem and gets the same codes — no broadcast of results needed),
+// and each rank computes the quantized outputs of its own samples for the next block. Rank 0
+// exports. AWQ's data mode (reduced x statistics, grid losses and clip errors) is not built yet:
+// AWQ is refused here with a pointer to --parallel blocks, its default.
+#include <chrono>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "coordinator/distributed_internal.h"
+#include "coordinator/run_support.h"
+#include "rank/reduce.h"
+#include "rank/transport_fault.h"
+
+namespace sq::coordinator::dist {
+
+rank::NamedTensors run_data_mode(RankRun& run, RankReport& rep) {
+  using clock = std::chrono::steady_clock;
+  rank::Transport& t = run.t;
+  const int r = t.rank(), W = t.world();
+  SQ_REQUIRE(run.o.method == Method::kGptq,
+             "--parallel data is built for GPTQ only so far; AWQ runs with --parallel blocks "
+             "(its default with --parallel auto)");
+  const int64_t n = run.tokens.size(0), T = run.tokens.size(1);
+  const auto [s0, s1] = sample_share(n, W, r);
+  log()->info("rank {}: samples {}..{} of {}", r, s0, s1 - 1, n);
+  at::Tensor mask = run.mask.defined() ? run.mask.slice(0, s0, s1) : at::Tensor();
+  at::Tensor x;
+  {
+    std::vector<at::Tensor> parts;
+    for (int64_t b0 = s0; b0 < s1; b0 += run.micro_batch) {
+      const int64_t b1 = std::min(s1, b0 + run.micro_batch);
+      rank::BlockContext ctx = rank::make_context(b1 - b0, T, run.dev);
+      parts.push_back(run.model->embed(run.tokens.slice(0, b0, b1).to(run.dev), ctx));
+    }
+    x = at::cat(parts, 0);
+  }
+  const rank::TransportReducer reducer(t);
+  const rank::KeepFp keep_fp = keep_fp_from_plan(run.plan);
+  const rank::GptqSettings st = gptq_settings(run.o, run.micro_batch);
+  rank::NamedTensors out;
+  const int64_t L = static_cast<int64_t>(run.plan.blocks.size());
+  for (int64_t i = 0; i < L; ++i) {
+    const auto tb = clock::now();
+    rank::Block block(run.w, run.plan.config, i, run.dev, run.dtype);
+    rank::fault_point(r, "solve_block");
+    rank::BlockQuantResult res =
+        rank::gptq_quantize_block(block, x, mask, run.plan.config, run.w, st, keep_fp, &reducer);
+    x = res.next_input;
+    // Every rank holds the same quantized block; rank 0 writes it.
+    if (r == 0)
+      record_block(run, block, res, std::chrono::duration<double>(clock::now() - tb).count(), rep,
+                   out);
+  }
+  return out;
+}
+
+}  // namespace sq::coordinator::dist

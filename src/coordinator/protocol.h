@@ -1,0 +1,60 @@
+// The distributed plan (issue 6 point 2): what rank 0 decides once and broadcasts as JSON so that
+// every rank works from the same assignment.
+//
+// CONTRACT
+//   * assign_blocks(costs, world) splits blocks 0..L-1 into `world` contiguous, non-empty ranges
+//     minimising the largest range cost (ties: earlier ranks take as many as the bound allows). L <
+//     world is an InputError (a rank would have nothing to do).
+//   * sample_share(n, world, r) is rank r's contiguous calibration share [begin, end) in data
+//     mode: floor(n·r/world) .. floor(n·(r+1)/world); shares cover 0..n exactly once.
+//   * DistPlan round-trips through to_json()/from_json() exactly; from_json() of a JSON that is
+//     not a DistPlan is an InternalError naming the missing field.
+//   * plan_digest(plan) is a string that changes when the block list, the non-block tensor list or
+//     the architecture differ: ranks that rebuilt the plan from the same command line compare it
+//     with rank 0's to catch a rank that sees a different model directory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coordinator/options.h"
+#include "coordinator/plan.h"
+
+namespace sq::coordinator {
+
+enum class DistMode { kBlocks, kData };
+const char* to_string(DistMode m);
+
+// --parallel auto: data for GPTQ with quantized propagation (a relay would be serial), else
+// blocks.
+DistMode resolve_mode(const Options& o);
+
+struct BlockRange {
+  int64_t first = 0;  // inclusive
+  int64_t last = 0;   // exclusive
+  int64_t size() const { return last - first; }
+};
+
+std::vector<BlockRange> assign_blocks(const std::vector<int64_t>& costs, int world);
+std::pair<int64_t, int64_t> sample_share(int64_t n, int world, int rank);
+
+struct DistPlan {
+  int world = 1;
+  DistMode mode = DistMode::kBlocks;
+  std::vector<BlockRange> ranges;  // blocks mode: rank r's blocks; data mode: unused
+  std::string partial_dir;         // <out>.partial, created by rank 0
+  std::string digest;              // plan_digest() of rank 0's plan
+  // Rank that owns block i (blocks mode).
+  int owner_of(int64_t block) const;
+};
+
+std::string plan_digest(const Plan& plan);
+DistPlan make_dist_plan(const Plan& plan, const Options& o, int world, std::string partial_dir);
+std::string to_json(const DistPlan& d);
+DistPlan dist_plan_from_json(const std::string& text);
+// The lines --dry-run adds under mpirun: mode, and per rank its blocks and their cost.
+std::string describe_dist_plan(const DistPlan& d, const Plan& plan);
+
+}  // namespace sq::coordinator
