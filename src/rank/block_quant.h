@@ -25,6 +25,7 @@
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "rank/block.h"
+#include "rank/reduce.h"
 #include "solvers/gptq.h"
 #include "solvers/quant_grid.h"
 
@@ -76,8 +77,12 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
                                     const io::ModelConfig& cfg, const io::ModelWeights& w,
                                     const AwqSettings& settings, const KeepFp& keep_fp);
 
+// `reducer` (--parallel data): x holds this rank's samples only; every Hessian sum and token
+// count is summed over the ranks before solving, so every rank solves the same problem and gets
+// the same QuantizedLinear. nullptr = one process (unchanged results).
 BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
                                      const io::ModelConfig& cfg, const io::ModelWeights& w,
-                                     const GptqSettings& settings, const KeepFp& keep_fp);
+                                     const GptqSettings& settings, const KeepFp& keep_fp,
+                                     const Reducer* reducer = nullptr);
 
 }  // namespace sq::rank
