@@ -14,7 +14,8 @@ namespace sq::rank {
 
 BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
                                      const io::ModelConfig& cfg, const io::ModelWeights& w,
-                                     const GptqSettings& st, const KeepFp& keep_fp) {
+                                     const GptqSettings& st, const KeepFp& keep_fp,
+                                     const Reducer* reducer) {
   BlockQuantResult res;
   const auto quantizable = quantizable_linears(block, cfg, w, keep_fp);
   const std::set<std::string> quant_set(quantizable.begin(), quantizable.end());
@@ -41,6 +42,13 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
     // Nothing is quantized before the first pass, so its output is the FP block output.
     if (first_pass) fp_out = out;
     first_pass = false;
+    // Data parallel: every set's sum and count over all ranks (same order on every rank).
+    if (reducer != nullptr)
+      for (const auto& set : sets) {
+        auto& acc = hc.accumulator(set.front());
+        reducer->sum(acc.sum());
+        acc.set_tokens(reducer->sum(acc.tokens()));
+      }
     for (const auto& set : sets) {
       at::Tensor H;
       for (const auto& name : set) {
