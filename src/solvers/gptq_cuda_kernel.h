@@ -15,6 +15,8 @@
 //   reference on the same device.
 #pragma once
 
+#include <math.h>
+
 #include <cstdint>
 
 #ifdef __CUDACC__
