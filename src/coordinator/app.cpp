@@ -11,6 +11,7 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "coordinator/commands.h"
+#include "coordinator/distributed.h"
 #include "coordinator/options.h"
 #include "coordinator/options_table.h"
 #include "coordinator/plan.h"
@@ -28,6 +29,16 @@ constexpr Subcommand kSubcommands[] = {
     {"eval", cmd_eval},
     {"synth", cmd_synth},
 };
+
+// A flag whose behaviour is not built would silently do nothing: refuse instead.
+void refuse_coming(const Options& opts) {
+  const auto coming = coming_flags_set(opts);
+  if (coming.empty()) return;
+  std::string list;
+  for (const auto& f : coming) list += (list.empty() ? "--" : ", --") + f;
+  SQ_THROW(InputError, list << ": not available in this build yet (accepted with --dry-run "
+                               "only); see shardquant --help");
+}
 
 int run_quantize_command(const std::vector<std::string>& args) {
   const ParseResult parsed = parse_options(args, environment_from_process());
@@ -52,6 +63,12 @@ int run_quantize_command(const std::vector<std::string>& args) {
   log()->info("shardquant {} {} w{} g{} model {}", SQ_VERSION, to_string(opts.method), opts.bits,
               opts.group_size, opts.model_path);
 
+  // Under mpirun (or an explicit --transport mpi|nccl) every rank runs the distributed run,
+  // which plans on rank 0 and prints the distributed plan for --dry-run.
+  if (distributed_requested(opts)) {
+    if (!opts.dry_run) refuse_coming(opts);
+    return run_distributed(opts);
+  }
   const Plan plan = make_plan(opts);
   for (const auto& w : plan.warnings) log()->warn("{}", w);
   const auto coming = coming_flags_set(opts);
@@ -73,13 +90,7 @@ int run_quantize_command(const std::vector<std::string>& args) {
     return 0;
   }
 
-  // A flag whose behaviour is not built would silently do nothing: refuse instead.
-  if (!coming.empty()) {
-    std::string list;
-    for (const auto& f : coming) list += (list.empty() ? "--" : ", --") + f;
-    SQ_THROW(InputError, list << ": not available in this build yet (accepted with --dry-run "
-                                 "only); see shardquant --help");
-  }
+  refuse_coming(opts);
   log()->info("plan:\n{}", describe_plan(plan, opts));
   return run_quantize(opts, plan);
 }

@@ -12,7 +12,6 @@ namespace {
 using K = Kind;
 constexpr const char* kPipeline = "quantization pipeline";
 constexpr const char* kAwqSearch = "AWQ search";
-constexpr const char* kDist = "distributed run";
 
 const std::vector<FlagRow> kFlags = {
     // name, kind, value, default, help, choices, coming
@@ -77,9 +76,9 @@ const std::vector<FlagRow> kFlags = {
     {"force_cpu", K::kBool, "", "off", "run everything on the CPU", "", nullptr},
     {"device", K::kString, "DEV", "auto", "cpu, cuda or cuda:N", "", nullptr},
     {"parallel", K::kChoice, "MODE", "auto", "parallel mode across ranks", "auto|blocks|data",
-     kDist},
-    {"transport", K::kChoice, "T", "auto", "collective transport", "nccl|mpi|local", kDist},
-    {"comm_timeout", K::kInt, "SEC", "600", "timeout of every collective wait", "", kDist},
+     nullptr},
+    {"transport", K::kChoice, "T", "auto", "collective transport", "nccl|mpi|local", nullptr},
+    {"comm_timeout", K::kInt, "SEC", "600", "timeout of every collective wait", "", nullptr},
     {"gpu_mem_limit", K::kSize, "SIZE", "none", "cap on GPU memory per rank (e.g. 20GB)", "",
      kPipeline},
     {"max_shard_size", K::kSize, "SIZE", "5GB", "largest output shard", "", nullptr},

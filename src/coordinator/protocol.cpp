@@ -25,7 +25,7 @@ std::vector<BlockRange> fill(const std::vector<int64_t>& c, int world, int64_t b
     int64_t sum = 0;
     const int64_t max_last = r == world - 1 ? L : L - (world - r - 1);
     while (br.last < max_last && (br.size() == 0 || sum + c[br.last] <= bound)) sum += c[br.last++];
-    if (sum > bound || br.size() == 0) return {};
+    if (sum > bound || br.size() == 0 || (r == world - 1 && br.last != L)) return {};
     out.push_back(br);
     i = br.last;
   }
