@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <set>
 
 #include "common/check.h"
@@ -18,6 +19,8 @@
 #include "rank/block_export.h"
 #include "rank/block_quant.h"
 #include "rank/model.h"
+#include "rank/oom.h"
+#include "rank/prefetch.h"
 
 namespace sq::coordinator {
 
@@ -71,15 +74,43 @@ int run_quantize(const Options& o, const Plan& plan) {
   bool zero_zero = false;
   std::vector<std::string> v1_qzeros;
   std::set<std::string> not_converted;
-  double solve_s = 0;
+  double solve_s = 0, load_s = 0, quant_only_s = 0;  // quant_only_s: the solve alone
   const int64_t L = static_cast<int64_t>(plan.blocks.size());
+  // OOM back-off (rank/oom.h): a block that runs out of GPU memory (or over --gpu-mem-limit)
+  // is rebuilt and retried on sequences of half the length; the shorter length stays.
+  rank::CalibActivations cal{x, mask};
+  x = at::Tensor();
+  rank::BlockPrefetcher prefetcher(w);  // pages block i+1 in while block i is solved
   for (int64_t i = 0; i < L; ++i) {
     const auto tb = clock::now();
-    rank::Block block(w, cfg, i, dev, dtype);
-    rank::BlockQuantResult res =
-        o.method == Method::kAwq
-            ? rank::awq_quantize_block(block, x, mask, cfg, w, awq_settings(o, mb), keep_fp)
-            : rank::gptq_quantize_block(block, x, mask, cfg, w, gptq_settings(o, mb), keep_fp);
+    if (i + 1 < L) prefetcher.prefetch(plan.blocks[i + 1].prefix);
+    std::unique_ptr<rank::Block> bp;
+    rank::BlockQuantResult res = rank::with_seq_len_backoff<rank::BlockQuantResult>(
+        cal, i, dev,
+        [&](const rank::CalibActivations& a) {
+          const int64_t mbi = micro_batch_for(a.seq_len());
+          rank::check_memory_limit(o.gpu_mem_limit_bytes, cfg,
+                                   {a.samples(), a.seq_len(), mbi, o.method == Method::kAwq, dtype},
+                                   i);
+          const auto tl = clock::now();
+          bp = std::make_unique<rank::Block>(w, cfg, i, dev, dtype);
+          const auto tq = clock::now();
+          load_s += seconds_between(tl, tq);
+          rank::BlockQuantResult r =
+              o.method == Method::kAwq ? rank::awq_quantize_block(*bp, a.x, a.mask, cfg, w,
+                                                                  awq_settings(o, mbi), keep_fp)
+                                       : rank::gptq_quantize_block(*bp, a.x, a.mask, cfg, w,
+                                                                   gptq_settings(o, mbi), keep_fp);
+          if (dev.is_cuda()) rank::synchronize_device(dev);
+          quant_only_s += seconds_between(tq, clock::now());
+          return r;
+        },
+        [&](int64_t from, int64_t to, const std::string& why) {
+          log()->warn("block {}: out of memory at seq_len {}, retrying with seq_len {} ({})", i,
+                      from, to, why);
+          summary.set_calibration(calib.provenance, cal.samples() * 2, to);
+        });
+    rank::Block& block = *bp;
     for (const auto& note : res.notes) log()->debug("block {}: {}", i, note);
     for (const auto& name : block.linear_names())
       if (!res.quantized.count(name)) not_converted.insert(name.substr(block.prefix().size() + 1));
@@ -87,7 +118,7 @@ int run_quantize(const Options& o, const Plan& plan) {
     if (zero_zero && bxo.format == io::PackFormat::kGptqV1) bxo.format = io::PackFormat::kGptqV2;
     for (auto& [name, t] : rank::export_block(block, res.quantized, w, bxo, &zero_zero, &v1_qzeros))
       writer.add(name, t);
-    x = res.next_input;
+    cal.x = res.next_input;
     const double secs = seconds_between(tb, clock::now());
     solve_s += secs;
     summary.add_block(i, res, secs);
@@ -96,6 +127,11 @@ int run_quantize(const Options& o, const Plan& plan) {
                 res.quantized.size(), human_seconds(secs), mean_error(res), human_seconds(eta));
   }
   summary.add_phase("quantize blocks", solve_s);
+  summary.add_phase("block load", load_s);
+  summary.add_phase("quantization only", quant_only_s);
+  if (cal.seq_len() != T)
+    log()->warn("calibration seq_len finally used: {} ({} sequences; requested {} x {})",
+                cal.seq_len(), cal.samples(), n, T);
 
   // Write: last shard, index, configs, aux files, summary; then the atomic rename.
   t0 = clock::now();
