@@ -9,6 +9,7 @@
 #include "rank/arch_table.h"
 #include "rank/block_quant.h"
 #include "rank/capture.h"
+#include "solvers/gptq_cuda.h"
 
 namespace sq::rank {
 
@@ -51,6 +52,16 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
       }
     for (const auto& set : sets) {
       at::Tensor H;
+      // GPU: the set's linears share H, so one fused, batched solve (solvers/gptq_cuda.h).
+      std::map<std::string, solvers::QuantizedLinear> fused;
+      if (block.device().is_cuda() && solvers::gptq_cuda_built() &&
+          hc.accumulator(set.front()).tokens() > 0) {
+        std::vector<at::Tensor> ws;
+        for (const auto& name : set) ws.push_back(block.linear(name).weight);
+        H = hc.accumulator(set.front()).finalize();
+        auto qs = solvers::gptq_quantize_fused(ws, H, st.scheme, st.gptq, set);
+        for (size_t j = 0; j < set.size(); ++j) fused.emplace(set[j], std::move(qs[j]));
+      }
       for (const auto& name : set) {
         auto t0 = std::chrono::steady_clock::now();
         auto& acc = hc.accumulator(name);
@@ -63,6 +74,8 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
           q = solvers::quantize_rtn(l.weight, st.scheme, solvers::GridKind::kGptq, name);
           q.stats.rtn_fallback = true;
           r.note = "no calibration tokens reached it: RTN";
+        } else if (fused.count(name)) {
+          q = std::move(fused.at(name));
         } else {
           if (!H.defined()) H = acc.finalize();
           q = solvers::gptq_quantize(l.weight.to(at::kFloat), H, st.scheme, st.gptq, name);
