@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
@@ -34,6 +35,30 @@ std::vector<std::string> fixture_variants() {
   return out;
 }
 
+// Where and in what precision the fixtures run: CPU fp32 by default (CI); the GPU run sets
+// SQ_TEST_DEVICE=cuda and SQ_TEST_DTYPE=fp32|bf16|fp16. Tolerances are relative L2 errors:
+// fp32 must match transformers to 1e-5 anywhere; the half types carry 8 (bf16) or 11 (fp16)
+// mantissa bits through two blocks, so their bars are set from their unit roundoff.
+struct Precision {
+  const char* name;
+  at::ScalarType dtype;
+  double tolerance;
+};
+constexpr Precision kPrecisions[] = {
+    {"fp32", at::kFloat, 1e-5}, {"bf16", at::kBFloat16, 3e-2}, {"fp16", at::kHalf, 5e-3}};
+
+const Precision& test_precision() {
+  const char* e = std::getenv("SQ_TEST_DTYPE");
+  for (const auto& p : kPrecisions)
+    if (e && std::string(e) == p.name) return p;
+  return kPrecisions[0];
+}
+
+at::Device test_device() {
+  const char* e = std::getenv("SQ_TEST_DEVICE");
+  return e ? at::Device(e) : at::Device(at::kCPU);
+}
+
 double rel_err(const at::Tensor& out, const at::Tensor& ref) {
   return (out.to(at::kDouble) - ref.to(at::kDouble)).norm().item<double>() /
          ref.to(at::kDouble).norm().item<double>();
@@ -56,23 +81,25 @@ TEST_P(ArchFixture, BlocksReproduceReference) {
   auto cfg = io::load_model_config(dir_);
   io::ModelWeights w(dir_);
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-    rank::Block b(w, cfg, i);
-    at::Tensor in = ref("block." + std::to_string(i) + ".input");
-    auto ctx = rank::make_context(in.size(0), in.size(1), at::kCPU);
-    at::Tensor out = b.forward(in, ctx);
+    const Precision& p = test_precision();
+    rank::Block b(w, cfg, i, test_device(), p.dtype);
+    at::Tensor in = ref("block." + std::to_string(i) + ".input").to(test_device(), p.dtype);
+    auto ctx = rank::make_context(in.size(0), in.size(1), test_device());
+    at::Tensor out = b.forward(in, ctx).cpu();
     double e = rel_err(out, ref("block." + std::to_string(i) + ".output"));
-    EXPECT_LE(e, 1e-5) << GetParam() << " block " << i;
+    EXPECT_LE(e, p.tolerance) << GetParam() << " block " << i << " (" << p.name << ")";
   }
 }
 
 TEST_P(ArchFixture, ModelReproducesLogits) {
   auto cfg = io::load_model_config(dir_);
   io::ModelWeights w(dir_);
-  rank::Model m(w, cfg);
-  at::Tensor ids = ref("input_ids");
-  auto ctx = rank::make_context(ids.size(0), ids.size(1), at::kCPU);
-  EXPECT_LE(rel_err(m.embed(ids, ctx), ref("block.0.input")), 1e-5) << "embeddings";
-  EXPECT_LE(rel_err(m.forward(ids), ref("logits")), 1e-5) << "logits";
+  const Precision& p = test_precision();
+  rank::Model m(w, cfg, test_device(), p.dtype);
+  at::Tensor ids = ref("input_ids").to(test_device());
+  auto ctx = rank::make_context(ids.size(0), ids.size(1), test_device());
+  EXPECT_LE(rel_err(m.embed(ids, ctx).cpu(), ref("block.0.input")), p.tolerance) << "embeddings";
+  EXPECT_LE(rel_err(m.forward(ids).cpu(), ref("logits")), p.tolerance) << "logits (" << p.name << ")";
 }
 
 // The tap sees every quantizable linear (block_linears) of every block.
