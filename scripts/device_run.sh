@@ -31,6 +31,28 @@ stage_test() {
   (cd $B && ctest --output-on-failure -j8 --timeout 600) | tail -60
 }
 
+# Architecture fixtures on the GPU, fp32 and bf16 (tolerances in tests/rank/test_arch_fixtures.cpp).
+stage_fixtures() {
+  for dt in fp32 bf16; do
+    echo "--- fixtures on cuda, $dt"
+    SQ_TEST_DEVICE=cuda SQ_TEST_DTYPE=$dt $B/tests/test_rank --gtest_filter='Fixtures/*' 2>&1 | tail -4
+  done
+}
+
+# House-model perplexity on the GPU (REFERENCE.md §7 protocol), fp32 and bf16.
+stage_eval() {
+  local m=.carry/shared/models/house-llama-13m c=.carry/shared/data/corpus
+  for dt in fp32 bf16; do
+    for t in brown-test pydoc-test; do
+      echo "--- eval $t cuda $dt"
+      $B/shardquant eval --model $m --text $c/$t.txt --device cuda --dtype $dt 2>&1 | tail -2
+    done
+  done
+}
+
+stage_quality() { SHARDQUANT=$B/shardquant bash bench/quality.sh; }
+stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh; }
+
 for s in "$@"; do
   echo "=== stage $s ($(date +%T))"
   "stage_$s" || { echo "stage $s FAILED"; exit 1; }
