@@ -50,7 +50,12 @@ stage_eval() {
   done
 }
 
-stage_quality() { SHARDQUANT=$B/shardquant bash bench/quality.sh; }
+# The quality table is written into a copy of bench/NOTES.md under $OUT (bring it back here).
+stage_quality() {
+  cp bench/NOTES.md "$OUT/NOTES.md"
+  SHARDQUANT=$B/shardquant NOTES=$OUT/NOTES.md QUALITY_LABEL="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" \
+    bash bench/quality.sh
+}
 stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh; }
 
 for s in "$@"; do
