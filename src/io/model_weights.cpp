@@ -33,8 +33,8 @@ ModelWeights::ModelWeights(const std::string& model_dir) : dir_(model_dir) {
     std::set<std::string> seen;
     for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
       if (!it.value().is_string())
-        SQ_THROW(InputError, index_path.string() << ": weight_map[\"" << it.key()
-                                                 << "\"] is not a file name");
+        SQ_THROW(InputError, index_path.string()
+                                 << ": weight_map[\"" << it.key() << "\"] is not a file name");
       index_map[it.key()] = it.value().get<std::string>();
       if (seen.insert(it.value().get<std::string>()).second)
         shard_names.push_back(it.value().get<std::string>());
@@ -84,31 +84,110 @@ ModelWeights::ModelWeights(const std::string& model_dir) : dir_(model_dir) {
     if (!where_.count(name))
       SQ_THROW(InputError, index_path.string() << " lists tensor \"" << name << "\" in " << shard
                                                << " but that shard does not contain it");
+  init_quantized_view();
 }
 
-std::vector<std::string> ModelWeights::names() const {
+// A quantized checkpoint is read dequantized so that blocks, the model and eval need no
+// knowledge of packing: find each marker tensor, record the virtual weight's shape from the
+// stored shapes (nothing is unpacked until get()), and hide the packed tensors.
+void ModelWeights::init_quantized_view() {
+  const fs::path cfg_path = fs::path(dir_) / "config.json";
+  if (!fs::exists(cfg_path)) return;
+  nlohmann::json cfg;
+  try {
+    std::ifstream in(cfg_path);
+    cfg = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& ex) {
+    SQ_THROW(InputError, cfg_path.string() << ": invalid JSON (" << ex.what() << ")");
+  }
+  quant_ = quantized_layout(cfg, cfg_path.string());
+  if (!quant_) return;
+  const std::string marker = std::string(".") + marker_suffix(quant_->format);
+  auto stored = [this](const std::string& n) {
+    return where_.count(n) ? get_stored(n) : at::Tensor();
+  };
+  for (const auto& [name, fi] : where_) {
+    if (name.size() <= marker.size() ||
+        name.compare(name.size() - marker.size(), marker.size(), marker) != 0)
+      continue;
+    const std::string prefix = name.substr(0, name.size() - marker.size());
+    const std::string wname = prefix + ".weight";
+    if (where_.count(wname))
+      SQ_THROW(InputError, file_of(wname) << ": linear " << prefix << " has both " << wname
+                                          << " and the packed " << name);
+    TensorInfo ti;
+    ti.name = wname;
+    ti.dtype = DType::F32;
+    ti.shape = dequantized_shape(*quant_, prefix, stored);
+    ti.begin = 0;
+    ti.end = static_cast<uint64_t>(ti.numel()) * dtype_size(DType::F32);
+    virtual_[wname] = ti;
+    marker_[wname] = name;
+    for (const auto& suffix : packed_suffixes(quant_->format))
+      if (where_.count(prefix + "." + suffix)) hidden_.insert(prefix + "." + suffix);
+  }
+}
+
+bool ModelWeights::has(const std::string& name) const {
+  return virtual_.count(name) || (where_.count(name) && !hidden_.count(name));
+}
+
+const TensorInfo* ModelWeights::stored_info(const std::string& name) const {
+  auto it = where_.find(name);
+  return it == where_.end() ? nullptr : &files_[it->second]->at(name);
+}
+
+std::vector<std::string> ModelWeights::stored_names() const {
   std::vector<std::string> out;
   for (const auto& kv : where_) out.push_back(kv.first);
   return out;
 }
 
-const TensorInfo& ModelWeights::info(const std::string& name) const {
+at::Tensor ModelWeights::get_stored(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) SQ_THROW(InputError, dir_ << ": tensor \"" << name << "\" not found");
-  return files_[it->second]->at(name);
+  const auto& f = files_[it->second];
+  return view(f, f->at(name));
+}
+
+std::vector<std::string> ModelWeights::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : where_)
+    if (!hidden_.count(kv.first)) out.push_back(kv.first);
+  for (const auto& kv : virtual_) out.push_back(kv.first);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const TensorInfo& ModelWeights::info(const std::string& name) const {
+  auto v = virtual_.find(name);
+  if (v != virtual_.end()) return v->second;
+  const TensorInfo* ti = hidden_.count(name) ? nullptr : stored_info(name);
+  if (!ti) SQ_THROW(InputError, dir_ << ": tensor \"" << name << "\" not found");
+  return *ti;
 }
 
 const std::string& ModelWeights::file_of(const std::string& name) const {
+  auto m = marker_.find(name);
+  if (m != marker_.end()) return file_of(m->second);
   auto it = where_.find(name);
   if (it == where_.end()) SQ_THROW(InputError, dir_ << ": tensor \"" << name << "\" not found");
   return files_[it->second]->path();
 }
 
 at::Tensor ModelWeights::get(const std::string& name) const {
-  auto it = where_.find(name);
-  if (it == where_.end()) SQ_THROW(InputError, dir_ << ": tensor \"" << name << "\" not found");
-  const auto& f = files_[it->second];
-  return view(f, f->at(name));
+  auto m = marker_.find(name);
+  if (m != marker_.end()) {
+    const std::string prefix = name.substr(0, name.size() - 7);  // drop ".weight"
+    return dequantize_stored(*quant_, prefix, [this](const std::string& n) {
+      return where_.count(n) ? get_stored(n) : at::Tensor();
+    });
+  }
+  if (hidden_.count(name))
+    SQ_THROW(InputError, dir_ << ": tensor \"" << name
+                              << "\" is packed; read it with get_stored() or use the dequantized "
+                              << name.substr(0, name.rfind('.')) << ".weight");
+  return get_stored(name);
 }
 
 at::Tensor ModelWeights::get_as(const std::string& name, at::ScalarType dtype) const {

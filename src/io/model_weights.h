@@ -1,6 +1,13 @@
 // The weights of a model directory: one `model.safetensors`, or shards listed in
 // `model.safetensors.index.json`. Every file is mmapped once; tensors are zero-copy views.
 //
+// Quantized checkpoints (config.json with a quantization_config: AWQ GEMM, GPTQ v1/v2,
+// compressed-tensors pack-quantized) are presented dequantized (io/quantized_view.h): every
+// quantized linear "<L>" appears as a virtual float32 "<L>.weight" [N, K], and its packed tensors
+// (qweight, qzeros, scales, g_idx, ...) are hidden from has()/names()/info()/get(). The stored
+// tensors stay reachable through stored_names()/get_stored(). file_of() of a virtual weight is the
+// shard holding its marker tensor (qweight / weight_packed).
+//
 // Errors (InputError): directory missing, no *.safetensors, index listing a missing shard, a
 // tensor listed in the index but absent from its shard, a tensor present in two shards,
 // a shard holding a tensor the index assigns elsewhere.
@@ -10,9 +17,12 @@
 
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "io/quantized_view.h"
 #include "io/safetensors.h"
 
 namespace sq::io {
@@ -22,8 +32,8 @@ class ModelWeights {
   explicit ModelWeights(const std::string& model_dir);
 
   const std::string& dir() const { return dir_; }
-  bool has(const std::string& name) const { return where_.count(name) != 0; }
-  // Sorted tensor names.
+  bool has(const std::string& name) const;
+  // Sorted tensor names (virtual dequantized weights included, packed tensors excluded).
   std::vector<std::string> names() const;
   const TensorInfo& info(const std::string& name) const;
   // The shard path that holds `name`.
@@ -36,10 +46,25 @@ class ModelWeights {
   std::vector<std::string> files() const;
   uint64_t total_bytes() const;
 
+  // The quantized layout read from config.json; nullptr for a full-precision checkpoint.
+  const QuantizedLayout* quantization() const { return quant_ ? &*quant_ : nullptr; }
+  // True when `name` is a virtual (dequantized-on-load) weight.
+  bool is_dequantized(const std::string& name) const { return virtual_.count(name) != 0; }
+  // The tensors as stored in the shards (packed ones included), sorted; and a view of one.
+  std::vector<std::string> stored_names() const;
+  at::Tensor get_stored(const std::string& name) const;
+
  private:
+  void init_quantized_view();
+  const TensorInfo* stored_info(const std::string& name) const;
+
   std::string dir_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
-  std::map<std::string, size_t> where_;  // tensor -> index in files_
+  std::map<std::string, size_t> where_;  // stored tensor -> index in files_
+  std::optional<QuantizedLayout> quant_;
+  std::map<std::string, TensorInfo> virtual_;  // "<L>.weight" -> float32 [N, K]
+  std::map<std::string, std::string> marker_;  // "<L>.weight" -> its marker tensor name
+  std::set<std::string> hidden_;               // packed tensor names
 };
 
 }  // namespace sq::io

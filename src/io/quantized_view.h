@@ -1,0 +1,56 @@
+// Dequantize-on-load: reading a quantized checkpoint (AWQ GEMM, GPTQ v1/v2, compressed-tensors
+// pack-quantized; REFERENCE.md §3) as if it held full-precision linears.
+//
+// CONTRACT
+//   quantized_layout(config.json, context) reads "quantization_config": nullopt when the key is
+//   absent; the packing format, bits and group size otherwise. An unsupported method or version
+//   (AWQ gemv/marlin, compressed-tensors other than pack-quantized, ...) is an InputError naming
+//   `context` and the value found.
+//   A quantized linear "<L>" is recognised by its marker tensor ("<L>.qweight", or
+//   "<L>.weight_packed" for compressed-tensors); its packed tensors (packed_suffixes()) are
+//   replaced by a virtual "<L>.weight": float32 [N, K] computed with io::unpack + io::dequantize.
+//   float32 because (q − z)·s with fp16 scales is exact in float32 (not always in fp16), so the
+//   virtual weight equals the solver's fake-quantized weight bit for bit; callers cast it to
+//   their compute dtype. ModelWeights (io/model_weights.h) applies this view when config.json
+//   has a quantization_config.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/pack.h"
+
+namespace sq::io {
+
+struct QuantizedLayout {
+  PackFormat format = PackFormat::kAwqGemm;
+  int bits = 4;
+  int64_t group_size = 128;  // -1 = one group per row
+};
+
+std::optional<QuantizedLayout> quantized_layout(const nlohmann::json& config,
+                                                const std::string& context);
+
+// The suffix that marks a quantized linear ("qweight" / "weight_packed").
+const char* marker_suffix(PackFormat f);
+// Every suffix a quantized linear of this format may store (hidden behind the virtual weight).
+const std::vector<std::string>& packed_suffixes(PackFormat f);
+
+// Looks up a stored tensor by full name (zero-copy view); nullopt-like undefined when absent.
+using StoredLookup = std::function<at::Tensor(const std::string& name)>;
+
+// [N, K] of the quantized linear `prefix` from its packed tensors (InputError naming `prefix`
+// when a required tensor is missing or the shapes disagree with the format).
+std::vector<int64_t> dequantized_shape(const QuantizedLayout& layout, const std::string& prefix,
+                                       const StoredLookup& stored);
+
+// The float32 [N, K] dequantized weight of `prefix`.
+at::Tensor dequantize_stored(const QuantizedLayout& layout, const std::string& prefix,
+                             const StoredLookup& stored);
+
+}  // namespace sq::io
