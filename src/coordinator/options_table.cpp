@@ -80,7 +80,7 @@ const std::vector<FlagRow> kFlags = {
     {"transport", K::kChoice, "T", "auto", "collective transport", "nccl|mpi|local", nullptr},
     {"comm_timeout", K::kInt, "SEC", "600", "timeout of every collective wait", "", nullptr},
     {"gpu_mem_limit", K::kSize, "SIZE", "none", "cap on GPU memory per rank (e.g. 20GB)", "",
-     kPipeline},
+     nullptr},
     {"max_shard_size", K::kSize, "SIZE", "5GB", "largest output shard", "", nullptr},
     {"log_file", K::kString, "PATH", "<output_dir>/quantize.log", "log file (also for --dry-run)",
      "", nullptr},
