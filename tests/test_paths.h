@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "common/fs_util.h"
+
 namespace sq::test {
 
 inline std::string shared_dir() {
@@ -26,8 +28,7 @@ class TempDir {
     path_ = mkdtemp(tmpl.data());
   }
   ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    sq::remove_tree(path_);
   }
   const std::string& path() const { return path_; }
   std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
+#include "common/fs_util.h"
 #include "io/safetensors.h"
 #include "io/tensor.h"
 
@@ -54,7 +55,7 @@ void add_fragment(const std::string& path, io::ShardedWriter& writer) {
 
 void remove_fragments(const std::string& partial_dir) {
   std::error_code ec;
-  fs::remove_all(fragments_dir(partial_dir), ec);
+  sq::remove_tree(fragments_dir(partial_dir));
 }
 
 }  // namespace sq::coordinator

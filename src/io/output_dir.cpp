@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "common/check.h"
+#include "common/fs_util.h"
 
 namespace fs = std::filesystem;
 
@@ -76,7 +77,7 @@ OutputDir::OutputDir(const std::string& final_path, const std::string& input_dir
              "output path " << final_ << " exists and is not a directory");
   partial_ = final_ + ".partial";
   std::error_code ec;
-  if (!resume && fs::exists(partial_)) fs::remove_all(partial_, ec);
+  if (!resume && fs::exists(partial_)) sq::remove_tree(partial_);
   fs::create_directories(partial_, ec);
   if (ec) SQ_THROW(BackendError, partial_ << ": cannot create: " << ec.message());
 }
@@ -109,13 +110,13 @@ void OutputDir::commit() {
   std::string aside;
   if (fs::exists(final_)) {
     aside = final_ + ".old";
-    fs::remove_all(aside, ec);
+    sq::remove_tree(aside);
     fs::rename(final_, aside, ec);
     if (ec) SQ_THROW(BackendError, "cannot move the previous output " << final_ << " aside: " << ec.message());
   }
   fs::rename(partial_, final_, ec);
   if (ec) SQ_THROW(BackendError, "rename " << partial_ << " -> " << final_ << ": " << ec.message());
-  if (!aside.empty()) fs::remove_all(aside, ec);
+  if (!aside.empty()) sq::remove_tree(aside);
   committed_ = true;
 }
 
