@@ -58,7 +58,15 @@ stage_quality() {
 }
 stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh; }
 
+# Every named stage runs (device time is scarce: one failing stage must not skip the rest); the
+# exit status is non-zero when any failed. A failed build stops everything after it.
+failed=0
 for s in "$@"; do
   echo "=== stage $s ($(date +%T))"
-  "stage_$s" || { echo "stage $s FAILED"; exit 1; }
+  if ! "stage_$s"; then
+    echo "stage $s FAILED"
+    failed=1
+    [ "$s" = build ] && exit 1
+  fi
 done
+exit $failed
