@@ -11,7 +11,9 @@ void throw_internal(const char* expr, const char* file, int line, const std::str
   throw InternalError(os.str());
 }
 
-void throw_input(const std::string& msg) { throw InputError(msg); }
+void throw_input(const std::string& msg) {
+  throw InputError(msg);
+}
 
 void throw_backend(const char* backend, const char* expr, const char* file, int line,
                    const std::string& detail) {
@@ -20,6 +22,8 @@ void throw_backend(const char* backend, const char* expr, const char* file, int 
   throw BackendError(os.str());
 }
 
-std::string BackendTraits<Posix>::describe(long) { return std::strerror(errno); }
+std::string BackendTraits<Posix>::describe(long) {
+  return std::strerror(errno);
+}
 
 }  // namespace sq::detail

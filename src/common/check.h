@@ -36,13 +36,13 @@ struct BackendTraits<Posix> {
 
 }  // namespace sq::detail
 
-#define SQ_CHECK(cond, msg)                                                    \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::ostringstream sq_os_;                                               \
-      sq_os_ << msg;                                                           \
-      ::sq::detail::throw_internal(#cond, __FILE__, __LINE__, sq_os_.str());   \
-    }                                                                          \
+#define SQ_CHECK(cond, msg)                                                  \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      std::ostringstream sq_os_;                                             \
+      sq_os_ << msg;                                                         \
+      ::sq::detail::throw_internal(#cond, __FILE__, __LINE__, sq_os_.str()); \
+    }                                                                        \
   } while (0)
 
 #define SQ_REQUIRE(cond, msg)                  \
@@ -54,19 +54,19 @@ struct BackendTraits<Posix> {
     }                                          \
   } while (0)
 
-#define SQ_THROW(ErrorType, msg)    \
-  do {                              \
-    std::ostringstream sq_os_;      \
-    sq_os_ << msg;                  \
-    throw ErrorType(sq_os_.str());  \
+#define SQ_THROW(ErrorType, msg)   \
+  do {                             \
+    std::ostringstream sq_os_;     \
+    sq_os_ << msg;                 \
+    throw ErrorType(sq_os_.str()); \
   } while (0)
 
-#define SQ_CALL(Kind, expr)                                                              \
-  do {                                                                                   \
-    auto sq_rc_ = (expr);                                                                \
-    using SqTraits_ = ::sq::detail::BackendTraits<::sq::detail::Kind>;                   \
-    if (!SqTraits_::ok(sq_rc_)) {                                                        \
-      ::sq::detail::throw_backend(SqTraits_::name, #expr, __FILE__, __LINE__,            \
-                                  SqTraits_::describe(sq_rc_));                          \
-    }                                                                                    \
+#define SQ_CALL(Kind, expr)                                                   \
+  do {                                                                        \
+    auto sq_rc_ = (expr);                                                     \
+    using SqTraits_ = ::sq::detail::BackendTraits<::sq::detail::Kind>;        \
+    if (!SqTraits_::ok(sq_rc_)) {                                             \
+      ::sq::detail::throw_backend(SqTraits_::name, #expr, __FILE__, __LINE__, \
+                                  SqTraits_::describe(sq_rc_));               \
+    }                                                                         \
   } while (0)

@@ -10,7 +10,9 @@
 namespace sq {
 namespace {
 
-int remove_entry(const char* p, const struct stat*, int, struct FTW*) { return std::remove(p); }
+int remove_entry(const char* p, const struct stat*, int, struct FTW*) {
+  return std::remove(p);
+}
 
 }  // namespace
 

@@ -13,7 +13,9 @@ std::mutex g_mu;
 std::shared_ptr<spdlog::logger> g_logger;
 std::string g_rank_tag = "r0";
 
-std::string pattern() { return "[%Y-%m-%d %H:%M:%S.%e] [" + g_rank_tag + "] [%^%l%$] %v"; }
+std::string pattern() {
+  return "[%Y-%m-%d %H:%M:%S.%e] [" + g_rank_tag + "] [%^%l%$] %v";
+}
 
 std::shared_ptr<spdlog::logger> ensure_locked() {
   if (!g_logger) {

@@ -48,6 +48,9 @@ int run_quantize(const Options& o, const Plan& plan) {
   SQ_REQUIRE(n > 0, "calibration produced no samples");
   log()->info("calibration: {} samples x {} tokens{}", n, T,
               calib.from_cache ? " (from cache)" : "");
+  // The same provenance the calibration cache keys on (tokenizer hash, sources, split, seed…)
+  // goes into quantize.log and shardquant_summary.json of the output.
+  log()->info("calibration provenance: {}", calib.provenance.dump());
   summary.set_calibration(calib.provenance, n, T);
   at::Tensor mask;
   if (!calib.mask.all().item<bool>()) mask = calib.mask.to(dev);

@@ -31,7 +31,8 @@ int rewrite_qzeros_v1_to_v2(const std::string& path, const std::vector<std::stri
     const uint64_t data_start = f->file_size() - data_end;
     for (const auto& t : f->tensors()) {
       if (!wanted.count(t.name)) continue;
-      SQ_CHECK(t.dtype == DType::I32 && t.shape.size() == 2, path << ": " << t.name << " is not int32 2-D");
+      SQ_CHECK(t.dtype == DType::I32 && t.shape.size() == 2,
+               path << ": " << t.name << " is not int32 2-D");
       at::Tensor words = view(f, t).clone();
       const int64_t n_vals = t.shape[1] * 32 / bits;
       at::Tensor stored = unpack_bits(words, bits, n_vals, BitLayout::kStream);
@@ -43,7 +44,8 @@ int rewrite_qzeros_v1_to_v2(const std::string& path, const std::vector<std::stri
   }
   if (patches.empty()) return 0;
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) SQ_THROW(BackendError, path << ": cannot open for rewriting: " << std::strerror(errno));
+  if (fd < 0)
+    SQ_THROW(BackendError, path << ": cannot open for rewriting: " << std::strerror(errno));
   for (const auto& p : patches) {
     const size_t n = p.bytes.numel() * sizeof(int32_t);
     ssize_t wr = ::pwrite(fd, p.bytes.data_ptr<int32_t>(), n, static_cast<off_t>(p.offset));

@@ -15,11 +15,21 @@ namespace {
 
 // Files a runtime needs next to the weights. Glob-like patterns matched on file names.
 const char* const kAuxFilePatterns[] = {
-    "tokenizer.json",         "tokenizer_config.json", "special_tokens_map.json",
-    "tokenizer.model",        "vocab.json",            "merges.txt",
-    "vocab.txt",              "added_tokens.json",     "generation_config.json",
-    "chat_template.jinja",    "chat_template.json",    "preprocessor_config.json",
-    "*.py",                   "*.tiktoken",            "LICENSE*",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "added_tokens.json",
+    "generation_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "preprocessor_config.json",
+    "*.py",
+    "*.tiktoken",
+    "LICENSE*",
     "README.md",
 };
 
@@ -91,7 +101,8 @@ std::vector<std::string> OutputDir::copy_aux_files() const {
       if (!matches(name, pat)) continue;
       std::error_code ec;
       fs::copy_file(e.path(), fs::path(partial_) / name, fs::copy_options::overwrite_existing, ec);
-      if (ec) SQ_THROW(BackendError, "copy " << e.path() << " -> " << partial_ << ": " << ec.message());
+      if (ec)
+        SQ_THROW(BackendError, "copy " << e.path() << " -> " << partial_ << ": " << ec.message());
       copied.push_back(name);
       break;
     }
@@ -112,7 +123,9 @@ void OutputDir::commit() {
     aside = final_ + ".old";
     sq::remove_tree(aside);
     fs::rename(final_, aside, ec);
-    if (ec) SQ_THROW(BackendError, "cannot move the previous output " << final_ << " aside: " << ec.message());
+    if (ec)
+      SQ_THROW(BackendError,
+               "cannot move the previous output " << final_ << " aside: " << ec.message());
   }
   fs::rename(partial_, final_, ec);
   if (ec) SQ_THROW(BackendError, "rename " << partial_ << " -> " << final_ << ": " << ec.message());

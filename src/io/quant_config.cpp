@@ -9,14 +9,16 @@ using Builder = nlohmann::json (*)(const QuantSettings&);
 using SideFiles = std::map<std::string, nlohmann::json> (*)(const QuantSettings&);
 
 nlohmann::json awq_config(const QuantSettings& s) {
-  return {{"quant_method", "awq"},        {"bits", s.bits},
-          {"group_size", s.group_size},   {"zero_point", s.zero_point},
-          {"version", "gemm"},            {"modules_to_not_convert", s.modules_to_not_convert}};
+  return {{"quant_method", "awq"},      {"bits", s.bits},
+          {"group_size", s.group_size}, {"zero_point", s.zero_point},
+          {"version", "gemm"},          {"modules_to_not_convert", s.modules_to_not_convert}};
 }
 std::map<std::string, nlohmann::json> awq_side(const QuantSettings& s) {
   // The container edition's own file (REFERENCE.md §3.1).
   return {{"quant_config.json",
-           {{"zero_point", s.zero_point}, {"q_group_size", s.group_size}, {"w_bit", s.bits},
+           {{"zero_point", s.zero_point},
+            {"q_group_size", s.group_size},
+            {"w_bit", s.bits},
             {"version", "GEMM"}}}};
 }
 
@@ -38,23 +40,29 @@ std::map<std::string, nlohmann::json> gptq_side(const QuantSettings& s) {
 }
 
 nlohmann::json ct_config(const QuantSettings& s) {
-  nlohmann::json weights = {{"num_bits", s.bits},
-                            {"type", "int"},
-                            {"symmetric", !s.zero_point},
-                            {"strategy", s.group_size > 0 ? "group" : "channel"},
-                            {"group_size", s.group_size > 0 ? nlohmann::json(s.group_size) : nlohmann::json()},
-                            {"actorder", s.desc_act ? nlohmann::json("group") : nlohmann::json()},
-                            {"dynamic", false},
-                            {"observer", "minmax"}};
+  nlohmann::json weights = {
+      {"num_bits", s.bits},
+      {"type", "int"},
+      {"symmetric", !s.zero_point},
+      {"strategy", s.group_size > 0 ? "group" : "channel"},
+      {"group_size", s.group_size > 0 ? nlohmann::json(s.group_size) : nlohmann::json()},
+      {"actorder", s.desc_act ? nlohmann::json("group") : nlohmann::json()},
+      {"dynamic", false},
+      {"observer", "minmax"}};
   return {{"quant_method", "compressed-tensors"},
           {"format", "pack-quantized"},
           {"quantization_status", "compressed"},
           {"ignore", s.modules_to_not_convert},
           {"config_groups",
-           {{"group_0", {{"targets", {"Linear"}}, {"weights", weights}, {"input_activations", nullptr},
-                         {"output_activations", nullptr}}}}}};
+           {{"group_0",
+             {{"targets", {"Linear"}},
+              {"weights", weights},
+              {"input_activations", nullptr},
+              {"output_activations", nullptr}}}}}};
 }
-std::map<std::string, nlohmann::json> no_side(const QuantSettings&) { return {}; }
+std::map<std::string, nlohmann::json> no_side(const QuantSettings&) {
+  return {};
+}
 
 struct FormatRow {
   OutputFormat format;
@@ -79,12 +87,17 @@ const FormatRow& row(OutputFormat f) {
 OutputFormat parse_output_format(const std::string& name) {
   for (const auto& r : kFormats)
     if (name == r.name) return r.format;
-  SQ_THROW(InputError, "unknown output format \"" << name << "\" (known: awq, gptq, compressed-tensors)");
+  SQ_THROW(InputError,
+           "unknown output format \"" << name << "\" (known: awq, gptq, compressed-tensors)");
 }
 
-const char* output_format_name(OutputFormat f) { return row(f).name; }
+const char* output_format_name(OutputFormat f) {
+  return row(f).name;
+}
 
-nlohmann::json quantization_config(const QuantSettings& s) { return row(s.format).config(s); }
+nlohmann::json quantization_config(const QuantSettings& s) {
+  return row(s.format).config(s);
+}
 
 nlohmann::json quantized_model_config(const nlohmann::json& input_config, const QuantSettings& s) {
   nlohmann::json c = input_config;

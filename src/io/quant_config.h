@@ -2,8 +2,8 @@
 // output format in quant_config.cpp.
 //
 // CONTRACT: quantized_model_config(input config.json, settings) returns the input config with
-// "quantization_config" set (dtype keys unchanged); format_side_files(settings) returns the extra files the container tools write
-// (quant_config.json for AWQ, quantize_config.json for GPTQ).
+// "quantization_config" set (dtype keys unchanged); format_side_files(settings) returns the extra
+// files the container tools write (quant_config.json for AWQ, quantize_config.json for GPTQ).
 #pragma once
 
 #include <map>

@@ -21,10 +21,10 @@ struct DTypeRow {
 };
 // The table of every dtype we read (REFERENCE.md §3.4).
 constexpr DTypeRow kDTypes[] = {
-    {DType::F64, "F64", 8},         {DType::F32, "F32", 4},         {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2},       {DType::I64, "I64", 8},         {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2},         {DType::I8, "I8", 1},           {DType::U8, "U8", 1},
-    {DType::BOOL, "BOOL", 1},       {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
+    {DType::F64, "F64", 8},   {DType::F32, "F32", 4},         {DType::F16, "F16", 2},
+    {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8},         {DType::I32, "I32", 4},
+    {DType::I16, "I16", 2},   {DType::I8, "I8", 1},           {DType::U8, "U8", 1},
+    {DType::BOOL, "BOOL", 1}, {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
 };
 
 const DTypeRow& row(DType d) {
@@ -38,8 +38,12 @@ constexpr uint64_t kMaxHeader = 100ull << 20;
 
 }  // namespace
 
-size_t dtype_size(DType d) { return row(d).size; }
-const char* dtype_name(DType d) { return row(d).name; }
+size_t dtype_size(DType d) {
+  return row(d).size;
+}
+const char* dtype_name(DType d) {
+  return row(d).name;
+}
 
 const std::vector<DType>& all_dtypes() {
   static const std::vector<DType> v = [] {
@@ -55,8 +59,8 @@ DType parse_dtype(const std::string& name, const std::string& context) {
     if (name == r.name) return r.dtype;
   std::string known;
   for (const auto& r : kDTypes) known += std::string(known.empty() ? "" : " ") + r.name;
-  SQ_THROW(InputError, context << ": unsupported dtype \"" << name << "\" (supported: " << known
-                               << ")");
+  SQ_THROW(InputError,
+           context << ": unsupported dtype \"" << name << "\" (supported: " << known << ")");
 }
 
 int64_t TensorInfo::numel() const {
@@ -139,13 +143,13 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     const auto& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
         !off[1].is_number_unsigned())
-      SQ_THROW(InputError, ctx << ": data_offsets must be two non-negative integers, got "
-                               << off.dump());
+      SQ_THROW(InputError,
+               ctx << ": data_offsets must be two non-negative integers, got " << off.dump());
     t.begin = off[0].get<uint64_t>();
     t.end = off[1].get<uint64_t>();
     if (t.end < t.begin)
-      SQ_THROW(InputError, ctx << ": data_offsets [" << t.begin << ", " << t.end
-                               << "] end before begin");
+      SQ_THROW(InputError,
+               ctx << ": data_offsets [" << t.begin << ", " << t.end << "] end before begin");
     const uint64_t expect = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
     if (t.nbytes() != expect)
       SQ_THROW(InputError, ctx << ": shape " << v["shape"].dump() << " × " << dtype_name(t.dtype)
@@ -158,10 +162,9 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     f->tensors_.push_back(std::move(t));
   }
 
-  std::sort(f->tensors_.begin(), f->tensors_.end(),
-            [](const TensorInfo& a, const TensorInfo& b) {
-              return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-            });
+  std::sort(f->tensors_.begin(), f->tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
   uint64_t cursor = 0;
   for (const auto& t : f->tensors_) {
     if (t.begin < cursor)

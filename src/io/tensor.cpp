@@ -13,9 +13,9 @@ struct Row {
   at::ScalarType s;
 };
 constexpr Row kMap[] = {
-    {DType::F64, at::kDouble}, {DType::F32, at::kFloat}, {DType::F16, at::kHalf},
-    {DType::BF16, at::kBFloat16}, {DType::I64, at::kLong}, {DType::I32, at::kInt},
-    {DType::I16, at::kShort}, {DType::I8, at::kChar}, {DType::U8, at::kByte},
+    {DType::F64, at::kDouble},    {DType::F32, at::kFloat}, {DType::F16, at::kHalf},
+    {DType::BF16, at::kBFloat16}, {DType::I64, at::kLong},  {DType::I32, at::kInt},
+    {DType::I16, at::kShort},     {DType::I8, at::kChar},   {DType::U8, at::kByte},
     {DType::BOOL, at::kBool},
 };
 

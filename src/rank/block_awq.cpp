@@ -88,14 +88,16 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   cap.finish();
   const std::string router =
       block.spec().role("router").empty() ? "" : block.prefix() + "." + block.spec().role("router");
-  const std::string shared_gate = block.spec().role("shared_expert_gate").empty()
-                                      ? ""
-                                      : block.prefix() + "." + block.spec().role("shared_expert_gate");
+  const std::string shared_gate =
+      block.spec().role("shared_expert_gate").empty()
+          ? ""
+          : block.prefix() + "." + block.spec().role("shared_expert_gate");
 
   // 2. Scale search per group, in table order.
   for (const auto& g : awq_groups(cfg, w, block.index())) {
-    const std::string gname = (g.prev_op.empty() ? "act" : g.prev_op) + " -> " + g.linears.front() +
-                              (g.linears.size() > 1 ? " (+" + std::to_string(g.linears.size() - 1) + ")" : "");
+    const std::string gname =
+        (g.prev_op.empty() ? "act" : g.prev_op) + " -> " + g.linears.front() +
+        (g.linears.size() > 1 ? " (+" + std::to_string(g.linears.size() - 1) + ")" : "");
     if (g.condition == GroupCondition::ActScales) {
       res.notes.push_back("skipped " + gname + ": activation prev_op needs a scales tensor");
       continue;
@@ -153,19 +155,21 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
       for (size_t i = 0; i < g.linears.size(); ++i) block.linear(g.linears[i]).weight = saved[i];
       return (y - y_ref).pow(2).mean().item<double>();
     };
-    auto best = solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn, gname);
+    auto best =
+        solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn, gname);
     at::Tensor s = best.scales;
 
     // 3. Apply: prev op, members, routers fed by the same norm, cached inputs.
     if (g.prev_is_norm) {
       Norm& nm = block.norm(g.prev_op);
-      solvers::awq_apply_to_norm(nm.weight, nm.bias.defined() ? &nm.bias : nullptr, s,
-                                 g.prev_plus_one ? solvers::NormKind::kOffsetOne
-                                                 : solvers::NormKind::kPlain);
+      solvers::awq_apply_to_norm(
+          nm.weight, nm.bias.defined() ? &nm.bias : nullptr, s,
+          g.prev_plus_one ? solvers::NormKind::kOffsetOne : solvers::NormKind::kPlain);
       if (moe_mlp) {
         // Routing must not change: the router (and shared-expert gate) see x/s now.
         for (const auto& r : {router, shared_gate})
-          if (!r.empty() && block.has_linear(r)) solvers::awq_apply_to_member(block.linear(r).weight, s);
+          if (!r.empty() && block.has_linear(r))
+            solvers::awq_apply_to_member(block.linear(r).weight, s);
       }
     } else {
       Linear& p = block.linear(g.prev_op);
@@ -196,7 +200,8 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
         solvers::awq_apply_clip(l.weight, clip.max_val);
       }
     }
-    solvers::QuantizedLinear q = solvers::quantize_rtn(l.weight, st.scheme, solvers::GridKind::kAwq, name);
+    solvers::QuantizedLinear q =
+        solvers::quantize_rtn(l.weight, st.scheme, solvers::GridKind::kAwq, name);
     l.weight = q.dequant.to(l.weight.scalar_type());
     LinearReport r;
     r.name = name;

@@ -72,8 +72,10 @@ NamedTensors export_block(const Block& block,
       continue;
     }
     SQ_CHECK(t.numel() == info.numel(), "block tensor " << name << " has " << t.numel()
-                                                        << " elements, checkpoint " << info.numel());
-    out.emplace_back(name, t.to(at::kCPU).to(io::to_scalar_type(info.dtype)).reshape(info.shape).contiguous());
+                                                        << " elements, checkpoint "
+                                                        << info.numel());
+    out.emplace_back(
+        name, t.to(at::kCPU).to(io::to_scalar_type(info.dtype)).reshape(info.shape).contiguous());
   }
   return out;
 }

@@ -5,7 +5,9 @@
 
 namespace sq::rank {
 
-bool cuda_available() { return at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0; }
+bool cuda_available() {
+  return at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0;
+}
 
 at::Device pick_device(bool force_cpu, int local_rank) {
   if (force_cpu || !cuda_available()) return at::Device(at::kCPU);
@@ -13,6 +15,8 @@ at::Device pick_device(bool force_cpu, int local_rank) {
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank % n));
 }
 
-std::string describe_device(const at::Device& d) { return d.str(); }
+std::string describe_device(const at::Device& d) {
+  return d.str();
+}
 
 }  // namespace sq::rank

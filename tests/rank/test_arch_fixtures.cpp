@@ -99,7 +99,8 @@ TEST_P(ArchFixture, ModelReproducesLogits) {
   at::Tensor ids = ref("input_ids").to(test_device());
   auto ctx = rank::make_context(ids.size(0), ids.size(1), test_device());
   EXPECT_LE(rel_err(m.embed(ids, ctx).cpu(), ref("block.0.input")), p.tolerance) << "embeddings";
-  EXPECT_LE(rel_err(m.forward(ids).cpu(), ref("logits")), p.tolerance) << "logits (" << p.name << ")";
+  EXPECT_LE(rel_err(m.forward(ids).cpu(), ref("logits")), p.tolerance)
+      << "logits (" << p.name << ")";
 }
 
 // The tap sees every quantizable linear (block_linears) of every block.

@@ -37,8 +37,9 @@ TEST(Oom, HalveSequencesKeepsTokensInOrder) {
 TEST(Oom, DetectsCudaOomMessagesAndLimit) {
   EXPECT_TRUE(is_out_of_memory(MemoryLimitExceeded("x")));
   EXPECT_TRUE(is_out_of_memory(c10::Error(c10::SourceLocation{__func__, __FILE__, __LINE__},
-                                         "CUDA out of memory. Tried to allocate 2.00 GiB")));
-  EXPECT_FALSE(is_out_of_memory(c10::Error(c10::SourceLocation{__func__, __FILE__, __LINE__}, "shape mismatch")));
+                                          "CUDA out of memory. Tried to allocate 2.00 GiB")));
+  EXPECT_FALSE(is_out_of_memory(
+      c10::Error(c10::SourceLocation{__func__, __FILE__, __LINE__}, "shape mismatch")));
   EXPECT_FALSE(is_out_of_memory(BackendError("disk full")));
   EXPECT_FALSE(is_out_of_memory(std::runtime_error("out of memory")));  // not a c10 error
 }
