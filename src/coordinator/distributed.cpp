@@ -20,6 +20,7 @@
 #include "io/gptq_rewrite.h"
 #include "io/output_dir.h"
 #include "io/tokenizer.h"
+#include "rank/device.h"
 
 namespace sq::coordinator {
 namespace {
@@ -42,7 +43,22 @@ rank::TransportKind transport_for(const Options& o) {
     case TransportKind::kAuto:
       break;
   }
-  return rank::default_transport_kind(run_device(o).is_cuda());
+  const bool gpus = run_device(o).is_cuda();
+  // NCCL needs one GPU per rank. When more ranks than GPUs share this host (e.g. `mpirun -n 4`
+  // on a one-GPU machine), the auto choice falls back to MPI instead of failing at NCCL init.
+  // MPI is not initialized yet here, so the launcher's per-host rank count is read from its
+  // environment (Open MPI, then Slurm); an explicit --transport nccl is never overridden.
+  int local_ranks = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (local_ranks == 0) local_ranks = env_int("SLURM_NTASKS_PER_NODE");
+  const int n_gpus = gpus ? static_cast<int>(rank::cuda_device_count()) : 0;
+  if (gpus && local_ranks > n_gpus) {
+    log()->warn(
+        "{} ranks share {} GPU(s) on this host: NCCL needs one GPU per rank, using the MPI "
+        "transport (--transport nccl to insist)",
+        local_ranks, n_gpus);
+    return rank::default_transport_kind(false);
+  }
+  return rank::default_transport_kind(gpus);
 }
 
 // Rank 0's calibration set, broadcast so that every rank holds identical tokens (and a

@@ -9,6 +9,10 @@ bool cuda_available() {
   return at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0;
 }
 
+int64_t cuda_device_count() {
+  return cuda_available() ? static_cast<int64_t>(at::detail::getCUDAHooks().getNumGPUs()) : 0;
+}
+
 at::Device pick_device(bool force_cpu, int local_rank) {
   if (force_cpu || !cuda_available()) return at::Device(at::kCPU);
   const int n = static_cast<int>(at::detail::getCUDAHooks().getNumGPUs());

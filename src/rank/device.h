@@ -9,6 +9,8 @@
 namespace sq::rank {
 
 bool cuda_available();
+// Number of CUDA devices visible to this process (0 without CUDA).
+int64_t cuda_device_count();
 // local_rank selects the GPU on multi-GPU hosts.
 at::Device pick_device(bool force_cpu, int local_rank = 0);
 std::string describe_device(const at::Device& d);
