@@ -128,16 +128,7 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
     files = writer.finish();
   }
   remove_fragments(dp.partial_dir);
-  if (zero_zero && !v1_qzeros.empty()) {
-    for (const auto& f : files) io::rewrite_qzeros_v1_to_v2(out.file(f), v1_qzeros, o.bits);
-    log()->info("an asymmetric zero point of 0 occurred: checkpoint written as gptq_v2");
-  }
-  io::QuantSettings qs = quant_settings(o, zero_zero);
-  qs.modules_to_not_convert.assign(not_converted.begin(), not_converted.end());
-  nlohmann::json cfg_json = io::read_json_file(o.model_path + "/config.json");
-  out.write_json("config.json", io::quantized_model_config(cfg_json, qs));
-  for (const auto& [fname, j] : io::format_side_files(qs)) out.write_json(fname, j);
-  auto copied = out.copy_aux_files();
+  const auto [qs, copied] = finish_checkpoint(out, o, files, zero_zero, v1_qzeros, not_converted);
   summary.add_phase("write", seconds_between(t0, clock::now()));
   summary.set_output(files, copied, qs);
   summary.set_total(seconds_between(t_start, clock::now()));

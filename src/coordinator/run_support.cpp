@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "common/check.h"
+#include "common/log.h"
+#include "io/gptq_rewrite.h"
 #include "rank/device.h"
 
 namespace sq::coordinator {
@@ -113,6 +115,24 @@ io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
   q.damp_percent = o.damp_percent;
   q.gptq_v2 = gptq_v2;
   return q;
+}
+
+FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o,
+                                     const std::vector<std::string>& shard_files, bool gptq_v2,
+                                     const std::vector<std::string>& v1_qzeros,
+                                     const std::set<std::string>& not_converted) {
+  if (gptq_v2 && !v1_qzeros.empty()) {
+    for (const auto& f : shard_files) io::rewrite_qzeros_v1_to_v2(out.file(f), v1_qzeros, o.bits);
+    log()->info("an asymmetric zero point of 0 occurred: checkpoint written as gptq_v2");
+  }
+  FinishedCheckpoint done;
+  done.settings = quant_settings(o, gptq_v2);
+  done.settings.modules_to_not_convert.assign(not_converted.begin(), not_converted.end());
+  nlohmann::json cfg_json = io::read_json_file(o.model_path + "/config.json");
+  out.write_json("config.json", io::quantized_model_config(cfg_json, done.settings));
+  for (const auto& [fname, j] : io::format_side_files(done.settings)) out.write_json(fname, j);
+  done.copied = out.copy_aux_files();
+  return done;
 }
 
 double seconds_between(std::chrono::steady_clock::time_point a,

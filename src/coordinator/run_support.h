@@ -7,12 +7,14 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "coordinator/options.h"
 #include "coordinator/plan.h"
 #include "io/calib.h"
+#include "io/output_dir.h"
 #include "io/quant_config.h"
 #include "rank/block_export.h"
 #include "rank/block_quant.h"
@@ -31,6 +33,18 @@ rank::ExportOptions export_options(const Options& o);
 rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch);
 rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch);
 io::QuantSettings quant_settings(const Options& o, bool gptq_v2);
+
+// Everything after the last shard, shared by the single-process and the distributed run: the
+// in-place gptq_v2 rewrite of earlier v1 qzeros when an asymmetric zero of 0 occurred, config.json
+// with quantization_config, the format's side files, the copied tokenizer/aux files.
+struct FinishedCheckpoint {
+  io::QuantSettings settings;
+  std::vector<std::string> copied;
+};
+FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o,
+                                     const std::vector<std::string>& shard_files, bool gptq_v2,
+                                     const std::vector<std::string>& v1_qzeros,
+                                     const std::set<std::string>& not_converted);
 
 double seconds_between(std::chrono::steady_clock::time_point a,
                        std::chrono::steady_clock::time_point b);
