@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "dist/shell.h"
 #include "io/safetensors.h"
 #include "test_paths.h"
 
@@ -22,24 +23,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Launch {
-  int rc = -1;
-  double seconds = 0;
-  std::string output;
-};
-
+using sq::test::Launch;
 Launch sh(const std::string& cmd) {
-  Launch out;
-  const auto start = std::chrono::steady_clock::now();
-  FILE* pipe = popen((cmd + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.output.append(buf, n);
-  const int status = pclose(pipe);
-  out.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return out;
+  return sq::test::run_shell(cmd);
 }
 
 const char* kCalib = " --calib-size 4 --seq_len 64 --q-group-size 64 --quiet";

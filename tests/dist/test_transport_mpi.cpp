@@ -9,15 +9,12 @@
 #include <cstdlib>
 #include <string>
 
+#include "dist/shell.h"
 #include "test_paths.h"
 
 namespace {
 
-struct Launch {
-  int rc = -1;
-  double seconds = 0;
-  std::string output;  // stdout and stderr of every rank and of mpirun
-};
+using sq::test::Launch;
 
 bool have_mpirun() {
   return std::system("command -v mpirun >/dev/null 2>&1") == 0;
@@ -31,18 +28,8 @@ Launch launch(int ranks, const std::string& args, const std::string& fault = "")
       "--mca btl self,vader -n " +
       std::to_string(ranks);
   if (!fault.empty()) cmd += " -x SHARDQUANT_FAULT='" + fault + "'";
-  cmd += " " + sq::test::tool("transport_probe") + " " + args + " 2>&1";
-  Launch out;
-  const auto start = std::chrono::steady_clock::now();
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.output.append(buf, n);
-  const int status = pclose(pipe);
-  out.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return out;
+  cmd += " " + sq::test::tool("transport_probe") + " " + args;
+  return sq::test::run_shell(cmd);
 }
 
 int count(const std::string& text, const std::string& needle) {
