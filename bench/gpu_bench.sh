@@ -41,7 +41,7 @@ gib() { awk -v m="$1" 'BEGIN{printf "%.2f", m/1024}'; }
   echo
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/GPU: /'
   echo
-  echo "| run | quantization only s | block load s | write s | end-to-end s | peak GPU GiB (smi) | reference | status |"
+  echo "| run | quantization only s | block load s | write s | end-to-end s | peak GPU GiB (smi / allocator) | reference | status |"
   echo "|---|---|---|---|---|---|---|---|"
 } >"$MD"
 
@@ -92,16 +92,16 @@ quant() {
   local status="ok"
   [ $rc -eq 0 ] || status="exit $rc"
   [ $rc -eq 124 ] && status="timeout after ${budget}s"
-  local q="" l="" w=""
+  local q="" l="" w="" pa=""
   if [ -f "$out/shardquant_summary.json" ]; then
-    read -r q l w < <(python3 -c '
+    read -r q l w pa < <(python3 -c '
 import json,sys
-t=json.load(open(sys.argv[1]))["timings_s"]
-print(*["%.2f" % t.get(k, float("nan")) for k in ("quantization only","block load","write")])' \
+j=json.load(open(sys.argv[1])); t=j["timings_s"]
+print(*["%.2f" % t.get(k, float("nan")) for k in ("quantization only","block load","write")], "%.2f" % j.get("peak_gpu_allocated_gib", float("nan")))' \
       "$out/shardquant_summary.json")
   fi
-  echo "RESULT $name: quantization only ${q:-?} s, block load ${l:-?} s, write ${w:-?} s, end-to-end $wall s, peak GPU $(gib "${peak:-0}") GiB, $status"
-  echo "| $name | ${q} | ${l} | ${w} | $wall | $(gib "${peak:-0}") | $ref | $status |" >>"$MD"
+  echo "RESULT $name: quantization only ${q:-?} s, block load ${l:-?} s, write ${w:-?} s, end-to-end $wall s, peak GPU $(gib "${peak:-0}") GiB (smi), ${pa:-?} GiB (allocator peak), $status"
+  echo "| $name | ${q} | ${l} | ${w} | $wall | $(gib "${peak:-0}") / ${pa} | $ref | $status |" >>"$MD"
   [ -d "$out" ] && cp "$out/shardquant_summary.json" "$OUT/summary-$name.json" 2>/dev/null
   rm -rf "$out" "$out.partial"
 }

@@ -21,6 +21,9 @@
 #   AWQ_N AWQ_T     AWQ calibration samples x tokens (128 x 512)
 #   GPTQ_N GPTQ_T   GPTQ calibration samples x tokens (128 x 2048)
 #   DEVICE          cpu | cuda | auto (default auto) for quantization and eval
+#   QUANT_DTYPE     quantization --compute-dtype (auto|fp32|bf16|fp16; default auto = the
+#                   checkpoint's half type on CUDA, fp32 on CPU)
+#   SEED            calibration --seed (default: shardquant's default, 42)
 #   EVAL_DTYPE      eval --dtype (default: eval's own: fp16 on CUDA, fp32 on CPU)
 #   EVAL_MAX_WINDOWS  evaluate only the first N windows per file (reduced runs; default all)
 #   QUALITY_WORK    scratch folder (default /tmp/sq-quality); checkpoints are kept there
@@ -56,13 +59,14 @@ eval_args=(--seq_len 512 --device "$DEVICE")
 # quantize CELL OUT: writes the cell's checkpoint to OUT (or nothing for fp16); prints the route.
 quantize() {
   local cell=$1 out=$2 common
-  local awq=(--calib-file "$CALIB" --calib-size "$AWQ_N" --seq_len "$AWQ_T" --device "$DEVICE")
-  local gptq=(--calib-file "$CALIB" --calib-size "$GPTQ_N" --seq_len "$GPTQ_T" --device "$DEVICE")
+  local qd=(--compute-dtype "${QUANT_DTYPE:-auto}" ${SEED:+--seed "$SEED"})
+  local awq=(--calib-file "$CALIB" --calib-size "$AWQ_N" --seq_len "$AWQ_T" --device "$DEVICE" "${qd[@]}")
+  local gptq=(--calib-file "$CALIB" --calib-size "$GPTQ_N" --seq_len "$GPTQ_T" --device "$DEVICE" "${qd[@]}")
   rm -rf "$out" "$out.partial"
   case $cell in
     fp16) return 0 ;;
     rtn-w4 | rtn-w3)
-      "$QTOOL" rtn "${cell#rtn-w}" "$out" -- --model_path "$MODEL" --device "$DEVICE" ;;
+      "$QTOOL" rtn "${cell#rtn-w}" "$out" -- --model_path "$MODEL" --device "$DEVICE" "${qd[@]}" ;;
     awq-w4)
       "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --awq --bits 4 "${awq[@]}" --quiet ;;
     awq-w3)
@@ -104,4 +108,4 @@ for cell in $CELLS; do
 done
 
 python3 "$ROOT/bench/quality_table.py" "$RESULTS" "$NOTES" \
-  "calibration AWQ ${AWQ_N}x${AWQ_T}, GPTQ ${GPTQ_N}x${GPTQ_T}; device $DEVICE; eval windows ${EVAL_MAX_WINDOWS:-all}; ${QUALITY_LABEL:-}"
+  "calibration AWQ ${AWQ_N}x${AWQ_T}, GPTQ ${GPTQ_N}x${GPTQ_T}; device $DEVICE, compute dtype ${QUANT_DTYPE:-auto}; eval windows ${EVAL_MAX_WINDOWS:-all}; ${QUALITY_LABEL:-}"

@@ -35,8 +35,16 @@ stage_test() {
 stage_fixtures() {
   for dt in fp32 bf16; do
     echo "--- fixtures on cuda, $dt"
-    SQ_TEST_DEVICE=cuda SQ_TEST_DTYPE=$dt $B/tests/test_rank --gtest_filter='Fixtures/*' 2>&1 | tail -4
+    SQ_TEST_DEVICE=cuda SQ_TEST_DTYPE=$dt $B/tests/test_rank --gtest_filter='Fixtures/*' \
+      >"$OUT/fixtures-$dt.log" 2>&1
+    grep -E "routing check|^\[  FAILED|^\[  PASSED|tests ran" "$OUT/fixtures-$dt.log" | sort -u
   done
+}
+
+# The GPU-only unit tests (fast paths against their references), one line each.
+stage_gpuunit() {
+  $B/tests/test_rank --gtest_filter='AttentionFast*' 2>&1 | grep -E "^\[  |Failure|rel|expected" | head -20
+  $B/tests/test_solvers --gtest_filter='HessianTf32*:GptqFused*' 2>&1 | grep -E "^\[  |Failure|acc|expected" | head -20
 }
 
 # House-model perplexity on the GPU (REFERENCE.md §7 protocol), fp32 and bf16.

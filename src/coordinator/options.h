@@ -84,6 +84,7 @@ struct Options {
   // --- execution ----------------------------------------------------------------------------
   bool force_cpu = false;                          // --force_cpu / FORCE_CPU
   std::string device;                              // --device ("" = auto; "cpu", "cuda", "cuda:N")
+  std::string compute_dtype = "auto";              // --compute-dtype auto|fp32|bf16|fp16
   ParallelMode parallel = ParallelMode::kAuto;     // --parallel
   TransportKind transport = TransportKind::kAuto;  // --transport ("" = auto)
   int comm_timeout_s = 600;                        // --comm-timeout (seconds)

@@ -279,6 +279,8 @@ const std::vector<SetterRow>& setters() {
        }},
       {"force_cpu", [](Options& o, const Given& g) { o.force_cpu = as_bool(g); }},
       {"device", [](Options& o, const Given& g) { o.device = g.value; }},
+      {"compute_dtype",
+       [](Options& o, const Given& g) { o.compute_dtype = as_choice(g, "auto|fp32|bf16|fp16"); }},
       {"parallel",
        [](Options& o, const Given& g) {
          o.parallel = enum_from<ParallelMode>(as_choice(g, "auto|blocks|data"),

@@ -75,6 +75,10 @@ const std::vector<FlagRow> kFlags = {
     {"seed", K::kInt, "N", "42", "seed of the calibration sampling", "", nullptr},
     {"force_cpu", K::kBool, "", "off", "run everything on the CPU", "", nullptr},
     {"device", K::kString, "DEV", "auto", "cpu, cuda or cuda:N", "", nullptr},
+    {"compute_dtype", K::kChoice, "T", "auto",
+     "dtype of the calibration forwards and searches (auto: fp32 on CPU, the checkpoint's "
+     "half type on GPU)",
+     "auto|fp32|bf16|fp16", nullptr},
     {"parallel", K::kChoice, "MODE", "auto", "parallel mode across ranks", "auto|blocks|data",
      nullptr},
     {"transport", K::kChoice, "T", "auto", "collective transport", "nccl|mpi|local", nullptr},

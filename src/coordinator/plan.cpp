@@ -181,7 +181,10 @@ Plan make_plan(const Options& opts) {
   check_output_dir(opts.output_dir, opts.model_path, plan.input_files);
 
   plan.on_cpu = opts.force_cpu || opts.device == "cpu" || !rank::cuda_available();
-  plan.compute_dtype_bytes = plan.on_cpu ? 4 : dtype_bytes(cfg, w);
+  plan.compute_dtype_bytes = opts.compute_dtype == "fp32"   ? 4
+                             : opts.compute_dtype != "auto" ? 2
+                             : plan.on_cpu                  ? 4
+                                                            : dtype_bytes(cfg, w);
   detail::estimate_memory(plan, opts);
 
   if (cfg.max_position_embeddings > 0 && opts.seq_len > cfg.max_position_embeddings)

@@ -30,7 +30,7 @@ int run_quantize(const Options& o, const Plan& plan) {
   RunSummary summary(o, plan);
 
   const at::Device dev = run_device(o);
-  const at::ScalarType dtype = compute_dtype(dev, plan.config);
+  const at::ScalarType dtype = compute_dtype(dev, plan.config, o.compute_dtype);
   io::ModelWeights w(o.model_path);
   const io::ModelConfig& cfg = plan.config;
   io::OutputDir out(o.output_dir, o.model_path);
@@ -132,6 +132,9 @@ int run_quantize(const Options& o, const Plan& plan) {
   summary.add_phase("quantize blocks", solve_s);
   summary.add_phase("block load", load_s);
   summary.add_phase("quantization only", quant_only_s);
+  if (dev.is_cuda())
+    summary.set_value("peak_gpu_allocated_gib",
+                      static_cast<double>(rank::device_peak_allocated(dev)) / (1ull << 30));
   if (cal.seq_len() != T)
     log()->warn("calibration seq_len finally used: {} ({} sequences; requested {} x {})",
                 cal.seq_len(), cal.samples(), n, T);

@@ -24,7 +24,12 @@ at::Device run_device(const Options& o) {
   return rank::pick_device(false, 0);
 }
 
-at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg) {
+at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,
+                             const std::string& requested) {
+  static const std::map<std::string, at::ScalarType> kNamed = {
+      {"fp32", at::kFloat}, {"bf16", at::kBFloat16}, {"fp16", at::kHalf}};
+  auto named = kNamed.find(requested);
+  if (named != kNamed.end()) return named->second;
   if (d.is_cpu()) return at::kFloat;
   return cfg.dtype == "float16" ? at::kHalf : at::kBFloat16;
 }
@@ -192,6 +197,10 @@ void RunSummary::set_calibration(const nlohmann::json& provenance, int64_t sampl
   j_["calibration"]["seq_len_used"] = seq_len;
 }
 
+void RunSummary::set_value(const std::string& key, double value) {
+  j_[key] = value;
+}
+
 void RunSummary::add_phase(const std::string& name, double seconds) {
   j_["timings_s"][name] = seconds;
 }
@@ -209,6 +218,12 @@ void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, doubl
                             {"note", rep.note}});
   }
   b["notes"] = r.notes;
+  b["phases_s"] = r.phase_seconds;
+  // Solve phases summed over blocks ("where the time goes" inside "quantization only").
+  for (const auto& [phase, secs] : r.phase_seconds) {
+    auto& slot = j_["solve_phases_s"][phase];
+    slot = (slot.is_number() ? slot.get<double>() : 0.0) + secs;
+  }
   j_["blocks"].push_back(b);
 }
 
@@ -231,6 +246,13 @@ std::string RunSummary::table() const {
     std::snprintf(line, sizeof line, "  %-20s %8.2f\n", it.key().c_str(), it.value().get<double>());
     os << line;
   }
+  if (j_.contains("solve_phases_s"))
+    for (auto it = j_["solve_phases_s"].begin(); it != j_["solve_phases_s"].end(); ++it) {
+      char line[96];
+      std::snprintf(line, sizeof line, "    %-24s %8.2f\n", it.key().c_str(),
+                    it.value().get<double>());
+      os << line;
+    }
   // Error per layer role, averaged over blocks ("self_attn.q_proj" …).
   std::map<std::string, std::pair<double, int>> per_role;
   int fallbacks = 0, escalations = 0;

@@ -23,7 +23,10 @@ namespace sq::coordinator {
 
 at::Device run_device(const Options& o);
 // CPU: float32. GPU: the checkpoint's half type (bf16 unless it is fp16).
-at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg);
+// --compute-dtype: "auto" = fp32 on CPU, the checkpoint's half type (fp16 if it is fp16, else
+// bf16) on GPU; otherwise the named type on any device.
+at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,
+                             const std::string& requested = "auto");
 // Samples per forward micro-batch: bounded activation memory at any seq_len.
 int64_t micro_batch_for(int64_t seq_len);
 
@@ -56,6 +59,8 @@ class RunSummary {
   RunSummary(const Options& o, const Plan& plan);
   void set_calibration(const nlohmann::json& provenance, int64_t samples, int64_t seq_len);
   void add_phase(const std::string& name, double seconds);
+  // A top-level number of the summary (e.g. "peak_gpu_allocated_gib").
+  void set_value(const std::string& key, double value);
   void add_block(int64_t index, const rank::BlockQuantResult& r, double seconds);
   void set_output(const std::vector<std::string>& shards, const std::vector<std::string>& copied,
                   const io::QuantSettings& qs);

@@ -45,7 +45,13 @@ class ActivationTap {
   virtual ~ActivationTap() = default;
   virtual bool wants(const std::string& linear) const { return true; }
   virtual void on_input(const std::string& linear, const at::Tensor& x) = 0;
+  // True once the tap has seen everything it needs from the current forward: the block then
+  // abandons the rest of it by throwing ForwardStopped (run_block() catches it and returns an
+  // undefined output). Taps that need the block output never return true.
+  virtual bool done() const { return false; }
 };
+// Thrown out of a forward whose tap is done(); never escapes run_block().
+struct ForwardStopped {};
 
 struct Linear {
   std::string name;         // full prefix

@@ -22,11 +22,16 @@ at::Tensor Block::attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const 
                          double scaling) const {
   const int64_t B = q.size(0), T = q.size(2);
   const int64_t window = sliding_ ? cfg_.sliding_window.value_or(0) : 0;
-  at::Tensor bias = layers::attention_bias(B, T, window, ctx.padding_mask, device_);
   // transformers' default (sdpa) attention ignores attn_logit_softcapping; only its eager path
   // applies it. The fixtures (and HF perplexities) follow the default; ctx opts into eager.
   const double softcap = ctx.attn_softcap ? cfg_.get_double("attn_logit_softcapping", 0.0) : 0.0;
-  at::Tensor o = layers::attention_core(q, k, v, bias, scaling, softcap);  // [B,H,T,Dv]
+  at::Tensor o;  // [B,H,T,Dv]
+  if (layers::fast_attention_usable(q, softcap)) {
+    o = layers::attention_fast(q, k, v, window, ctx.padding_mask, scaling);
+  } else {
+    at::Tensor bias = layers::attention_bias(B, T, window, ctx.padding_mask, device_);
+    o = layers::attention_core(q, k, v, bias, scaling, softcap);
+  }
   return o.transpose(1, 2).reshape({B, T, -1});
 }
 

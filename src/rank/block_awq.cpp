@@ -8,6 +8,7 @@
 #include "rank/arch_table.h"
 #include "rank/block_quant.h"
 #include "rank/capture.h"
+#include "rank/phase_clock.h"
 #include "solvers/awq.h"
 
 namespace sq::rank {
@@ -33,28 +34,57 @@ class ScopeRunner {
       mask_ = mask.to(b.device()).reshape({-1});
   }
 
-  // Output of the scope over every micro-batch, [rows, out].
+  // Output of the scope over every micro-batch, [rows, out] (padding rows dropped).
   at::Tensor run() const {
     std::vector<at::Tensor> outs;
+    for_each([&](int64_t, const at::Tensor& y) { outs.push_back(y); });
+    return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
+  }
+
+  // Σ (y − y_ref)² in float32 over every micro-batch, a 0-dim device tensor (no host sync);
+  // y_ref is run()'s result. The squared differences are formed in fp32 from the block dtype's
+  // values, as AutoAWQ's fp32 MSE does, one micro-batch at a time (no full-size fp32 copy).
+  at::Tensor sum_sq_diff(const at::Tensor& y_ref) const {
+    at::Tensor total;
+    for_each([&](int64_t r0, const at::Tensor& y) {
+      at::Tensor d = y.to(at::kFloat) - y_ref.slice(0, r0, r0 + y.size(0)).to(at::kFloat);
+      at::Tensor part = d.pow(2).sum();
+      total = total.defined() ? total + part : part;
+    });
+    return total;
+  }
+
+ private:
+  // fn(first_row, y) per micro-batch in row order; y [rows, out] with padding rows dropped.
+  template <class F>
+  void for_each(F fn) const {
     const at::Tensor& x = *s_.input;
+    int64_t at_row = 0;
+    auto emit = [&](at::Tensor y, const at::Tensor& keep) {
+      if (keep.defined()) y = y.index({keep});
+      fn(at_row, y);
+      at_row += y.size(0);
+    };
     if (!s_.dense) {
       const int64_t rows = x.size(0), step = mb_ * T_;
       for (int64_t r0 = 0; r0 < rows; r0 += step) {
         BlockContext ctx;
-        outs.push_back(b_.forward_scope(s_.name, x.slice(0, r0, std::min(rows, r0 + step)), ctx));
+        emit(b_.forward_scope(s_.name, x.slice(0, r0, std::min(rows, r0 + step)), ctx), {});
       }
-    } else {
-      at::Tensor x3 = x.view({n_, T_, x.size(-1)});
-      for (int64_t b0 = 0; b0 < n_; b0 += mb_) {
-        const int64_t b1 = std::min(n_, b0 + mb_);
-        BlockContext ctx = make_context(b1 - b0, T_, b_.device());
-        if (mask_.defined()) ctx.padding_mask = mask_.view({n_, T_}).slice(0, b0, b1);
-        at::Tensor y = b_.forward_scope(s_.name, x3.slice(0, b0, b1), ctx);
-        outs.push_back(y.reshape({-1, y.size(-1)}));
-      }
+      return;
     }
-    at::Tensor y = outs.size() == 1 ? outs[0] : at::cat(outs, 0);
-    return mask_.defined() ? y.index({mask_}) : y;
+    at::Tensor x3 = x.view({n_, T_, x.size(-1)});
+    for (int64_t b0 = 0; b0 < n_; b0 += mb_) {
+      const int64_t b1 = std::min(n_, b0 + mb_);
+      BlockContext ctx = make_context(b1 - b0, T_, b_.device());
+      at::Tensor keep;
+      if (mask_.defined()) {
+        ctx.padding_mask = mask_.view({n_, T_}).slice(0, b0, b1);
+        keep = ctx.padding_mask.reshape({-1});
+      }
+      at::Tensor y = b_.forward_scope(s_.name, x3.slice(0, b0, b1), ctx);
+      emit(y.reshape({-1, y.size(-1)}), keep);
+    }
   }
 
  private:
@@ -81,11 +111,13 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   const auto quantizable = quantizable_linears(block, cfg, w, keep_fp);
   const std::set<std::string> quant_set(quantizable.begin(), quantizable.end());
 
+  PhaseClock clock(block.device(), res.phase_seconds);
   // 1. One FP forward: the next block's input (FP propagation) and every linear's input.
   InputCapture cap;
   res.next_input = run_block(block, x, mask, st.micro_batch, &cap,
                              [&](const at::Tensor&) { cap.begin_batch(); });
   cap.finish();
+  clock.lap("awq capture");
   const std::string router =
       block.spec().role("router").empty() ? "" : block.prefix() + "." + block.spec().role("router");
   const std::string shared_gate =
@@ -143,17 +175,19 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     at::Tensor w_mean = solvers::awq_w_mean(ws, G);
 
     ScopeRunner runner(block, scope, mask, n, T, st.micro_batch);
-    const at::Tensor y_ref = runner.run().to(at::kFloat);
-    auto loss_fn = [&](const at::Tensor& s) -> double {
+    // The FP output stays in the block dtype (converting it to fp32 at each use is exact).
+    const at::Tensor y_ref = runner.run();
+    const double n_elements = static_cast<double>(y_ref.numel());
+    auto loss_fn = [&](const at::Tensor& s) -> at::Tensor {
       std::vector<at::Tensor> saved;
       for (const auto& m : g.linears) {
         Linear& l = block.linear(m);
         saved.push_back(l.weight);
         l.weight = solvers::awq_trial_weight(l.weight, s, st.scheme).to(l.weight.scalar_type());
       }
-      at::Tensor y = runner.run().to(at::kFloat);
+      at::Tensor sse = runner.sum_sq_diff(y_ref);
       for (size_t i = 0; i < g.linears.size(); ++i) block.linear(g.linears[i]).weight = saved[i];
-      return (y - y_ref).pow(2).mean().item<double>();
+      return sse.to(at::kDouble) / n_elements;  // the mean squared error, still on the device
     };
     auto best =
         solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn, gname);
@@ -189,6 +223,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     res.notes.push_back("scaled " + gname + ": " + note);
   }
 
+  clock.lap("awq search");
   // 4. Clip, then 5. quantize every quantizable linear.
   for (const auto& name : quantizable) {
     auto t0 = std::chrono::steady_clock::now();
@@ -211,6 +246,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     res.reports.push_back(r);
     res.quantized.emplace(name, std::move(q));
   }
+  clock.lap("awq clip + quantize");
   return res;
 }
 

@@ -7,7 +7,10 @@
 namespace sq::rank {
 
 at::Tensor Block::apply_linear(const Linear& l, const at::Tensor& x, ActivationTap* tap) const {
-  if (tap && tap->wants(l.name)) tap->on_input(l.name, x);
+  if (tap && tap->wants(l.name)) {
+    tap->on_input(l.name, x);
+    if (tap->done()) throw ForwardStopped{};
+  }
   return at::linear(x, l.weight, l.bias.defined() ? l.bias : at::Tensor());
 }
 

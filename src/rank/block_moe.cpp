@@ -53,18 +53,20 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
   // input from it (the router itself is never quantized).
   if (tap && tap->wants(router->name)) tap->on_input(router->name, x);
   const int64_t k = cfg_.get_int("num_experts_per_tok", 2);
+  // Router logits in fp32 for every router kind: in bf16 the logits of near-tied experts round
+  // to the same value often enough to flip top-k picks against the fp32 model (whole tokens
+  // then go to another expert). The router is tiny and never quantized, so this costs nothing.
+  const at::Tensor logits = at::linear(flat.to(at::kFloat), router->weight.to(at::kFloat));
   Routing r;
   switch (spec_->router) {
     case RouterKind::SoftmaxTopK:
-      r = route_softmax(at::linear(flat, router->weight), k, cfg_.get_bool("norm_topk_prob", true));
+      r = route_softmax(logits, k, cfg_.get_bool("norm_topk_prob", true));
       break;
     case RouterKind::SparseMixer:
-      r = route_sparsemixer(at::linear(flat, router->weight),
-                            cfg_.get_double("router_jitter_noise", 0.01));
+      r = route_sparsemixer(logits, cfg_.get_double("router_jitter_noise", 0.01));
       break;
     case RouterKind::SigmoidGrouped: {
-      at::Tensor scores =
-          at::sigmoid(at::linear(flat.to(at::kFloat), router->weight.to(at::kFloat)));
+      at::Tensor scores = at::sigmoid(logits);
       at::Tensor choice = scores;
       auto bias = extras_.find(prefix_ + "." + spec_->role("router_bias"));
       if (bias != extras_.end()) choice = scores + bias->second;

@@ -57,6 +57,8 @@ struct LinearReport {
 };
 
 struct BlockQuantResult {
+  // Seconds per phase of this block (device-synchronised at phase ends), e.g. "awq search".
+  std::map<std::string, double> phase_seconds;
   std::map<std::string, solvers::QuantizedLinear> quantized;  // by full linear prefix
   std::vector<LinearReport> reports;
   std::vector<std::string> notes;  // skipped groups etc.
@@ -64,7 +66,8 @@ struct BlockQuantResult {
 };
 
 // Runs the block over x in micro-batches; `tap` (optional) sees every linear input.
-// Capture taps with per-batch state get begin-batch calls through `on_batch`.
+// Capture taps with per-batch state get begin-batch calls through `on_batch`. When the tap
+// stops a forward early (ActivationTap::done()), the result is an undefined tensor.
 at::Tensor run_block(const Block& block, const at::Tensor& x, const at::Tensor& mask,
                      int64_t micro_batch, ActivationTap* tap = nullptr,
                      const std::function<void(const at::Tensor& batch_mask)>& on_batch = {});

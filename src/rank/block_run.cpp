@@ -9,6 +9,7 @@ at::Tensor run_block(const Block& block, const at::Tensor& x, const at::Tensor& 
   const int64_t n = x.size(0), T = x.size(1);
   const int64_t mb = std::max<int64_t>(1, micro_batch);
   std::vector<at::Tensor> outs;
+  bool stopped = false;
   for (int64_t b0 = 0; b0 < n; b0 += mb) {
     const int64_t b1 = std::min(n, b0 + mb);
     BlockContext ctx = make_context(b1 - b0, T, block.device());
@@ -18,8 +19,13 @@ at::Tensor run_block(const Block& block, const at::Tensor& x, const at::Tensor& 
       if (!m.all().item<bool>()) ctx.padding_mask = m;
     }
     if (on_batch) on_batch(m);
-    outs.push_back(block.forward(x.slice(0, b0, b1), ctx, tap));
+    try {
+      outs.push_back(block.forward(x.slice(0, b0, b1), ctx, tap));
+    } catch (const ForwardStopped&) {
+      stopped = true;  // the tap has what it needs from this micro-batch
+    }
   }
+  if (stopped) return at::Tensor();
   return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
 }
 

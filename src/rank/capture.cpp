@@ -82,6 +82,10 @@ void HessianCapture::on_input(const std::string& linear, const at::Tensor& x) {
   // Members of one set receive the same input: count it once, through the set's first linear.
   if (first_[it->second] != linear) return;
   acc_[it->second].add(flatten_tokens(x, mask_));
+  if (it->second < seen_.size() && !seen_[it->second]) {
+    seen_[it->second] = true;
+    ++n_seen_;
+  }
 }
 
 solvers::HessianAccumulator& HessianCapture::accumulator(const std::string& linear) {

@@ -61,7 +61,16 @@ class HessianCapture : public ActivationTap {
   void on_input(const std::string& linear, const at::Tensor& x) override;
   // Call before each micro-batch forward with its [B,T] bool mask of real tokens (undefined =
   // all real); padding never enters a Hessian.
-  void begin_batch(const at::Tensor& mask) { mask_ = mask; }
+  void begin_batch(const at::Tensor& mask) {
+    mask_ = mask;
+    seen_.assign(acc_.size(), false);
+    n_seen_ = 0;
+  }
+  // stop_early: done() once every set has received this micro-batch's input, so the rest of
+  // the forward is skipped (used when the block output is not needed). A set that sees no
+  // input in a forward (an expert no token was routed to) simply keeps done() false.
+  void set_stop_early(bool on) { stop_early_ = on; }
+  bool done() const override { return stop_early_ && n_seen_ == acc_.size(); }
   solvers::HessianAccumulator& accumulator(const std::string& linear);
 
  private:
@@ -69,6 +78,9 @@ class HessianCapture : public ActivationTap {
   std::vector<std::string> first_;  // the linear whose input feeds each set's accumulator
   std::vector<solvers::HessianAccumulator> acc_;
   at::Tensor mask_;
+  bool stop_early_ = false;
+  std::vector<bool> seen_;  // per set, in the current micro-batch
+  size_t n_seen_ = 0;
 };
 
 }  // namespace sq::rank

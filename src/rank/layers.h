@@ -41,4 +41,15 @@ at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
 at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& bias, double scaling, double softcap);
 
+// Fused attention (at::scaled_dot_product_attention: flash / memory-efficient kernels, no
+// [B,H,T,T] score tensor) for what attention_core() computes from attention_bias(): causal,
+// optional sliding window and key padding. Padding *queries* may differ from the eager path
+// (they see their own position instead of a uniform mix); every caller drops those rows.
+// Available when the LibTorch build has it (≥ 2.1), the tensors are on CUDA, there is no
+// soft-capping and SQ_EAGER_ATTENTION is unset (the eager path stays the reference; a GPU test
+// compares the two). Callers check fast_attention_usable() first.
+bool fast_attention_usable(const at::Tensor& q, double softcap);
+at::Tensor attention_fast(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          int64_t window, const at::Tensor& padding_mask, double scaling);
+
 }  // namespace sq::rank::layers

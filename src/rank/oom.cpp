@@ -62,6 +62,18 @@ void release_device_cache(const at::Device& dev) {
 #endif
 }
 
+uint64_t device_peak_allocated(const at::Device& dev) {
+#ifdef SQ_HAVE_CUDA_ALLOCATOR
+  if (dev.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.has_index() ? dev.index()
+                                                                                      : 0);
+    return static_cast<uint64_t>(stats.allocated_bytes[0].peak);  // [0]: all pools together
+  }
+#endif
+  (void)dev;
+  return 0;
+}
+
 void synchronize_device(const at::Device& dev) {
   if (!dev.is_cpu()) at::zeros({1}, at::TensorOptions().device(dev)).cpu();  // D2H copy waits
 }

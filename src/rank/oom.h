@@ -72,6 +72,9 @@ Result with_seq_len_backoff(
 void release_device_cache(const at::Device& dev);
 // Waits for the work queued on dev's current stream (for honest phase timings).
 void synchronize_device(const at::Device& dev);
+// Peak bytes held by the CUDA caching allocator's tensors on dev since the process started
+// (what torch.cuda.max_memory_allocated reports); 0 on CPU or without CUDA.
+uint64_t device_peak_allocated(const at::Device& dev);
 
 }  // namespace sq::rank
 

@@ -66,21 +66,36 @@ int awq_pick_best(const std::vector<double>& losses, const std::string& group_na
 }
 
 AwqSearchResult awq_search_scales(const at::Tensor& x_mean, const at::Tensor& w_mean, int n_grid,
-                                  bool duo, const AwqLossFn& loss_fn,
-                                  const std::string& group_name) {
+                                  bool duo, const AwqTensorLossFn& loss_fn,
+                                  const std::string& group_name, const AwqLossReduce& reduce) {
   SQ_REQUIRE(n_grid > 0,
              "AWQ scale search for " << group_name << ": n_grid must be positive, got " << n_grid);
   AwqSearchResult r;
-  std::vector<at::Tensor> candidates;
+  std::vector<at::Tensor> candidates, losses;
   for (int k = 0; k < n_grid; ++k) {
     candidates.push_back(awq_scale_candidates(x_mean, w_mean, double(k) / n_grid, duo));
-    r.losses.push_back(loss_fn(candidates.back()));
+    losses.push_back(loss_fn(candidates.back()).to(at::kDouble).reshape({}));
   }
+  // One read-back for the whole grid: the device keeps working through every trial without
+  // waiting for the host.
+  at::Tensor all = at::stack(losses);
+  if (reduce) reduce(all);
+  all = all.cpu().contiguous();
+  const double* p = all.data_ptr<double>();
+  r.losses.assign(p, p + n_grid);
   r.best_index = awq_pick_best(r.losses, group_name);
   r.best_alpha = double(r.best_index) / n_grid;
   r.best_loss = r.losses[r.best_index];
   r.scales = candidates[r.best_index];
   return r;
+}
+
+AwqSearchResult awq_search_scales_host(const at::Tensor& x_mean, const at::Tensor& w_mean,
+                                       int n_grid, bool duo, const AwqLossFn& loss_fn,
+                                       const std::string& group_name) {
+  return awq_search_scales(
+      x_mean, w_mean, n_grid, duo,
+      [&](const at::Tensor& s) { return at::scalar_tensor(loss_fn(s), at::kDouble); }, group_name);
 }
 
 at::Tensor awq_trial_weight(const at::Tensor& w, const at::Tensor& scales,

@@ -46,7 +46,15 @@ at::Tensor awq_w_mean(const std::vector<at::Tensor>& member_weights, int64_t gro
 at::Tensor awq_scale_candidates(const at::Tensor& x_mean, const at::Tensor& w_mean, double alpha,
                                 bool duo);
 
+// Host loss (the float64 reference and simple callers).
 using AwqLossFn = std::function<double(const at::Tensor& scales)>;
+// Device loss: a 0-dim tensor on any device, not synchronised. The search stacks the n_grid
+// losses and reads them back once (one host synchronisation per group, not per grid point).
+using AwqTensorLossFn = std::function<at::Tensor(const at::Tensor& scales)>;
+// Optional step between stacking and reading back: gets the [n_grid] float64 losses on their
+// device and may rewrite them in place (--parallel data all-reduces loss sums here and divides
+// by the global element count so that every rank picks the same α).
+using AwqLossReduce = std::function<void(at::Tensor& losses)>;
 
 struct AwqSearchResult {
   at::Tensor scales;    // float32 [K], the winning candidate
@@ -57,8 +65,12 @@ struct AwqSearchResult {
 };
 
 AwqSearchResult awq_search_scales(const at::Tensor& x_mean, const at::Tensor& w_mean, int n_grid,
-                                  bool duo, const AwqLossFn& loss_fn,
-                                  const std::string& group_name);
+                                  bool duo, const AwqTensorLossFn& loss_fn,
+                                  const std::string& group_name, const AwqLossReduce& reduce = {});
+// Convenience for host losses (tests, tools): the same search with loss_fn returning double.
+AwqSearchResult awq_search_scales_host(const at::Tensor& x_mean, const at::Tensor& w_mean,
+                                       int n_grid, bool duo, const AwqLossFn& loss_fn,
+                                       const std::string& group_name);
 
 // Index of the smallest finite loss (first on ties); InputError naming `group_name` if none.
 int awq_pick_best(const std::vector<double>& losses, const std::string& group_name);

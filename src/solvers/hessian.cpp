@@ -4,6 +4,34 @@
 #include "solvers/gptq.h"
 
 namespace sq::solvers {
+namespace {
+
+// TF32 tensor cores for the accumulation when it is exact: a TF32 operand keeps 10 explicit
+// mantissa bits and fp32's exponent range, so bf16 (7 bits) and fp16 (10 bits, narrower range)
+// activations widened to fp32 pass through TF32 unrounded; the products are exact and the sums
+// stay fp32. Inputs that are fp32 already would be rounded, so they keep full fp32 GEMMs.
+// (cuBLAS TF32 is a process-wide switch: set for the call, restored after.)
+class Tf32ForExactInputs {
+ public:
+  Tf32ForExactInputs(const at::Tensor& x, const at::Tensor& sum)
+      : on_(sum.is_cuda() && sum.scalar_type() == at::kFloat &&
+            (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
+    if (!on_) return;
+    saved_ = at::globalContext().allowTF32CuBLAS();
+    at::globalContext().setAllowTF32CuBLAS(true);
+  }
+  ~Tf32ForExactInputs() {
+    if (on_) at::globalContext().setAllowTF32CuBLAS(saved_);
+  }
+  Tf32ForExactInputs(const Tf32ForExactInputs&) = delete;
+  Tf32ForExactInputs& operator=(const Tf32ForExactInputs&) = delete;
+
+ private:
+  bool on_;
+  bool saved_ = false;
+};
+
+}  // namespace
 
 HessianAccumulator::HessianAccumulator(int64_t in_features, at::Device device) : k_(in_features) {
   // fp64 on CPU costs little there and removes accumulation error over ~10^5 tokens; GPUs keep
@@ -26,6 +54,7 @@ void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& mask) {
   }
   if (rows.size(0) == 0) return;
   auto xr = rows.to(sum_.device(), sum_.scalar_type());
+  Tf32ForExactInputs tf32(rows, sum_);
   sum_.addmm_(xr.t(), xr);
   tokens_ += rows.size(0);
 }

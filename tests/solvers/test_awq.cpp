@@ -60,19 +60,35 @@ TEST(AwqSearch, PicksFirstFiniteArgmin) {
   const std::vector<double> table = {5, 3, std::nan(""), 1.5, 1.5, 9, 2, 7};
   const auto xm = at::tensor({0.5f, 4.0f, 2.0f}), wm = at::tensor({1.0f, 0.25f, 0.5f});
   size_t calls = 0;
-  auto r = awq_search_scales(
+  auto r = awq_search_scales_host(
       xm, wm, 8, true, [&](const at::Tensor&) { return table[calls++]; }, "layers.0.attn");
   EXPECT_EQ(calls, table.size());
   EXPECT_EQ(r.best_index, 3);
   EXPECT_DOUBLE_EQ(r.best_alpha, 3.0 / 8.0);
   EXPECT_TRUE(at::equal(r.scales, awq_scale_candidates(xm, wm, 3.0 / 8.0, true)));
   try {
-    awq_search_scales(
+    awq_search_scales_host(
         xm, wm, 4, true, [](const at::Tensor&) { return std::nan(""); }, "layers.7.mlp");
     FAIL() << "no finite loss must throw";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("layers.7.mlp"), std::string::npos);
   }
+}
+
+// The reduce hook sees the stacked losses before the pick (data-parallel ranks sum theirs
+// there): the argmin must follow the rewritten values, not the local ones.
+TEST(AwqSearch, ReduceHookDecidesTheArgmin) {
+  const auto xm = at::tensor({0.5f, 4.0f, 2.0f}), wm = at::tensor({1.0f, 0.25f, 0.5f});
+  int k = 0;
+  auto local = [&](const at::Tensor&) { return at::scalar_tensor(double(k++), at::kFloat); };
+  auto r = awq_search_scales(xm, wm, 5, true, local, "g", [](at::Tensor& l) {
+    EXPECT_EQ(l.scalar_type(), at::kDouble);
+    ASSERT_EQ(l.numel(), 5);
+    l.copy_(at::tensor({4.0, 3.0, 0.5, 2.0, 1.0}, at::kDouble));
+  });
+  EXPECT_EQ(r.best_index, 2);
+  EXPECT_DOUBLE_EQ(r.best_loss, 0.5);
+  EXPECT_DOUBLE_EQ(r.losses[0], 4.0);
 }
 
 TEST(AwqSearch, MatchesFloat64Reference) {
@@ -84,7 +100,7 @@ TEST(AwqSearch, MatchesFloat64Reference) {
   auto x64 = x.to(at::kDouble), w64 = w.to(at::kDouble);
   auto y_fp = x.mm(w.t());
   auto y_fp64 = x64.mm(w64.t());
-  auto prod = awq_search_scales(
+  auto prod = awq_search_scales_host(
       xm, wm, 20, true,
       [&](const at::Tensor& sc) {
         return (x.mm(awq_trial_weight(w, sc, s).t()) - y_fp).pow(2).mean().item<double>();
