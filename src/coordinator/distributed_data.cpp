@@ -1,10 +1,11 @@
 // --parallel data (issue 6 point 4), GPTQ: every rank walks all blocks on its contiguous share of
-// the calibration samples; Hessian sums and token counts are all-reduced (deterministically, so
-// every rank solves the same problem and gets the same codes — no broadcast of results needed),
-// and each rank computes the quantized outputs of its own samples for the next block. Rank 0
-// exports. AWQ's data mode (reduced x statistics, grid losses and clip errors) is not built yet:
-// AWQ is refused here with a pointer to --parallel blocks, its default.
+// the calibration samples; Hessian sums and token counts are all-reduced (the transports have no
+// reduce-to-root; the all-reduce is deterministic), only the group's owner from the plan solves
+// it and broadcasts the result, and each rank computes the quantized outputs of its own samples
+// for the next block. Rank 0 exports. AWQ's data mode (reduced x statistics, grid losses and clip
+// errors) is not built yet: AWQ is refused here with a pointer to --parallel blocks, its default.
 #include <chrono>
+#include <map>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -36,7 +37,13 @@ rank::NamedTensors run_data_mode(RankRun& run, RankReport& rep) {
     }
     x = at::cat(parts, 0);
   }
-  const rank::TransportReducer reducer(t);
+  std::map<std::string, int> owner_of;
+  for (const auto& g : run.dp.groups)
+    for (const auto& name : g.linears) owner_of[name] = g.owner;
+  const rank::TransportReducer reducer(t, [&owner_of](const std::string& linear) {
+    auto it = owner_of.find(linear);
+    return it == owner_of.end() ? -1 : it->second;
+  });
   const rank::KeepFp keep_fp = keep_fp_from_plan(run.plan);
   const rank::GptqSettings st = gptq_settings(run.o, run.micro_batch);
   rank::NamedTensors out;

@@ -107,6 +107,7 @@ DistPlan make_dist_plan(const Plan& plan, const Options& o, int world, std::stri
     SQ_REQUIRE(o.calib_size >= world, "--parallel data: " << world << " ranks but only "
                                                           << o.calib_size
                                                           << " calibration samples (--calib-size)");
+    if (o.method == Method::kGptq) d.groups = hessian_groups(plan, world);
   }
   return d;
 }
@@ -118,6 +119,8 @@ std::string to_json(const DistPlan& d) {
                       {"digest", d.digest},
                       {"ranges", nlohmann::json::array()}};
   for (const auto& r : d.ranges) j["ranges"].push_back({r.first, r.last});
+  j["groups"] = nlohmann::json::array();
+  for (const auto& g : d.groups) j["groups"].push_back({g.block, g.owner, g.cost, g.linears});
   return j.dump();
 }
 
@@ -130,6 +133,9 @@ DistPlan dist_plan_from_json(const std::string& text) {
     d.partial_dir = j.at("partial_dir").get<std::string>();
     d.digest = j.at("digest").get<std::string>();
     for (const auto& r : j.at("ranges")) d.ranges.push_back({r.at(0), r.at(1)});
+    for (const auto& g : j.at("groups"))
+      d.groups.push_back({g.at(0).get<int64_t>(), g.at(3).get<std::vector<std::string>>(),
+                          g.at(2).get<int64_t>(), g.at(1).get<int>()});
   } catch (const nlohmann::json::exception& e) {
     SQ_THROW(InternalError, "distributed plan from rank 0 is malformed: " << e.what());
   }
@@ -149,6 +155,7 @@ std::string describe_dist_plan(const DistPlan& d, const Plan& plan) {
   } else {
     s << "  every rank walks all " << plan.blocks.size()
       << " blocks on its contiguous share of the calibration samples\n";
+    s << describe_owners(d, plan);
   }
   return s.str();
 }

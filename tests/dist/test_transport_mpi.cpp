@@ -60,6 +60,15 @@ TEST_P(MpiContract, EveryOperationOnEveryRank) {
 
 INSTANTIATE_TEST_SUITE_P(Ranks, MpiContract, ::testing::Values(2, 3, 4));
 
+// --parallel data's owner broadcast: every rank's linear arrives bit for bit on every rank.
+TEST_F(MpiTransport, OwnerSharesQuantizedLinearBitForBit) {
+  const int n = 3;
+  const Launch l = launch(n, "share 60");
+  EXPECT_EQ(l.rc, 0) << l.output;
+  for (int r = 0; r < n; ++r)
+    EXPECT_EQ(count(l.output, "rank " + std::to_string(r) + "/3: SHARE PASS"), 1) << l.output;
+}
+
 TEST_F(MpiTransport, SilentRankMakesOthersTimeOutAndAbort) {
   // Rank 2 sleeps 60 s instead of joining; the 2 s deadline must fire and MPI_Abort kill it.
   const Launch l = launch(3, "timeout 2");

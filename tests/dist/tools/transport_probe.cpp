@@ -5,6 +5,9 @@
 //             (each rank can regenerate every rank's input); prints "rank R/N: PASS <k> checks"
 //   timeout   the last rank skips an all_reduce_sum (sleeps); the others must time out
 //   fault     one agreed_step("plan"); SHARDQUANT_FAULT decides which rank fails
+//   share     every rank in turn is the owner of a QuantizedLinear (rank::share_quantized); every
+//             rank rebuilds the owner's linear itself and checks the received one bit for bit;
+//             prints "rank R/N: SHARE PASS <k> checks"
 // Every error is printed as "[r<rank>] error (exit <code>): <what>"; non-agreed errors abort the
 // job (abort_unless_agreed), exactly as shardquant's main() does.
 #include <chrono>
@@ -19,7 +22,9 @@
 #include <type_traits>
 
 #include "common/errors.h"
+#include "rank/reduce.h"
 #include "rank/transport.h"
+#include "solvers/quant_grid.h"
 
 using sq::rank::Transport;
 
@@ -178,6 +183,48 @@ void run_timeout(Transport& t) {
   t.all_reduce_sum(x);
 }
 
+// The linear that `owner` shares: a deterministic weight (no RNG), its RTN quantization and
+// owner-specific stats, so that a linear received from the wrong rank cannot pass.
+sq::solvers::QuantizedLinear owned_linear(int owner) {
+  const int64_t N = 6 + owner, K = 64;
+  at::Tensor w = at::sin(at::arange(N * K, at::kDouble) * (0.37 + owner)).to(at::kFloat);
+  auto q = sq::solvers::quantize_rtn(w.reshape({N, K}), {4, 32, true}, sq::solvers::GridKind::kGptq,
+                                     "probe");
+  q.stats.error = 1.0 / (3.0 + owner);
+  q.stats.damp_escalations = owner + 1;
+  q.stats.dead_columns = 10 * owner;
+  q.stats.rtn_fallback = owner % 2 == 1;
+  return q;
+}
+
+void check_share(Transport& t) {
+  const sq::rank::TransportReducer reducer(t);
+  for (int owner = 0; owner < t.world(); ++owner) {
+    const auto want = owned_linear(owner);
+    sq::solvers::QuantizedLinear q;
+    double seconds = -1;
+    std::string note;
+    if (t.rank() == owner) {
+      q = owned_linear(owner);
+      seconds = 0.25 * owner;
+      note = "note of rank " + std::to_string(owner);
+    }
+    sq::rank::share_quantized(reducer, q, seconds, note, owner, at::Device(at::kCPU));
+    PROBE_EXPECT(q.codes.scalar_type() == at::kInt && at::equal(q.codes, want.codes),
+                 "codes from rank " << owner);
+    PROBE_EXPECT(at::equal(q.zeros, want.zeros), "zeros from rank " << owner);
+    PROBE_EXPECT(at::equal(q.scales, want.scales), "scales from rank " << owner);
+    PROBE_EXPECT(at::equal(q.g_idx, want.g_idx), "g_idx from rank " << owner);
+    PROBE_EXPECT(at::equal(q.dequant, want.dequant), "dequant from rank " << owner);
+    PROBE_EXPECT(q.stats.error == want.stats.error, "stats.error from rank " << owner);
+    PROBE_EXPECT(q.stats.damp_escalations == owner + 1 && q.stats.dead_columns == 10 * owner &&
+                     q.stats.rtn_fallback == (owner % 2 == 1),
+                 "counters from rank " << owner);
+    PROBE_EXPECT(seconds == 0.25 * owner && note == "note of rank " + std::to_string(owner),
+                 "report fields from rank " << owner);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -191,6 +238,9 @@ int main(int argc, char** argv) {
     if (scenario == "contract") {
       check_contract(*t, kind);
       std::printf("rank %d/%d: PASS %d checks\n", t->rank(), t->world(), g_checks);
+    } else if (scenario == "share") {
+      check_share(*t);
+      std::printf("rank %d/%d: SHARE PASS %d checks\n", t->rank(), t->world(), g_checks);
     } else if (scenario == "timeout") {
       run_timeout(*t);
     } else if (scenario == "fault") {
