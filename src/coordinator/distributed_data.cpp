@@ -2,8 +2,10 @@
 // the calibration samples; Hessian sums and token counts are all-reduced (the transports have no
 // reduce-to-root; the all-reduce is deterministic), only the group's owner from the plan solves
 // it and broadcasts the result, and each rank computes the quantized outputs of its own samples
-// for the next block. Rank 0 exports. AWQ's data mode (reduced x statistics, grid losses and clip
-// errors) is not built yet: AWQ is refused here with a pointer to --parallel blocks, its default.
+// for the next block. AWQ: the x statistics, the grid losses and the clip errors are all-reduced
+// with their counts inside awq_quantize_block, so every rank picks the same α and clips (no
+// owner, no broadcast: the search is cheap next to the forward passes it sums over), and each
+// rank carries its own samples' FP outputs to the next block. Rank 0 exports.
 #include <chrono>
 #include <map>
 
@@ -20,9 +22,6 @@ rank::NamedTensors run_data_mode(RankRun& run, RankReport& rep) {
   using clock = std::chrono::steady_clock;
   rank::Transport& t = run.t;
   const int r = t.rank(), W = t.world();
-  SQ_REQUIRE(run.o.method == Method::kGptq,
-             "--parallel data is built for GPTQ only so far; AWQ runs with --parallel blocks "
-             "(its default with --parallel auto)");
   const int64_t n = run.tokens.size(0), T = run.tokens.size(1);
   const auto [s0, s1] = sample_share(n, W, r);
   log()->info("rank {}: samples {}..{} of {}", r, s0, s1 - 1, n);
@@ -45,15 +44,19 @@ rank::NamedTensors run_data_mode(RankRun& run, RankReport& rep) {
     return it == owner_of.end() ? -1 : it->second;
   });
   const rank::KeepFp keep_fp = keep_fp_from_plan(run.plan);
+  const bool awq = run.o.method == Method::kAwq;
   const rank::GptqSettings st = gptq_settings(run.o, run.micro_batch);
+  const rank::AwqSettings ast = awq_settings(run.o, run.micro_batch);
   rank::NamedTensors out;
   const int64_t L = static_cast<int64_t>(run.plan.blocks.size());
   for (int64_t i = 0; i < L; ++i) {
     const auto tb = clock::now();
     rank::Block block(run.w, run.plan.config, i, run.dev, run.dtype);
     rank::fault_point(r, "solve_block");
-    rank::BlockQuantResult res =
-        rank::gptq_quantize_block(block, x, mask, run.plan.config, run.w, st, keep_fp, &reducer);
+    rank::BlockQuantResult res = awq ? rank::awq_quantize_block(block, x, mask, run.plan.config,
+                                                                run.w, ast, keep_fp, &reducer)
+                                     : rank::gptq_quantize_block(block, x, mask, run.plan.config,
+                                                                 run.w, st, keep_fp, &reducer);
     x = res.next_input;
     // Every rank holds the same quantized block; rank 0 writes it.
     if (r == 0)

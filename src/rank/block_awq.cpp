@@ -1,7 +1,12 @@
 // AWQ on one block (REFERENCE.md §1): capture → per-group scale search on the inspect scope →
 // apply → clip → quantize. The search's loss runs the real block code (forward_scope), so every
 // architecture's attention/MLP/MoE semantics come from one place.
+// --parallel data (a Reducer of more than one rank): each rank holds its own samples' inputs;
+// the x statistics, the grid losses and the clip errors are sums all-reduced with their counts,
+// so every rank takes the same decisions and ends with the same weights. A rank that no token
+// reached for a group (an expert) still joins every collective, with zeros.
 #include <chrono>
+#include <memory>
 #include <set>
 
 #include "common/check.h"
@@ -10,6 +15,7 @@
 #include "rank/capture.h"
 #include "rank/phase_clock.h"
 #include "solvers/awq.h"
+#include "solvers/awq_clip.h"
 
 namespace sq::rank {
 namespace {
@@ -101,12 +107,32 @@ at::Tensor real_rows(const at::Tensor& x, const at::Tensor& mask, bool dense) {
   return x.index({mask.to(x.device()).reshape({-1})});
 }
 
+// --parallel data clip of one linear: this rank's real input rows `xin` (possibly none) are a
+// contiguous slice of the ranks' rows in rank order; every rank samples what the single process
+// would, sums its errors, and all pick from the totals. Returns an undefined tensor when no rank
+// has a token.
+at::Tensor clip_max_data_parallel(const at::Tensor& w, const at::Tensor& xin,
+                                  const solvers::QuantScheme& scheme, const Reducer& r) {
+  at::Tensor counts = at::zeros({r.world()}, at::kLong);
+  counts[r.rank()] = xin.size(0);
+  r.sum(counts);
+  const int64_t total = counts.sum().item<int64_t>();
+  if (total == 0) return at::Tensor();
+  const int64_t offset = counts.slice(0, 0, r.rank()).sum().item<int64_t>();
+  const at::Tensor xs = solvers::awq_clip_sample(xin, offset, total);
+  at::Tensor sums = solvers::awq_clip_error_sums(w, xs, scheme);
+  r.sum(sums);
+  return solvers::awq_clip_pick(w, sums, r.sum(xs.size(0)), scheme).max_val;
+}
+
 }  // namespace
 
 BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
                                     const io::ModelConfig& cfg, const io::ModelWeights& w,
-                                    const AwqSettings& st, const KeepFp& keep_fp) {
+                                    const AwqSettings& st, const KeepFp& keep_fp,
+                                    const Reducer* reducer) {
   BlockQuantResult res;
+  const Reducer* dp = reducer != nullptr && reducer->world() > 1 ? reducer : nullptr;
   const int64_t n = x.size(0), T = x.size(1);
   const auto quantizable = quantizable_linears(block, cfg, w, keep_fp);
   const std::set<std::string> quant_set(quantizable.begin(), quantizable.end());
@@ -146,51 +172,87 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     const bool moe_mlp = g.inspect == "mlp" && !router.empty() && cap.has(router);
     Scope scope;
     scope.name = g.inspect;
+    // Why this rank has no input for the group ("" = it has); `silent` skips leave no note.
+    std::string no_input;
+    bool silent = false;
     if (moe_mlp) {
       scope.input = &cap.input(router);
     } else if (g.inspect == "attn" || g.inspect == "mlp" || g.inspect == "block") {
-      if (missing_input) continue;
-      scope.input = &cap.input(g.linears.front());
-    } else {
-      if (!cap.has(g.inspect)) {
-        res.notes.push_back("skipped " + gname + ": no tokens reached it");
-        continue;
+      if (missing_input) {
+        no_input = "no tokens reached it";
+        silent = true;
+      } else {
+        scope.input = &cap.input(g.linears.front());
       }
+    } else if (!cap.has(g.inspect)) {
+      no_input = "no tokens reached it";
+    } else {
       scope.input = &cap.input(g.inspect);
       // A linear scope is dense unless it is an expert's (routed rows).
       scope.dense = g.expert < 0;
     }
-    if (missing_input && !moe_mlp) {
-      res.notes.push_back("skipped " + gname + ": no tokens reached it");
-      continue;
+    if (no_input.empty() && missing_input && !moe_mlp) no_input = "no tokens reached it";
+    if (no_input.empty() && scope.input->size(0) == 0) {
+      no_input = "no tokens reached it";
+      silent = true;
     }
-    if (scope.input->size(0) == 0) continue;
     // x statistics: the input the group's members see — for a MoE MLP the whole MoE input.
     const bool stats_dense = moe_mlp || g.expert < 0;
-    at::Tensor xs = moe_mlp ? *scope.input : cap.input(g.linears.front());
-    at::Tensor x_mean = solvers::awq_x_mean(real_rows(xs, mask, stats_dense));
+    at::Tensor xs;
+    if (no_input.empty())
+      xs = real_rows(moe_mlp ? *scope.input : cap.input(g.linears.front()), mask, stats_dense);
+    // Data parallel: the group is skipped only when no rank has a token for it.
+    const bool have = no_input.empty();
+    const int64_t stat_rows = dp ? dp->sum(have ? xs.size(0) : int64_t{0}) : 0;
+    if (dp ? stat_rows == 0 : !have) {
+      if (!silent) res.notes.push_back("skipped " + gname + ": no tokens reached it");
+      continue;
+    }
     std::vector<at::Tensor> ws;
     for (const auto& m : g.linears) ws.push_back(block.linear(m).weight);
+    at::Tensor x_mean;
+    if (dp) {
+      at::Tensor abs_sum = have ? solvers::awq_x_abs_sum(xs)
+                                : at::zeros({ws.front().size(1)},
+                                            at::TensorOptions(at::kFloat).device(block.device()));
+      dp->sum(abs_sum);
+      x_mean = abs_sum / static_cast<double>(stat_rows);
+    } else {
+      x_mean = solvers::awq_x_mean(xs);
+    }
     const int64_t G = st.scheme.group_for(ws.front().size(1));
     at::Tensor w_mean = solvers::awq_w_mean(ws, G);
 
-    ScopeRunner runner(block, scope, mask, n, T, st.micro_batch);
-    // The FP output stays in the block dtype (converting it to fp32 at each use is exact).
-    const at::Tensor y_ref = runner.run();
-    const double n_elements = static_cast<double>(y_ref.numel());
+    std::unique_ptr<ScopeRunner> runner;
+    at::Tensor y_ref;  // the FP output stays in the block dtype (its fp32 conversion is exact)
+    if (have) {
+      runner = std::make_unique<ScopeRunner>(block, scope, mask, n, T, st.micro_batch);
+      y_ref = runner->run();
+    }
+    const int64_t local_elements = have ? y_ref.numel() : 0;
+    const double n_elements = static_cast<double>(dp ? dp->sum(local_elements) : local_elements);
     auto loss_fn = [&](const at::Tensor& s) -> at::Tensor {
+      if (!have) return at::zeros({}, at::TensorOptions(at::kDouble).device(block.device()));
       std::vector<at::Tensor> saved;
       for (const auto& m : g.linears) {
         Linear& l = block.linear(m);
         saved.push_back(l.weight);
         l.weight = solvers::awq_trial_weight(l.weight, s, st.scheme).to(l.weight.scalar_type());
       }
-      at::Tensor sse = runner.sum_sq_diff(y_ref);
+      at::Tensor sse = runner->sum_sq_diff(y_ref);
       for (size_t i = 0; i < g.linears.size(); ++i) block.linear(g.linears[i]).weight = saved[i];
-      return sse.to(at::kDouble) / n_elements;  // the mean squared error, still on the device
+      // One process: the mean squared error, still on the device. Data parallel: the sum; the
+      // reduce step adds the ranks' sums and divides by the global element count.
+      return dp ? sse.to(at::kDouble) : sse.to(at::kDouble) / n_elements;
     };
-    auto best =
-        solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn, gname);
+    solvers::AwqLossReduce reduce;
+    if (dp)
+      reduce = [&](at::Tensor& losses) {
+        dp->sum(losses);
+        losses.div_(n_elements);
+      };
+    auto best = solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn,
+                                           gname, reduce);
     at::Tensor s = best.scales;
 
     // 3. Apply: prev op, members, routers fed by the same norm, cached inputs.
@@ -217,7 +279,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
       solvers::awq_apply_to_member(block.linear(m).weight, s);
       if (cap.has(m)) scale_input(cap.input(m));
     }
-    scale_input(*scope.input);
+    if (scope.input != nullptr) scale_input(*scope.input);
     char note[128];
     std::snprintf(note, sizeof note, "alpha=%.2f loss=%.4g", best.best_alpha, best.best_loss);
     res.notes.push_back("scaled " + gname + ": " + note);
@@ -228,7 +290,14 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   for (const auto& name : quantizable) {
     auto t0 = std::chrono::steady_clock::now();
     Linear& l = block.linear(name);
-    if (st.clip && solvers::awq_clip_applies(name) && cap.has(name)) {
+    if (dp && st.clip && solvers::awq_clip_applies(name)) {
+      const at::Tensor xin = cap.has(name)
+                                 ? real_rows(cap.input(name), mask, true)
+                                 : at::empty({0, l.weight.size(1)},
+                                             at::TensorOptions(at::kFloat).device(block.device()));
+      const at::Tensor max_val = clip_max_data_parallel(l.weight, xin, st.scheme, *dp);
+      if (max_val.defined()) solvers::awq_apply_clip(l.weight, max_val);
+    } else if (st.clip && solvers::awq_clip_applies(name) && cap.has(name)) {
       at::Tensor xin = real_rows(cap.input(name), mask, true);
       if (xin.size(0) > 0) {
         auto clip = solvers::awq_clip_search(l.weight, xin, st.scheme);

@@ -76,9 +76,15 @@ at::Tensor run_block(const Block& block, const at::Tensor& x, const at::Tensor& 
 std::vector<std::string> quantizable_linears(const Block& block, const io::ModelConfig& cfg,
                                              const io::ModelWeights& w, const KeepFp& keep_fp);
 
+// `reducer` (--parallel data): x holds this rank's samples only; the x statistics, the grid
+// losses and the clip errors are summed over the ranks with their counts, so every rank picks the
+// same scales and clips and gets the same QuantizedLinear (up to reduction-order rounding vs one
+// process); next_input is the FP output of this rank's samples. nullptr (or one rank) = one
+// process, unchanged results.
 BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
                                     const io::ModelConfig& cfg, const io::ModelWeights& w,
-                                    const AwqSettings& settings, const KeepFp& keep_fp);
+                                    const AwqSettings& settings, const KeepFp& keep_fp,
+                                    const Reducer* reducer = nullptr);
 
 // `reducer` (--parallel data): x holds this rank's samples only; every Hessian sum and token
 // count is summed over the ranks before solving, so every rank solves the same problem and gets

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <string>
 
 #include "dist/dist_util.h"
@@ -96,11 +97,15 @@ TEST_P(DistData, CodesAndPerplexityMatchSingleProcess) {
   const double p1 = eval_ppl(tmp_ / "single", tmp_ / "eval.txt");
   const double pn = eval_ppl(out, tmp_ / "eval.txt");
   EXPECT_LE(std::abs(pn - p1), 1e-3 * p1) << "perplexity " << pn << " vs single process " << p1;
+  std::cout << "[ measured ] " << c.name << ": " << f * 100 << " % identical codes, perplexity "
+            << pn << " vs " << p1 << " single process\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, DistData,
                          ::testing::Values(DataCase{"gptq_2", "--gptq --bits 4", 2},
-                                           DataCase{"gptq_4", "--gptq --bits 4", 4}),
+                                           DataCase{"gptq_4", "--gptq --bits 4", 4},
+                                           DataCase{"awq_2", "--awq", 2},
+                                           DataCase{"awq_4", "--awq", 4}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(DistQuantize, DryRunPrintsTheDistributedPlan) {
