@@ -52,7 +52,9 @@ rank::NamedTensors run_data_mode(RankRun& run, RankReport& rep) {
   for (int64_t i = 0; i < L; ++i) {
     const auto tb = clock::now();
     rank::Block block(run.w, run.plan.config, i, run.dev, run.dtype);
-    rank::fault_point(r, "solve_block");
+    // Every block starts with an agreement: a rank that fails between blocks (or a fault
+    // injected at solve_block) stops every rank here instead of leaving them in a collective.
+    rank::agreed_step(t, "block", [&] { rank::fault_point(r, "solve_block"); });
     rank::BlockQuantResult res = awq ? rank::awq_quantize_block(block, x, mask, run.plan.config,
                                                                 run.w, ast, keep_fp, &reducer)
                                      : rank::gptq_quantize_block(block, x, mask, run.plan.config,

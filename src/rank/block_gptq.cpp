@@ -108,10 +108,20 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
       }
     // Data parallel: each group's owner solves it (other ranks skip the solve), then the
     // results travel from the owners in set order; without owners every rank solves alike.
+    // An owner's failure travels with its results, so no rank waits for tensors never sent.
     std::vector<std::vector<Solved>> solved(sets.size());
+    std::vector<Status> failed(sets.size());
     for (size_t k = 0; k < sets.size(); ++k) {
       const int owner = reducer != nullptr ? reducer->owner(sets[k].front()) : -1;
-      if (owner < 0 || owner == reducer->rank()) solved[k] = solve_set(block, hc, sets[k], st);
+      if (owner >= 0 && owner == reducer->rank() && reducer->world() > 1) {
+        try {
+          solved[k] = solve_set(block, hc, sets[k], st);
+        } catch (const std::exception& e) {
+          failed[k] = Status::from_exception(e, owner);
+        }
+      } else if (owner < 0 || owner == reducer->rank()) {
+        solved[k] = solve_set(block, hc, sets[k], st);
+      }
     }
     for (size_t k = 0; k < sets.size(); ++k) {
       const int owner = reducer != nullptr ? reducer->owner(sets[k].front()) : -1;
@@ -120,7 +130,8 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
         for (size_t j = 0; j < sets[k].size(); ++j) {
           Solved& sv = solved[k][j];
           sv.report.name = sets[k][j];
-          share_quantized(*reducer, sv.q, sv.report.seconds, sv.report.note, owner, block.device());
+          share_quantized(*reducer, sv.q, sv.report.seconds, sv.report.note, owner, block.device(),
+                          failed[k]);
         }
       }
       for (auto& sv : solved[k]) {

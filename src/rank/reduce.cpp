@@ -51,11 +51,17 @@ void TransportReducer::broadcast_bytes(std::string& bytes, int root) const {
 }
 
 void share_quantized(const Reducer& r, solvers::QuantizedLinear& q, double& report_seconds,
-                     std::string& note, int root, at::Device device) {
-  if (r.world() <= 1) return;
+                     std::string& note, int root, at::Device device, const Status& root_failure) {
+  if (r.world() <= 1) {
+    root_failure.raise("solve");
+    return;
+  }
   const bool is_root = r.rank() == root;
   std::string head;
-  if (is_root) {
+  if (is_root && !root_failure.is_ok()) {
+    head = nlohmann::json{{"failed", {root_failure.code, root_failure.rank, root_failure.message}}}
+               .dump();
+  } else if (is_root) {
     nlohmann::json j;
     for (const auto& f : kFields) {
       const at::Tensor& t = q.*f.member;
@@ -71,6 +77,14 @@ void share_quantized(const Reducer& r, solvers::QuantizedLinear& q, double& repo
   }
   r.broadcast_bytes(head, root);
   const auto j = nlohmann::json::parse(head);
+  if (j.contains("failed")) {
+    Status st;
+    st.code = j["failed"].at(0);
+    st.rank = j["failed"].at(1);
+    st.message = j["failed"].at(2);
+    st.failed_ranks = 1;
+    st.raise("solve");
+  }
   for (const auto& f : kFields) {
     at::Tensor& t = q.*f.member;
     if (is_root) {

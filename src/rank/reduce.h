@@ -10,9 +10,11 @@
 //     assignment); -1 when no owner is assigned — every rank then solves the group itself (same
 //     reduced statistics → same bits, no broadcast).
 //   * broadcast / broadcast_bytes: root's value on every rank (collective, same order everywhere).
-//   * share_quantized(r, q, report_seconds, note, root, device): root's QuantizedLinear (codes,
-//     zeros, scales, g_idx, dequant, stats) plus its report fields arrive bit for bit on every
-//     rank; other ranks' q is replaced (tensors allocated on `device`).
+//   * share_quantized(r, q, report_seconds, note, root, device, root_failure): root's
+//     QuantizedLinear (codes, zeros, scales, g_idx, dequant, stats) plus its report fields arrive
+//     bit for bit on every rank; other ranks' q is replaced (tensors allocated on `device`). When
+//     the root passes a failed Status (its solve threw), every rank — root included — throws that
+//     error (agreed: Status::raise, step "solve") instead, so nobody waits for tensors.
 //   * A null Reducer* passed to a solver means one process: the solver's results are then exactly
 //     those of the single-process code (no extra arithmetic on the statistics).
 #pragma once
@@ -61,6 +63,7 @@ class TransportReducer : public Reducer {
 };
 
 void share_quantized(const Reducer& r, solvers::QuantizedLinear& q, double& report_seconds,
-                     std::string& note, int root, at::Device device);
+                     std::string& note, int root, at::Device device,
+                     const Status& root_failure = Status::ok());
 
 }  // namespace sq::rank

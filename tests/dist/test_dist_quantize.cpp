@@ -134,4 +134,32 @@ TEST_F(DistQuantize, RankThatThrowsMidBlockFailsEveryRank) {
   EXPECT_FALSE(fs::exists(out)) << "a failed run must not commit its output";
 }
 
+TEST_F(DistQuantize, DataModeDryRunPrintsTheHessianOwners) {
+  const Launch l = quantize(2, model_, tmp_ / "dry", "--gptq --parallel data --dry-run");
+  ASSERT_EQ(l.rc, 0) << l.output;
+  EXPECT_NE(l.output.find("distributed: 2 ranks, --parallel data"), std::string::npos) << l.output;
+  for (int r = 0; r < 2; ++r)
+    EXPECT_NE(l.output.find("rank " + std::to_string(r) + ": solves "), std::string::npos)
+        << l.output;
+  EXPECT_NE(l.output.find("block 0 owners: {"), std::string::npos) << l.output;
+}
+
+// Data mode's collectives (all-reduces, owner broadcasts) must not hang when a rank throws.
+TEST_F(DistQuantize, DataModeRankThatThrowsFailsEveryRank) {
+  for (const char* method : {"--awq", "--gptq --bits 4"}) {
+    const std::string out = tmp_ / "fault";
+    const Launch l =
+        quantize(2, model_, out, std::string(method) + " --parallel data --comm-timeout 30",
+                 "rank=1,step=solve_block,code=3", 200);
+    EXPECT_NE(l.rc, 0) << method << "\n" << l.output;
+    EXPECT_LT(l.seconds, 150) << method << "\n" << l.output;
+    size_t hits = 0;
+    for (size_t p = l.output.find("rank 1 failed"); p != std::string::npos;
+         p = l.output.find("rank 1 failed", p + 1))
+      ++hits;
+    EXPECT_GE(hits, 2u) << method << "\n" << l.output;
+    EXPECT_FALSE(fs::exists(out)) << "a failed run must not commit its output";
+  }
+}
+
 }  // namespace

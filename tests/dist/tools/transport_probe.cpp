@@ -223,6 +223,28 @@ void check_share(Transport& t) {
     PROBE_EXPECT(seconds == 0.25 * owner && note == "note of rank " + std::to_string(owner),
                  "report fields from rank " << owner);
   }
+  // The last rank's solve "threw": every rank throws its error instead of waiting for tensors.
+  const int root = t.world() - 1;
+  sq::rank::Status failure;
+  if (t.rank() == root) {
+    failure.code = 2;
+    failure.rank = root;
+    failure.message = "solver failed on purpose";
+    failure.failed_ranks = 1;
+  }
+  sq::solvers::QuantizedLinear q;
+  double seconds = 0;
+  std::string note;
+  std::string caught;
+  try {
+    sq::rank::share_quantized(reducer, q, seconds, note, root, at::Device(at::kCPU), failure);
+  } catch (const sq::InputError& e) {
+    caught = e.what();
+  }
+  PROBE_EXPECT(caught.find("rank " + std::to_string(root) + " failed in step 'solve'") !=
+                       std::string::npos &&
+                   caught.find("solver failed on purpose") != std::string::npos,
+               "owner failure arrives as an InputError, got '" << caught << "'");
 }
 
 }  // namespace
