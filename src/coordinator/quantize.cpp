@@ -78,6 +78,7 @@ int run_quantize(const Options& o, const Plan& plan) {
   std::vector<std::string> v1_qzeros;
   std::set<std::string> not_converted;
   double solve_s = 0, load_s = 0, quant_only_s = 0;  // quant_only_s: the solve alone
+  double export_s = 0;                               // packing + handing tensors to the writer
   const int64_t L = static_cast<int64_t>(plan.blocks.size());
   // OOM back-off (rank/oom.h): a block that runs out of GPU memory (or over --gpu-mem-limit)
   // is rebuilt and retried on sequences of half the length; the shorter length stays.
@@ -119,8 +120,10 @@ int run_quantize(const Options& o, const Plan& plan) {
       if (!res.quantized.count(name)) not_converted.insert(name.substr(block.prefix().size() + 1));
     rank::ExportOptions bxo = xo;
     if (zero_zero && bxo.format == io::PackFormat::kGptqV1) bxo.format = io::PackFormat::kGptqV2;
+    const auto te = clock::now();
     for (auto& [name, t] : rank::export_block(block, res.quantized, w, bxo, &zero_zero, &v1_qzeros))
       writer.add(name, t);
+    export_s += seconds_between(te, clock::now());
     cal.x = res.next_input;
     const double secs = seconds_between(tb, clock::now());
     solve_s += secs;
@@ -132,6 +135,7 @@ int run_quantize(const Options& o, const Plan& plan) {
   summary.add_phase("quantize blocks", solve_s);
   summary.add_phase("block load", load_s);
   summary.add_phase("quantization only", quant_only_s);
+  summary.add_phase("export", export_s);
   if (dev.is_cuda())
     summary.set_value("peak_gpu_allocated_gib",
                       static_cast<double>(rank::device_peak_allocated(dev)) / (1ull << 30));

@@ -56,15 +56,15 @@ PackedLinear pack_awq(const QuantLinear& q, const PackOptions&) {
                  << k << ", G = " << g);
   SQ_REQUIRE(is_trivial_g_idx(q.g_idx, q.group_size),
              "awq-gemm has no g_idx: act-order (permuted) groups cannot be stored");
-  const at::Tensor perm = awq_permutation(n, true);
+  const at::Tensor perm = awq_permutation(n, true).to(q.codes.device());
   PackedLinear p;
   p.format = PackFormat::kAwqGemm;
   p.bits = 4;
   p.group_size = q.group_size;
   p.tensors["qweight"] =
-      pack_bits(q.codes.to(at::kInt).t().index_select(1, perm), 4, BitLayout::kStream);
-  p.tensors["qzeros"] =
-      pack_bits(q.zeros.to(at::kInt).index_select(1, perm), 4, BitLayout::kStream);
+      pack_bits(q.codes.to(at::kInt).t().contiguous().index_select(1, perm), 4, BitLayout::kStream);
+  p.tensors["qzeros"] = pack_bits(q.zeros.to(at::kInt).index_select(1, perm.to(q.zeros.device())),
+                                  4, BitLayout::kStream);
   p.tensors["scales"] = q.scales.to(at::kHalf).contiguous();
   return p;
 }

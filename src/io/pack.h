@@ -99,8 +99,15 @@ at::Tensor dequantize(const PackedLinear& p);
 //                 which must be whole (GPTQ, including its 3-bit layout).
 //   kWordAligned: floor(32/b) values per word, value j of a word at bits [b·j, b·j+b),
 //                 words = ceil(L / floor(32/b)), zero padded (compressed-tensors).
+// CUDA values with b dividing 32 (2, 4, 8 bits) are packed on the GPU as whole-tensor shifts and
+// sums, the words staying there (the export path of GPU runs); everything else goes through
+// pack_bits_reference on the CPU. pack_bits_vectorized is that tensor path on any device. A value
+// outside 0..2^b−1 is an InternalError naming its row and column.
 enum class BitLayout { kStream, kWordAligned };
 at::Tensor pack_bits(const at::Tensor& values, int bits, BitLayout layout);
+// The plain per-row loop on the CPU for every b (the reference the fast path is tested against).
+at::Tensor pack_bits_reference(const at::Tensor& values, int bits, BitLayout layout);
+at::Tensor pack_bits_vectorized(const at::Tensor& values, int bits, BitLayout layout);
 // Inverse: int32 [R, W] -> int32 [R, L].
 at::Tensor unpack_bits(const at::Tensor& words, int bits, int64_t length, BitLayout layout);
 

@@ -26,8 +26,9 @@ int64_t word_count(int64_t length, int bits, BitLayout layout) {
 
 }  // namespace
 
-at::Tensor pack_bits(const at::Tensor& values, int bits, BitLayout layout) {
+at::Tensor pack_bits_reference(const at::Tensor& values_in, int bits, BitLayout layout) {
   check_bits(bits);
+  const at::Tensor values = values_in.cpu();
   SQ_CHECK(values.dim() == 2, "pack_bits expects [rows, length], got " << values.sizes());
   const int64_t rows = values.size(0), length = values.size(1);
   if (layout == BitLayout::kStream)
@@ -75,6 +76,47 @@ at::Tensor pack_bits(const at::Tensor& values, int bits, BitLayout layout) {
                                                 << bad.load() % length << " outside 0.." << maxq
                                                 << " for " << bits << "-bit codes");
   return out;
+}
+
+at::Tensor pack_bits(const at::Tensor& values, int bits, BitLayout layout) {
+  check_bits(bits);
+  // The loop is faster on a CPU (no int64 temporaries); the tensor path is for GPUs, where the
+  // loop would first copy the codes to the host.
+  if (!values.is_cuda() || 32 % bits != 0 || values.numel() == 0)
+    return pack_bits_reference(values, bits, layout);
+  return pack_bits_vectorized(values, bits, layout);
+}
+
+at::Tensor pack_bits_vectorized(const at::Tensor& values, int bits, BitLayout layout) {
+  check_bits(bits);
+  SQ_REQUIRE(32 % bits == 0, "pack_bits_vectorized: " << bits << " bits do not divide 32");
+  SQ_CHECK(values.dim() == 2, "pack_bits expects [rows, length], got " << values.sizes());
+  const int64_t rows = values.size(0), length = values.size(1);
+  // b | 32: both layouts put value i of a row at bits [b·(i mod per), …) of word i / per.
+  const int per = 32 / bits;
+  const int32_t maxq = (1 << bits) - 1;
+  at::Tensor v = values.to(at::kLong);
+  const at::Tensor bad = v.lt(0).logical_or(v.gt(maxq));
+  if (bad.any().item<bool>()) {
+    const int64_t at_flat = at::nonzero(bad.reshape({-1}))[0].item<int64_t>();
+    SQ_THROW(InternalError, "pack_bits: value " << v.reshape({-1})[at_flat].item<int64_t>()
+                                                << " at row " << at_flat / length << ", column "
+                                                << at_flat % length << " outside 0.." << maxq
+                                                << " for " << bits << "-bit codes");
+  }
+  if (layout == BitLayout::kStream)
+    SQ_REQUIRE(length * bits % 32 == 0, "cannot pack " << length << " values of " << bits
+                                                       << " bits into whole 32-bit words ("
+                                                       << length << " × " << bits
+                                                       << " is not a multiple of 32)");
+  const int64_t words = (length + per - 1) / per;
+  if (words * per != length) v = at::constant_pad_nd(v, {0, words * per - length}, 0);
+  const at::Tensor shifts =
+      at::arange(per, at::TensorOptions().dtype(at::kLong).device(v.device())) * bits;
+  // Disjoint bit fields: their sum is their OR, below 2^32; fold it into int32's range.
+  at::Tensor packed = at::bitwise_left_shift(v.view({rows, words, per}), shifts).sum(-1);
+  packed = packed - packed.ge(int64_t{1} << 31).to(at::kLong) * (int64_t{1} << 32);
+  return packed.to(at::kInt);
 }
 
 at::Tensor unpack_bits(const at::Tensor& words, int bits, int64_t length, BitLayout layout) {

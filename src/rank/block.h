@@ -49,6 +49,9 @@ class ActivationTap {
   // abandons the rest of it by throwing ForwardStopped (run_block() catches it and returns an
   // undefined output). Taps that need the block output never return true.
   virtual bool done() const { return false; }
+  // MoE blocks: the expert ids [N,k] chosen for the N tokens (rows of the flattened [B,T]) of
+  // this forward, after routing and before any expert runs.
+  virtual void on_routing(const std::string& router, const at::Tensor& experts) {}
 };
 // Thrown out of a forward whose tap is done(); never escapes run_block().
 struct ForwardStopped {};

@@ -47,10 +47,12 @@ NamedTensors export_block(const Block& block,
       auto q = quantized.find(base);
       if (q != quantized.end()) {
         io::QuantLinear ql;
-        ql.codes = q->second.codes.to(at::kCPU).contiguous();
-        ql.zeros = q->second.zeros.to(at::kCPU).contiguous();
-        ql.scales = q->second.scales.to(at::kCPU).contiguous();
-        ql.g_idx = q->second.g_idx.to(at::kCPU).contiguous();
+        // Packed where the solver left the codes (on a GPU the bit packing is a few tensor
+        // ops); only the packed words travel to the host.
+        ql.codes = q->second.codes.contiguous();
+        ql.zeros = q->second.zeros.contiguous();
+        ql.scales = q->second.scales.contiguous();
+        ql.g_idx = q->second.g_idx.contiguous();
         ql.bits = opts.bits;
         ql.group_size = opts.group_size;
         io::PackFormat fmt = opts.format;
@@ -61,7 +63,8 @@ NamedTensors export_block(const Block& block,
         }
         if (fmt == io::PackFormat::kGptqV1 && v1_qzeros) v1_qzeros->push_back(base + ".qzeros");
         io::PackedLinear p = io::pack(ql, fmt);
-        for (auto& kv : p.tensors) out.emplace_back(base + "." + kv.first, kv.second);
+        for (auto& kv : p.tensors)
+          out.emplace_back(base + "." + kv.first, kv.second.to(at::kCPU).contiguous());
         continue;
       }
     }

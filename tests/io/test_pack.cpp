@@ -99,6 +99,30 @@ TEST(PackBits, OutOfRangeValueIsInternalError) {
   EXPECT_THROW(io::pack_bits(v, 4, io::BitLayout::kStream), InternalError);
 }
 
+// The vectorised path (b | 32) against the per-row loop, bit for bit, for both layouts,
+// including padded word-aligned rows, int64 input and the bad-value error naming the spot.
+TEST(PackBits, FastPathMatchesReference) {
+  for (int bits : {1, 2, 4, 8})
+    for (auto layout : {io::BitLayout::kStream, io::BitLayout::kWordAligned})
+      for (int64_t len : {int64_t{64}, int64_t{96}, int64_t{37}}) {
+        if (layout == io::BitLayout::kStream && len * bits % 32 != 0) continue;
+        at::Tensor v = at::randint(0, 1 << bits, {7, len}, at::kLong);
+        v[0].fill_((1 << bits) - 1);  // all-ones row: the top bit of the word set
+        at::Tensor fast = io::pack_bits_vectorized(v, bits, layout);
+        at::Tensor ref = io::pack_bits_reference(v, bits, layout);
+        EXPECT_EQ(fast.scalar_type(), at::kInt);
+        EXPECT_TRUE(at::equal(fast, ref)) << bits << " bits, length " << len;
+      }
+  at::Tensor v = at::zeros({3, 16}, at::kInt);
+  v[2][5] = -1;
+  try {
+    io::pack_bits_vectorized(v, 4, io::BitLayout::kStream);
+    FAIL() << "a negative code must throw";
+  } catch (const InternalError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 2, column 5"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Pack, GptqRoundTripsEveryBitWidth) {
   struct Case {
     int bits;

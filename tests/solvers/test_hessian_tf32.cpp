@@ -1,13 +1,20 @@
 // Hessian accumulation on tensor cores (issue 7 point 2): bf16/fp16 activations go through TF32
-// GEMMs, which must be as accurate as full-fp32 GEMMs because those inputs are exact in TF32;
-// fp32 activations must keep full fp32 GEMMs. Needs CUDA; skipped otherwise.
+// GEMMs. Their operands are exact in TF32, but the tensor cores' fp32 accumulation is a little
+// looser than fp32 FMA GEMMs (H100, fp16 case: 3.1e-6 vs 7.9e-7 relative to float64), so the
+// bar is kHessianRelTol = 1e-5 against float64 — a thousand times below the 1 % diagonal damping
+// every solve adds, while a GEMM that rounded to bf16/fp16 (about 1e-3) fails it. fp32
+// activations (not exact in TF32) must keep full fp32 GEMMs. Needs CUDA; skipped otherwise.
 #include <gtest/gtest.h>
+
+#include <iostream>
 
 #include "solvers/gptq.h"
 
 using namespace sq::solvers;
 
 namespace {
+
+constexpr double kHessianRelTol = 1e-5;
 
 // Relative Frobenius error of H against the float64 CPU sum.
 double rel_err(const at::Tensor& h, const at::Tensor& ref64) {
@@ -24,7 +31,7 @@ at::Tensor fp32_sum(const at::Tensor& x) {
   return h;
 }
 
-TEST(HessianTf32, HalfInputsAsAccurateAsFp32) {
+TEST(HessianTf32, HalfInputsWithinTolerance) {
   if (!at::hasCUDA()) GTEST_SKIP() << "needs CUDA";
   const at::Device dev(at::kCUDA, 0);
   at::manual_seed(11);
@@ -38,10 +45,9 @@ TEST(HessianTf32, HalfInputsAsAccurateAsFp32) {
     acc.add(x.slice(0, 0, n / 2));
     acc.add(x.slice(0, n / 2));
     const double e_acc = rel_err(acc.sum(), ref), e_fp32 = rel_err(fp32_sum(x), ref);
-    // Same operands, same fp32 accumulation: only summation order differs.
-    EXPECT_LE(e_acc, 2 * e_fp32 + 1e-7)
-        << c10::toString(dt) << " acc " << e_acc << " fp32 " << e_fp32;
-    EXPECT_LE(e_acc, 1e-5) << c10::toString(dt);
+    std::cout << c10::toString(dt) << ": accumulator " << e_acc << ", fp32 GEMM " << e_fp32
+              << " (relative to float64)\n";
+    EXPECT_LE(e_acc, kHessianRelTol) << c10::toString(dt);
   }
   EXPECT_FALSE(at::globalContext().allowTF32CuBLAS()) << "the TF32 switch was not restored";
 }

@@ -1,0 +1,87 @@
+// Where a block's GPU time goes: times (device-synchronised, averaged) one block's full
+// forward, the AWQ inspect scopes, the bare GEMMs of the same shapes and the AWQ trial weight,
+// and prints the achieved TFLOP/s against the GEMM floor.
+//   sq_forward_bench MODEL_DIR [batch=32] [seq=512] [iters=5] [block=0]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+
+#include "io/model_config.h"
+#include "io/model_weights.h"
+#include "rank/block.h"
+#include "rank/oom.h"
+#include "solvers/awq.h"
+
+using namespace sq;
+
+namespace {
+
+double time_ms(const at::Device& dev, int iters, const std::function<void()>& fn) {
+  fn();  // warm-up (cuBLAS handles, allocator)
+  rank::synchronize_device(dev);
+  const auto t = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) fn();
+  rank::synchronize_device(dev);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count() /
+         iters;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: sq_forward_bench MODEL_DIR [batch] [seq] [iters] [block]\n");
+    return 2;
+  }
+  const int64_t B = argc > 2 ? std::atoll(argv[2]) : 32, T = argc > 3 ? std::atoll(argv[3]) : 512;
+  const int iters = argc > 4 ? std::atoi(argv[4]) : 5;
+  const int64_t bi = argc > 5 ? std::atoll(argv[5]) : 0;
+  const at::Device dev = at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  const at::ScalarType dt = dev.is_cuda() ? at::kBFloat16 : at::kFloat;
+  auto cfg = io::load_model_config(argv[1]);
+  io::ModelWeights w(argv[1]);
+  rank::Block blk(w, cfg, bi, dev, dt);
+  const int64_t H = cfg.hidden_size, I = cfg.intermediate_size;
+  const double tokens = double(B) * T;
+  at::Tensor x = at::randn({B, T, H}, at::TensorOptions().device(dev).dtype(dt));
+  at::Tensor xi = at::randn({B, T, I}, at::TensorOptions().device(dev).dtype(dt));
+  auto ctx = rank::make_context(B, T, dev);
+  const std::string p = blk.prefix() + ".";
+  auto& gate = blk.linear(p + "mlp.gate_proj");
+  auto& down = blk.linear(p + "mlp.down_proj");
+  const solvers::QuantScheme scheme{4, 128, true};
+
+  struct Row {
+    const char* name;
+    double flop;
+    std::function<void()> fn;
+  };
+  const double f_mlp = 2 * tokens * 3 * H * I;
+  const Row rows[] = {
+      {"block forward", 0, [&] { blk.forward(x, ctx); }},
+      {"scope attn", 0, [&] { blk.forward_scope("attn", x, ctx); }},
+      {"scope mlp", f_mlp, [&] { blk.forward_scope("mlp", x, ctx); }},
+      {"scope down_proj", 2 * tokens * H * I,
+       [&] { blk.forward_scope(p + "mlp.down_proj", xi, ctx); }},
+      {"GEMM x·gateᵀ (bf16)", 2 * tokens * H * I, [&] { at::linear(x, gate.weight); }},
+      {"GEMM h·downᵀ (bf16)", 2 * tokens * H * I, [&] { at::linear(xi, down.weight); }},
+      {"silu(g)·u", 0, [&] { at::silu(xi) * xi; }},
+      {"awq trial weight gate", 0,
+       [&] {
+         solvers::awq_trial_weight(gate.weight, at::ones({H}, x.options().dtype(at::kFloat)),
+                                   scheme)
+             .to(dt);
+       }},
+  };
+  std::printf("device %s, block %lld, batch %lld x %lld tokens, %s\n", dev.str().c_str(),
+              (long long)bi, (long long)B, (long long)T, c10::toString(dt));
+  for (const auto& r : rows) {
+    const double ms = time_ms(dev, iters, r.fn);
+    if (r.flop > 0)
+      std::printf("  %-26s %9.3f ms  %7.1f TFLOP/s\n", r.name, ms, r.flop / ms / 1e9);
+    else
+      std::printf("  %-26s %9.3f ms\n", r.name, ms);
+  }
+  return 0;
+}
