@@ -1,8 +1,10 @@
 // Distributed quantization under real mpirun (issue 6 points 2–8): output of --parallel blocks is
-// byte-identical to the single-process run at 1–4 ranks; --dry-run prints the distributed plan;
-// a rank that throws in the middle of a block makes every rank exit non-zero, quickly, with the
-// failing rank's message. Tiny calibration and one OpenMP thread per rank keep it fast and make
-// the single-process baseline use the same thread count as every rank.
+// byte-identical to the single-process run at 1–4 ranks; --parallel data (AWQ and GPTQ, 2 and 4
+// ranks) keeps ≥ 99.9 % of the codes and the perplexity within 0.1 %; --dry-run prints the
+// distributed plan (data mode: the Hessian-group owners); a rank that throws in the middle of a
+// block makes every rank exit non-zero, quickly, with the failing rank's message, in both modes.
+// Tiny calibration and one OpenMP thread per rank keep it fast and make the single-process
+// baseline use the same thread count as every rank.
 #include <gtest/gtest.h>
 
 #include <cmath>
