@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -220,13 +221,23 @@ int run_on(rank::Transport& t, const Options& o) {
                     model.get()};
   if (!calib.mask.all().item<bool>()) run.mask = calib.mask.to(dev);
   dist::RankReport rep;
+  // Data mode agrees inside the step (per block, per owner solve): an error raised there is
+  // already the same on every rank, so it passes this step's agreement untouched and is rethrown
+  // afterwards as is (naming the rank that failed, not the lowest rank that saw it).
+  std::exception_ptr inner_agreed;
   rank::agreed_step(t, "quantize", [&] {
-    const auto t0 = clock::now();
-    rank::NamedTensors tensors = dp.mode == DistMode::kBlocks ? dist::run_blocks_mode(run, rep)
-                                                              : dist::run_data_mode(run, rep);
-    if (!tensors.empty()) write_fragment(fragment_path(dp.partial_dir, r), tensors);
-    summary.add_phase("quantize blocks", seconds_between(t0, clock::now()));
+    try {
+      const auto t0 = clock::now();
+      rank::NamedTensors tensors = dp.mode == DistMode::kBlocks ? dist::run_blocks_mode(run, rep)
+                                                                : dist::run_data_mode(run, rep);
+      if (!tensors.empty()) write_fragment(fragment_path(dp.partial_dir, r), tensors);
+      summary.add_phase("quantize blocks", seconds_between(t0, clock::now()));
+    } catch (const std::exception& e) {
+      if (!rank::all_ranks_know(e)) throw;
+      inner_agreed = std::current_exception();
+    }
   });
+  if (inner_agreed) std::rethrow_exception(inner_agreed);
 
   // 4. Reports to rank 0, which merges and commits.
   auto reports = t.gather_bytes(dist::to_json(rep).dump(), 0);
