@@ -52,6 +52,7 @@ BlockContext make_context(int64_t batch, int64_t seq_len, const at::Device& devi
                     .unsqueeze(0)
                     .expand({batch, seq_len})
                     .contiguous();
+  c.default_positions_len = seq_len;
   return c;
 }
 

@@ -17,6 +17,7 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "rank/arch_table.h"
+#include "rank/layers.h"
 
 namespace sq::rank {
 
@@ -34,6 +36,9 @@ struct BlockContext {
   // Apply attn_logit_softcapping (gemma2) as transformers' eager attention does; its default
   // sdpa attention (which the fixtures record) does not.
   bool attn_softcap = false;
+  // Set by make_context: positions are 0..T−1 in every row, so per-(B,T) tables (rotary) can be
+  // cached and no device read is needed to learn T. 0 = positions of unknown shape.
+  int64_t default_positions_len = 0;
 };
 BlockContext make_context(int64_t batch, int64_t seq_len, const at::Device& device);
 
@@ -50,8 +55,9 @@ class ActivationTap {
   // undefined output). Taps that need the block output never return true.
   virtual bool done() const { return false; }
   // MoE blocks: the expert ids [N,k] chosen for the N tokens (rows of the flattened [B,T]) of
-  // this forward, after routing and before any expert runs.
-  virtual void on_routing(const std::string& router, const at::Tensor& experts) {}
+  // this forward and their routing weights [N,k] (fp32), before any expert runs.
+  virtual void on_routing(const std::string& router, const at::Tensor& experts,
+                          const at::Tensor& weights) {}
 };
 // Thrown out of a forward whose tap is done(); never escapes run_block().
 struct ForwardStopped {};
@@ -112,6 +118,9 @@ class Block {
                        const std::string& down, ActivationTap* tap) const;
   at::Tensor moe(const at::Tensor& x, ActivationTap* tap) const;
   void load_tensors(const io::ModelWeights& w);
+  // Rotary tables of width `dim` for ctx, cached for make_context positions (the AWQ search runs
+  // the same shapes hundreds of times; building them reads the device and copies to it).
+  const layers::Rotary& rotary_for(const BlockContext& ctx, int64_t dim) const;
 
   const ArchSpec* spec_;
   io::ModelConfig cfg_;
@@ -128,6 +137,8 @@ class Block {
   std::map<std::string, Linear> linears_;  // by full prefix
   std::map<std::string, Norm> norms_;      // by full prefix
   std::map<std::string, at::Tensor> extras_;
+  mutable std::map<std::array<int64_t, 3>, layers::Rotary> rotary_cache_;  // (B, T, dim)
+  mutable layers::Rotary rotary_uncached_;
 };
 
 // Activation kind named by config.json's hidden_act (gelu_pytorch_tanh, gelu_new, silu …).

@@ -48,13 +48,14 @@ class ScopeRunner {
   }
 
   // Σ (y − y_ref)² in float32 over every micro-batch, a 0-dim device tensor (no host sync);
-  // y_ref is run()'s result. The squared differences are formed in fp32 from the block dtype's
-  // values, as AutoAWQ's fp32 MSE does, one micro-batch at a time (no full-size fp32 copy).
+  // y_ref is run()'s result; one micro-batch at a time (no full-size copy).
   at::Tensor sum_sq_diff(const at::Tensor& y_ref) const {
     at::Tensor total;
     for_each([&](int64_t r0, const at::Tensor& y) {
-      at::Tensor d = y.to(at::kFloat) - y_ref.slice(0, r0, r0 + y.size(0)).to(at::kFloat);
-      at::Tensor part = d.pow(2).sum();
+      // The difference in the block dtype, squared and summed in fp32 — AutoAWQ's
+      // (org_out - out).float().pow(2) — without materialising fp32 copies of the outputs.
+      at::Tensor d = y - y_ref.slice(0, r0, r0 + y.size(0));
+      at::Tensor part = at::linalg_vector_norm(d, 2, c10::nullopt, false, at::kFloat).pow(2);
       total = total.defined() ? total + part : part;
     });
     return total;
@@ -237,7 +238,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
       for (const auto& m : g.linears) {
         Linear& l = block.linear(m);
         saved.push_back(l.weight);
-        l.weight = solvers::awq_trial_weight(l.weight, s, st.scheme).to(l.weight.scalar_type());
+        l.weight = solvers::awq_trial_weight_as(l.weight, s, st.scheme, l.weight.scalar_type());
       }
       at::Tensor sse = runner->sum_sq_diff(y_ref);
       for (size_t i = 0; i < g.linears.size(); ++i) block.linear(g.linears[i]).weight = saved[i];

@@ -89,7 +89,7 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
     case RouterKind::None:
       SQ_CHECK(false, "MoE block without a router kind");
   }
-  if (tap) tap->on_routing(router->name, r.experts);
+  if (tap) tap->on_routing(router->name, r.experts, r.weights);
   at::Tensor weights = r.weights.to(x.scalar_type());
   at::Tensor out = at::zeros_like(flat);
   for (int64_t e = 0; e < n_experts_; ++e) {

@@ -26,8 +26,11 @@ struct Rotary {
   at::Tensor cos, sin;
   int64_t rot_dim = 0;
 };
+// seq_len > 0 gives max(positions)+1 without reading the device (callers that built the
+// positions know it).
 Rotary rotary(const io::RopeConfig& rope, int64_t head_dim, int64_t max_pos,
-              const at::Tensor& positions, at::ScalarType dtype, RopeStyle style);
+              const at::Tensor& positions, at::ScalarType dtype, RopeStyle style,
+              int64_t seq_len = 0);
 // Rotates the first rot_dim features of x [B,heads,T,D].
 at::Tensor apply_rotary(const at::Tensor& x, const Rotary& r, RopeStyle style);
 

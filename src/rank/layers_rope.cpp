@@ -96,11 +96,14 @@ constexpr RopeType kRopeTypes[] = {{"default", init_default},
 }  // namespace
 
 Rotary rotary(const io::RopeConfig& rope, int64_t head_dim, int64_t max_pos,
-              const at::Tensor& positions, at::ScalarType dtype, RopeStyle style) {
+              const at::Tensor& positions, at::ScalarType dtype, RopeStyle style,
+              int64_t known_seq_len) {
   Rotary out;
   out.rot_dim = static_cast<int64_t>(head_dim * rope.partial_rotary_factor);
   out.rot_dim -= out.rot_dim % 2;
-  const int64_t seq_len = positions.numel() ? positions.max().item<int64_t>() + 1 : 0;
+  const int64_t seq_len = known_seq_len > 0   ? known_seq_len
+                          : positions.numel() ? positions.max().item<int64_t>() + 1
+                                              : 0;
   const RopeType* type = nullptr;
   for (const auto& t : kRopeTypes)
     if (rope.type == t.name) type = &t;

@@ -7,6 +7,7 @@
 
 #include "common/check.h"
 #include "solvers/awq.h"
+#include "solvers/awq_trial_kernel.h"
 #include "solvers/quant_grid.h"
 
 namespace sq::solvers {
@@ -102,6 +103,43 @@ at::Tensor awq_trial_weight(const at::Tensor& w, const at::Tensor& scales,
                             const QuantScheme& scheme) {
   auto s = scales.to(w.device(), at::kFloat).reshape({1, -1});
   return pseudo_quantize(w.to(at::kFloat) * s, scheme, GridKind::kAwq) / s;
+}
+
+at::Tensor awq_trial_weight_as(const at::Tensor& w, const at::Tensor& scales,
+                               const QuantScheme& scheme, at::ScalarType dtype) {
+#ifdef SQ_WITH_CUDA
+  static constexpr std::array<std::pair<at::ScalarType, int>, 3> kKernelTypes = {
+      {{at::kFloat, 0}, {at::kBFloat16, 1}, {at::kHalf, 2}}};
+  int code = -1;
+  for (const auto& [t, c] : kKernelTypes)
+    if (t == dtype) code = c;
+  if (w.is_cuda() && w.dim() == 2 && w.scalar_type() == dtype && code >= 0) {
+    const int64_t k = w.size(1), g = scheme.group_for(k);
+    SQ_REQUIRE(k % g == 0, "AWQ trial weight: group size " << g << " does not divide " << k);
+    const at::Tensor wc = w.contiguous();
+    const at::Tensor s = scales.to(w.device(), at::kFloat).reshape({-1}).contiguous();
+    SQ_REQUIRE(s.numel() == k,
+               "AWQ trial weight: " << s.numel() << " scales for " << k << " input features");
+    at::Tensor out = at::empty_like(wc);
+    kernel::AwqTrialArgs a;
+    a.w = wc.data_ptr();
+    a.s = s.data_ptr<float>();
+    a.out = out.data_ptr();
+    a.n_rows = wc.size(0);
+    a.k = k;
+    a.group = g;
+    a.dtype = code;
+    a.max_q = static_cast<int>(scheme.max_q());
+    a.half_q = 1 << (scheme.bits - 1);
+    a.zero_point = scheme.zero_point ? 1 : 0;
+    const int rc = kernel::awq_trial_cuda(a, nullptr);
+    if (rc != 0)
+      SQ_THROW(BackendError,
+               "AWQ trial-weight kernel launch failed (cudaError " << rc << ") for " << w.sizes());
+    return out;
+  }
+#endif
+  return awq_trial_weight(w, scales, scheme).to(dtype);
 }
 
 namespace {

@@ -78,6 +78,11 @@ int awq_pick_best(const std::vector<double>& losses, const std::string& group_na
 // Q(W·diag(s)) / diag(s) on the AWQ grid, float32 [N, K].
 at::Tensor awq_trial_weight(const at::Tensor& w, const at::Tensor& scales,
                             const QuantScheme& scheme);
+// The same, returned in `dtype`: on a CUDA device (CUDA builds) one fused kernel
+// (awq_trial_kernel.h) computes it bit for bit like awq_trial_weight(...).to(dtype); elsewhere
+// it is exactly that expression. Requires dtype == w's dtype for the kernel path.
+at::Tensor awq_trial_weight_as(const at::Tensor& w, const at::Tensor& scales,
+                               const QuantScheme& scheme, at::ScalarType dtype);
 
 // ---- apply ---------------------------------------------------------------------------------
 enum class NormKind {

@@ -76,21 +76,30 @@ double rel_err(const at::Tensor& out, const at::Tensor& ref) {
 // rows must remain, so a broken router cannot pass by flipping everything.
 constexpr double kMinComparedShare = 0.25;
 
+// A routing change is a different expert set or a routing weight that moved by more than
+// kRoutingWeightFlip (weights lie in [0,1]; bf16 rounding moves them by < 1e-2, while PhiMoE's
+// sparsemixer, whose jitter mask can flip without changing the experts, moves them by ~0.1+).
+constexpr double kRoutingWeightFlip = 2e-2;
+
 struct RoutingRecorder : rank::ActivationTap {
-  std::vector<at::Tensor> ids;  // per MoE layer in forward order: [N,k] sorted per row, CPU
+  std::vector<at::Tensor> ids, weights;  // per MoE layer: [N,k] sorted by expert id, CPU
   bool wants(const std::string&) const override { return false; }
   void on_input(const std::string&, const at::Tensor&) override {}
-  void on_routing(const std::string&, const at::Tensor& e) override {
-    ids.push_back(std::get<0>(e.sort(-1)).cpu());
+  void on_routing(const std::string&, const at::Tensor& e, const at::Tensor& w) override {
+    auto sorted = e.sort(-1);
+    ids.push_back(std::get<0>(sorted).cpu());
+    weights.push_back(w.to(at::kFloat).gather(-1, std::get<1>(sorted)).cpu());
   }
 };
 
-// [N] bool: rows whose expert set differs between the runs in any recorded layer.
+// [N] bool: rows whose routing differs between the runs in any recorded layer.
 at::Tensor routing_flips(const RoutingRecorder& a, const RoutingRecorder& b, int64_t n) {
   at::Tensor flips = at::zeros({n}, at::kBool);
   EXPECT_EQ(a.ids.size(), b.ids.size()) << "different number of MoE layers recorded";
-  for (size_t l = 0; l < std::min(a.ids.size(), b.ids.size()); ++l)
+  for (size_t l = 0; l < std::min(a.ids.size(), b.ids.size()); ++l) {
     flips = flips.logical_or(a.ids[l].ne(b.ids[l]).any(-1));
+    flips = flips.logical_or((a.weights[l] - b.weights[l]).abs().gt(kRoutingWeightFlip).any(-1));
+  }
   return flips;
 }
 
