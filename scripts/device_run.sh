@@ -45,7 +45,7 @@ stage_fixtures() {
 # The GPU-only unit tests (fast paths against their references), one line each.
 stage_gpuunit() {
   $B/tests/test_rank --gtest_filter='AttentionFast*' 2>&1 | grep -E "^\[  |Failure|rel|expected" | head -20
-  $B/tests/test_solvers --gtest_filter='HessianTf32*:GptqFused*' 2>&1 | grep -E "^\[  |Failure|accumulator|expected" | head -20
+  $B/tests/test_solvers --gtest_filter='HessianTf32*:GptqFused*:AwqTrial*' 2>&1 | grep -E "^\[  |Failure|accumulator|expected" | head -20
 }
 
 # House-model perplexity on the GPU (REFERENCE.md §7 protocol), fp32 and bf16.
@@ -66,6 +66,8 @@ stage_quality() {
     bash bench/quality.sh
 }
 stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh; }
+# bench/quality_sweep.sh with this build (DTYPES, SEEDS, CELLS from the environment).
+stage_sweep() { SHARDQUANT=$B/shardquant bash bench/quality_sweep.sh; }
 
 # Every named stage runs (device time is scarce: one failing stage must not skip the rest); the
 # exit status is non-zero when any failed. A failed build stops everything after it.
