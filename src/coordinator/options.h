@@ -79,6 +79,7 @@ struct Options {
   std::string dataset_dir;                        // --dataset-dir
   std::vector<std::string> calib_files;           // --calib-file LIST
   std::string calib_cache;                        // --calib-cache FILE.h5
+  std::string calib_mix = "equal";                // --calib-mix equal|proportional
   uint64_t seed = 42;                             // --seed
 
   // --- execution ----------------------------------------------------------------------------

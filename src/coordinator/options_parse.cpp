@@ -271,6 +271,8 @@ const std::vector<SetterRow>& setters() {
       {"dataset_dir", [](Options& o, const Given& g) { o.dataset_dir = g.value; }},
       {"calib_file", [](Options& o, const Given& g) { o.calib_files = as_list(g); }},
       {"calib_cache", [](Options& o, const Given& g) { o.calib_cache = g.value; }},
+      {"calib_mix",
+       [](Options& o, const Given& g) { o.calib_mix = as_choice(g, "equal|proportional"); }},
       {"seed",
        [](Options& o, const Given& g) {
          const int64_t s = as_int(g);

@@ -70,6 +70,10 @@ const std::vector<FlagRow> kFlags = {
     {"dataset", K::kList, "LIST", "built-in corpus", "calibration datasets by name", "", nullptr},
     {"dataset_dir", K::kString, "PATH", "", "directory holding the datasets", "", nullptr},
     {"calib_file", K::kList, "LIST", "", "plain-text calibration files", "", nullptr},
+    {"calib_mix", K::kChoice, "M", "equal",
+     "how several calibration sources share the samples: equal shares, or proportional to "
+     "their text size (the sources read as one corpus)",
+     "equal|proportional", nullptr},
     {"calib_cache", K::kString, "FILE.h5", "", "cache of calibration activations (HDF5)", "",
      nullptr},
     {"seed", K::kInt, "N", "42", "seed of the calibration sampling", "", nullptr},

@@ -48,6 +48,7 @@ io::CalibOptions calib_options(const Options& o) {
   c.seed = o.seed;
   c.mode = o.method == Method::kAwq ? io::CalibMode::Awq : io::CalibMode::Gptq;
   c.cache_path = o.calib_cache;
+  c.mix = o.calib_mix == "proportional" ? io::CalibMix::Proportional : io::CalibMix::Equal;
   c.dataset_dir = o.dataset_dir;
   return c;
 }

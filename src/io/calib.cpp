@@ -88,6 +88,35 @@ std::optional<CalibSet> try_cache(const std::string& path, const nlohmann::json&
 
 }  // namespace
 
+namespace {
+
+// Samples per source: equal shares (the first n mod k sources get one more), or shares
+// proportional to the sources' byte sizes by largest remainder (ties to the earlier source).
+std::vector<int64_t> sample_shares(const std::vector<CorpusSource>& sources, int64_t n,
+                                   CalibMix mix) {
+  const auto k = static_cast<int64_t>(sources.size());
+  std::vector<int64_t> out(sources.size());
+  uint64_t total = 0;
+  for (const auto& s : sources) total += s.bytes;
+  if (mix == CalibMix::Equal || k == 1 || total == 0) {
+    for (int64_t i = 0; i < k; ++i) out[i] = n / k + (i < n % k ? 1 : 0);
+    return out;
+  }
+  std::vector<std::pair<double, int64_t>> remainders;
+  int64_t given = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    const double exact = static_cast<double>(n) * sources[i].bytes / total;
+    out[i] = static_cast<int64_t>(exact);
+    given += out[i];
+    remainders.emplace_back(-(exact - out[i]), i);
+  }
+  std::sort(remainders.begin(), remainders.end());  // largest remainder first, then index
+  for (int64_t j = 0; given < n; ++j, ++given) ++out[remainders[j % k].second];
+  return out;
+}
+
+}  // namespace
+
 CalibSet build_calibration(const CalibOptions& o, const Tokenizer& tok) {
   SQ_REQUIRE(o.n_samples >= 1, "--calib-size must be at least 1 (got " << o.n_samples << ")");
   SQ_REQUIRE(o.seq_len >= 1, "--seq_len must be at least 1 (got " << o.seq_len << ")");
@@ -101,11 +130,12 @@ CalibSet build_calibration(const CalibOptions& o, const Tokenizer& tok) {
   const std::vector<CorpusSource> sources = load_sources(o, data_dir, dataset_dir, splits);
   nlohmann::json described = nlohmann::json::array();
   for (const auto& s : sources) described.push_back(s.describe());
-  const nlohmann::json request = {
+  nlohmann::json request = {
       {"format", kFormat}, {"tokenizer", tok.hash()}, {"mode", calib_mode_name(o.mode)},
       {"seed", o.seed},    {"seq_len", o.seq_len},    {"n_samples", o.n_samples},
       {"splits", splits},  {"sources", described},
   };
+  if (o.mix == CalibMix::Proportional && sources.size() > 1) request["mix"] = "proportional";
 
   CalibSet set;
   if (!o.cache_path.empty()) {
@@ -115,8 +145,9 @@ CalibSet build_calibration(const CalibOptions& o, const Tokenizer& tok) {
   const int32_t pad = tok.pad_id().value_or(tok.eos_id().value_or(0));
   const auto k = static_cast<int64_t>(sources.size());
   std::vector<SourceSamples> per(sources.size());
+  const std::vector<int64_t> wants = sample_shares(sources, o.n_samples, o.mix);
   for (int64_t i = 0; i < k; ++i) {
-    const int64_t want = o.n_samples / k + (i < o.n_samples % k ? 1 : 0);
+    const int64_t want = wants[i];
     SplitMix64 rng = SplitMix64::stream(o.seed, static_cast<uint64_t>(i));
     per[i] = o.mode == CalibMode::Awq ? sample_awq(sources[i], tok, want, o.seq_len, pad, rng)
                                       : sample_gptq(sources[i], tok, want, o.seq_len, pad, rng);

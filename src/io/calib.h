@@ -6,7 +6,10 @@
 // - Sources: every entry of `datasets` (a named dataset resolved under `dataset_dir`, or "brown",
 //   the built-in Brown corpus under `data_dir`) and every entry of `files` (plain text, or JSON
 //   Lines with a "text" field when the name ends in .jsonl/.json) is one source; sources are
-//   mixed in equal shares (sample j comes from source j mod k, in the order datasets, files).
+//   mixed in equal shares (sample j comes from source j mod k, in the order datasets, files),
+//   or with mix = Proportional in shares proportional to each source's text size in bytes (the
+//   sources read as one corpus; largest-remainder rounding, ties to the earlier source), the
+//   samples still interleaved round robin.
 //   No source at all means {"brown"}. `splits` (train, valid, test) apply to named datasets and
 //   Brown; the units of all listed splits are pooled. Plain --calib-file paths have no split.
 // - Mode Awq (AutoAWQ): each source's text units are shuffled by the seed, encoded one by one
@@ -37,6 +40,7 @@ namespace sq::io {
 class Tokenizer;
 
 enum class CalibMode { Awq, Gptq };
+enum class CalibMix { Equal, Proportional };
 
 const char* calib_mode_name(CalibMode m);          // "awq" / "gptq"
 CalibMode parse_calib_mode(const std::string& s);  // InputError on anything else
@@ -49,6 +53,7 @@ struct CalibOptions {
   int64_t seq_len = 512;
   uint64_t seed = 42;
   CalibMode mode = CalibMode::Awq;
+  CalibMix mix = CalibMix::Equal;
   std::string cache_path;   // "" = no cache
   std::string dataset_dir;  // where named datasets live ("" = <data_dir>/datasets)
   std::string data_dir;     // "" = default_data_dir()

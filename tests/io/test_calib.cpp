@@ -173,6 +173,30 @@ TEST(Calib, MixtureInEqualSharesInterleaved) {
   EXPECT_EQ(set.provenance["sources"][1]["name"], dir / "b.jsonl");
 }
 
+// --calib-mix proportional: shares follow the sources' byte sizes (3000 vs 1000 bytes → 6 and
+// 2 of 8 samples; 10 samples → 7.5 / 2.5 → the tie goes to the earlier source), still
+// interleaved, and the provenance records the mix (equal mixes keep their old provenance).
+TEST(Calib, ProportionalMixFollowsTextSize) {
+  test::TempDir dir;
+  write(dir / "a.txt", std::string(3000, 'a'));
+  write(dir / "b.txt", std::string(1000, 'b'));
+  ByteTokenizer tok;
+  for (auto [n, want_a] : {std::pair<int64_t, int>{8, 6}, {10, 8}}) {
+    auto o = file_opts({dir / "a.txt", dir / "b.txt"}, io::CalibMode::Gptq, n, 32);
+    o.mix = io::CalibMix::Proportional;
+    auto set = io::build_calibration(o, tok);
+    ASSERT_EQ(set.tokens.size(0), n);
+    int from_a = 0;
+    for (int64_t r = 0; r < n; ++r) from_a += count_id(set.tokens, r, 'a' + 3) == 32 ? 1 : 0;
+    EXPECT_EQ(from_a, want_a) << n << " samples";
+    EXPECT_EQ(count_id(set.tokens, 1, 'b' + 3), 32) << "row 1 comes from the second source";
+    EXPECT_EQ(set.provenance["mix"], "proportional");
+  }
+  auto equal = io::build_calibration(
+      file_opts({dir / "a.txt", dir / "b.txt"}, io::CalibMode::Gptq, 8, 32), tok);
+  EXPECT_FALSE(equal.provenance.contains("mix"));
+}
+
 TEST(Calib, TooLittleTextWarnsAndPadsWithMask) {
   test::TempDir dir;
   write(dir / "a.txt", "tiny\nlittle\n");  // BOS+4, BOS+6 = 12 tokens

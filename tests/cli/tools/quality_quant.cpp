@@ -60,7 +60,7 @@ int run(int argc, char** argv) {
   const at::Device dev = coordinator::run_device(o);
   io::ModelWeights w(o.model_path);
   const io::ModelConfig cfg = io::load_model_config(o.model_path);
-  const at::ScalarType dtype = coordinator::compute_dtype(dev, cfg);
+  const at::ScalarType dtype = coordinator::compute_dtype(dev, cfg, o.compute_dtype);
   rank::Model model(w, cfg, dev, dtype);
   at::Tensor x, mask;
   int64_t mb = 1;
