@@ -26,6 +26,8 @@
 #   CALIB_MIX       --calib-mix of the two training files (default proportional: REFERENCE.md
 #                   §7 draws "random windows from brown-train + pydoc-train", i.e. from their
 #                   union, so each file contributes in proportion to its size; equal = half each)
+#   CALIB_SAMPLING  --calib-sampling (default windows: REFERENCE.md §7 calibrates both methods
+#                   on random windows; texts = AutoAWQ's concatenated texts)
 #   SEED            calibration --seed (default: shardquant's default, 42)
 #   EVAL_DTYPE      eval --dtype (default: eval's own: fp16 on CUDA, fp32 on CPU)
 #   EVAL_MAX_WINDOWS  evaluate only the first N windows per file (reduced runs; default all)
@@ -62,7 +64,7 @@ eval_args=(--seq_len 512 --device "$DEVICE")
 # quantize CELL OUT: writes the cell's checkpoint to OUT (or nothing for fp16); prints the route.
 quantize() {
   local cell=$1 out=$2 common
-  local qd=(--compute-dtype "${QUANT_DTYPE:-auto}" --calib-mix "${CALIB_MIX:-proportional}" ${SEED:+--seed "$SEED"})
+  local qd=(--compute-dtype "${QUANT_DTYPE:-auto}" --calib-mix "${CALIB_MIX:-proportional}" --calib-sampling "${CALIB_SAMPLING:-windows}" ${SEED:+--seed "$SEED"})
   local awq=(--calib-file "$CALIB" --calib-size "$AWQ_N" --seq_len "$AWQ_T" --device "$DEVICE" "${qd[@]}")
   local gptq=(--calib-file "$CALIB" --calib-size "$GPTQ_N" --seq_len "$GPTQ_T" --device "$DEVICE" "${qd[@]}")
   rm -rf "$out" "$out.partial"
@@ -111,4 +113,4 @@ for cell in $CELLS; do
 done
 
 python3 "$ROOT/bench/quality_table.py" "$RESULTS" "$NOTES" \
-  "calibration AWQ ${AWQ_N}x${AWQ_T}, GPTQ ${GPTQ_N}x${GPTQ_T}; device $DEVICE, compute dtype ${QUANT_DTYPE:-auto}, calib mix ${CALIB_MIX:-proportional}, seed ${SEED:-42}; eval windows ${EVAL_MAX_WINDOWS:-all}; ${QUALITY_LABEL:-}"
+  "calibration AWQ ${AWQ_N}x${AWQ_T}, GPTQ ${GPTQ_N}x${GPTQ_T}; device $DEVICE, compute dtype ${QUANT_DTYPE:-auto}, calib mix ${CALIB_MIX:-proportional}, sampling ${CALIB_SAMPLING:-windows}, seed ${SEED:-42}; eval windows ${EVAL_MAX_WINDOWS:-all}; ${QUALITY_LABEL:-}"

@@ -80,6 +80,7 @@ struct Options {
   std::vector<std::string> calib_files;           // --calib-file LIST
   std::string calib_cache;                        // --calib-cache FILE.h5
   std::string calib_mix = "equal";                // --calib-mix equal|proportional
+  std::string calib_sampling = "auto";            // --calib-sampling auto|texts|windows
   uint64_t seed = 42;                             // --seed
 
   // --- execution ----------------------------------------------------------------------------

@@ -271,6 +271,8 @@ const std::vector<SetterRow>& setters() {
       {"dataset_dir", [](Options& o, const Given& g) { o.dataset_dir = g.value; }},
       {"calib_file", [](Options& o, const Given& g) { o.calib_files = as_list(g); }},
       {"calib_cache", [](Options& o, const Given& g) { o.calib_cache = g.value; }},
+      {"calib_sampling",
+       [](Options& o, const Given& g) { o.calib_sampling = as_choice(g, "auto|texts|windows"); }},
       {"calib_mix",
        [](Options& o, const Given& g) { o.calib_mix = as_choice(g, "equal|proportional"); }},
       {"seed",

@@ -70,6 +70,11 @@ const std::vector<FlagRow> kFlags = {
     {"dataset", K::kList, "LIST", "built-in corpus", "calibration datasets by name", "", nullptr},
     {"dataset_dir", K::kString, "PATH", "", "directory holding the datasets", "", nullptr},
     {"calib_file", K::kList, "LIST", "", "plain-text calibration files", "", nullptr},
+    {"calib_sampling", K::kChoice, "S", "auto",
+     "how samples are cut from the text: texts (AutoAWQ: whole texts concatenated into "
+     "blocks) or windows (random contiguous windows, GPTQ's way); auto = texts for AWQ, windows "
+     "for GPTQ",
+     "auto|texts|windows", nullptr},
     {"calib_mix", K::kChoice, "M", "equal",
      "how several calibration sources share the samples: equal shares, or proportional to "
      "their text size (the sources read as one corpus)",

@@ -47,6 +47,8 @@ io::CalibOptions calib_options(const Options& o) {
   c.seq_len = o.seq_len;
   c.seed = o.seed;
   c.mode = o.method == Method::kAwq ? io::CalibMode::Awq : io::CalibMode::Gptq;
+  if (o.calib_sampling == "texts") c.mode = io::CalibMode::Awq;
+  if (o.calib_sampling == "windows") c.mode = io::CalibMode::Gptq;
   c.cache_path = o.calib_cache;
   c.mix = o.calib_mix == "proportional" ? io::CalibMix::Proportional : io::CalibMix::Equal;
   c.dataset_dir = o.dataset_dir;

@@ -4,6 +4,8 @@
 #include "common/errors.h"
 #include "coordinator/options.h"
 #include "coordinator/options_table.h"
+#include "coordinator/run_support.h"
+#include "io/calib.h"
 
 namespace sq::coordinator {
 namespace {
@@ -185,3 +187,32 @@ TEST(Parsers, SizesAndBools) {
 
 }  // namespace
 }  // namespace sq::coordinator
+
+// --calib-sampling picks the sampler independently of the method; --calib-mix reaches the
+// calibration options (auto keeps AutoAWQ texts for AWQ and windows for GPTQ).
+TEST(Options, CalibSamplingAndMixReachTheCalibration) {
+  using sq::io::CalibMix;
+  using sq::io::CalibMode;
+  struct Case {
+    std::vector<std::string> args;
+    CalibMode mode;
+    CalibMix mix;
+  };
+  const Case cases[] = {
+      {{"--model_path", "m"}, CalibMode::Awq, CalibMix::Equal},
+      {{"--model_path", "m", "--gptq"}, CalibMode::Gptq, CalibMix::Equal},
+      {{"--model_path", "m", "--calib-sampling", "windows"}, CalibMode::Gptq, CalibMix::Equal},
+      {{"--model_path", "m", "--gptq", "--calib_sampling=texts", "--calib-mix", "proportional"},
+       CalibMode::Awq,
+       CalibMix::Proportional},
+  };
+  for (const auto& c : cases) {
+    const auto o = sq::coordinator::parse_options(c.args, {}).options;
+    const auto co = sq::coordinator::calib_options(o);
+    EXPECT_EQ(co.mode, c.mode) << c.args.back();
+    EXPECT_EQ(co.mix, c.mix) << c.args.back();
+  }
+  EXPECT_THROW(
+      sq::coordinator::parse_options({"--model_path", "m", "--calib-sampling", "lines"}, {}),
+      sq::InputError);
+}
