@@ -28,6 +28,9 @@
 #                   union, so each file contributes in proportion to its size; equal = half each)
 #   CALIB_SAMPLING  --calib-sampling (default windows: REFERENCE.md §7 calibrates both methods
 #                   on random windows; texts = AutoAWQ's concatenated texts)
+#   AWQ_EXTRA       extra flags of the AWQ cells (default --no-duo-scaling: the reference row is
+#                   llm-awq, whose search scales by activations only, s = x_mean^α; AutoAWQ's
+#                   duo scaling is shardquant's default; AWQ_EXTRA= measures that)
 #   SEED            calibration --seed (default: shardquant's default, 42)
 #   EVAL_DTYPE      eval --dtype (default: eval's own: fp16 on CUDA, fp32 on CPU)
 #   EVAL_MAX_WINDOWS  evaluate only the first N windows per file (reduced runs; default all)
@@ -66,6 +69,8 @@ quantize() {
   local cell=$1 out=$2 common
   local qd=(--compute-dtype "${QUANT_DTYPE:-auto}" --calib-mix "${CALIB_MIX:-proportional}" --calib-sampling "${CALIB_SAMPLING:-windows}" ${SEED:+--seed "$SEED"})
   local awq=(--calib-file "$CALIB" --calib-size "$AWQ_N" --seq_len "$AWQ_T" --device "$DEVICE" "${qd[@]}")
+  # shellcheck disable=SC2206
+  awq+=(${AWQ_EXTRA---no-duo-scaling})
   local gptq=(--calib-file "$CALIB" --calib-size "$GPTQ_N" --seq_len "$GPTQ_T" --device "$DEVICE" "${qd[@]}")
   rm -rf "$out" "$out.partial"
   case $cell in
@@ -113,4 +118,4 @@ for cell in $CELLS; do
 done
 
 python3 "$ROOT/bench/quality_table.py" "$RESULTS" "$NOTES" \
-  "calibration AWQ ${AWQ_N}x${AWQ_T}, GPTQ ${GPTQ_N}x${GPTQ_T}; device $DEVICE, compute dtype ${QUANT_DTYPE:-auto}, calib mix ${CALIB_MIX:-proportional}, sampling ${CALIB_SAMPLING:-windows}, seed ${SEED:-42}; eval windows ${EVAL_MAX_WINDOWS:-all}; ${QUALITY_LABEL:-}"
+  "calibration AWQ ${AWQ_N}x${AWQ_T}, GPTQ ${GPTQ_N}x${GPTQ_T}; device $DEVICE, compute dtype ${QUANT_DTYPE:-auto}, calib mix ${CALIB_MIX:-proportional}, sampling ${CALIB_SAMPLING:-windows}, AWQ extra '${AWQ_EXTRA---no-duo-scaling}', seed ${SEED:-42}; eval windows ${EVAL_MAX_WINDOWS:-all}; ${QUALITY_LABEL:-}"

@@ -12,16 +12,17 @@ BASE=${QUALITY_WORK:-/tmp/sq-quality}-sweep
 mkdir -p "$BASE"
 for dt in $DTYPES; do
   for seed in $SEEDS; do
-    work=$BASE/$dt-$seed-${CALIB_MIX:-proportional}-${CALIB_SAMPLING:-windows}
+    tag=$seed-${CALIB_MIX:-proportional}-${CALIB_SAMPLING:-windows}-$(echo "${AWQ_EXTRA---no-duo-scaling}" | tr -d ' -' | cut -c1-12)
+    work=$BASE/$dt-$tag
     QUANT_DTYPE=$dt SEED=$seed QUALITY_WORK=$work NOTES=- bash "$ROOT/bench/quality.sh" >/dev/null 2>"$work.err" ||
       echo "sweep: dtype $dt seed $seed failed (see $work.err)"
-    python3 - "$work/results.jsonl" "$dt" "$seed-${CALIB_MIX:-proportional}-${CALIB_SAMPLING:-windows}" <<'PY'
+    python3 - "$work/results.jsonl" "$dt" "$tag" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
     b = r.get("brown", {}).get("ppl"); p = r.get("pydoc", {}).get("ppl")
     fmt = lambda v: "%.2f" % v if v else "  -  "
-    print(f"SWEEP dtype={sys.argv[2]:<5} seed/mix={sys.argv[3]:<24} {r['cell']:<14} brown {fmt(b)} pydoc {fmt(p)}")
+    print(f"SWEEP dtype={sys.argv[2]:<5} run={sys.argv[3]:<36} {r['cell']:<14} brown {fmt(b)} pydoc {fmt(p)}")
 PY
   done
 done
