@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/fs_util.h"
 #include "dist/dist_util.h"
 
 namespace {
@@ -82,8 +83,8 @@ TEST_P(DistFixture, BlocksModeByteIdenticalAwqAndGptq) {
     const Launch l = run(2, two, args);
     ASSERT_EQ(l.rc, 0) << method << "\n" << l.output;
     expect_identical(single, two);
-    fs::remove_all(single);
-    fs::remove_all(two);
+    sq::remove_tree(single);
+    sq::remove_tree(two);
   }
 }
 
@@ -98,8 +99,8 @@ TEST_P(DistFixture, DataModeKeepsTheCodesAwqAndGptq) {
     expect_same_layout(single, data);
     const double f = same_code_fraction(single, data);
     EXPECT_GE(f, 0.999) << method << ": only " << f * 100 << " % of the codes match";
-    fs::remove_all(single);
-    fs::remove_all(data);
+    sq::remove_tree(single);
+    sq::remove_tree(data);
   }
 }
 
