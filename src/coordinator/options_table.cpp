@@ -10,7 +10,6 @@ namespace sq::coordinator::table {
 namespace {
 
 using K = Kind;
-constexpr const char* kPipeline = "quantization pipeline";
 constexpr const char* kAwqSearch = "AWQ search";
 
 const std::vector<FlagRow> kFlags = {

@@ -56,11 +56,17 @@ void trial_loop(const at::Tensor& w, const at::Tensor& x, const QuantScheme& sch
     on_chunk(r0, r1, org_max);
     // [groups, T, rows]: partial dot products of every token with every row, per group.
     auto org_out = at::bmm(xg, wg.permute({1, 2, 0}));
+    // On a GPU the fused trial-weight kernel with s = 1 is Q(W) bit for bit (×1 and ÷1 are exact;
+    // AwqTrialCuda.ClipUseWithUnitScales) in one pass instead of ~15 elementwise ones.
+    const at::Tensor unit =
+        w.is_cuda() ? at::ones({s.k}, w.options().dtype(at::kFloat)) : at::Tensor();
     for (int i = 0; i < s.n_steps; ++i) {
       const double factor = 1.0 - double(i) / opts.n_grid;
       auto max_val = org_max * factor;
       auto cur = at::max(at::min(wg, max_val), -max_val).reshape({rows, s.k});
-      auto qg = pseudo_quantize(cur, scheme, GridKind::kAwq).reshape({rows, s.n_groups, s.g});
+      auto q = unit.defined() ? awq_trial_weight_as(cur, unit, scheme, at::kFloat)
+                              : pseudo_quantize(cur, scheme, GridKind::kAwq);
+      auto qg = q.reshape({rows, s.n_groups, s.g});
       auto out = at::bmm(xg, qg.permute({1, 2, 0}));
       on_trial(i, factor, max_val, (out - org_out).pow(2));
     }

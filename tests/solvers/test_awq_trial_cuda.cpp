@@ -8,6 +8,19 @@
 
 using namespace sq::solvers;
 
+// The clip search's use: fp32 weights, unit scales → exactly pseudo_quantize(W).
+TEST(AwqTrialCuda, ClipUseWithUnitScales) {
+  if (!gptq_cuda_built() || !at::hasCUDA()) GTEST_SKIP() << "no CUDA device in this build/machine";
+  const at::Device dev(at::kCUDA, 0);
+  at::manual_seed(6);
+  const at::Tensor w = (at::randn({64, 384}) * 0.02).to(dev);
+  for (bool zp : {true, false}) {
+    const QuantScheme scheme{4, 128, zp};
+    at::Tensor got = awq_trial_weight_as(w, at::ones({384}, w.options()), scheme, at::kFloat);
+    EXPECT_TRUE(at::equal(got, pseudo_quantize(w, scheme, GridKind::kAwq))) << zp;
+  }
+}
+
 TEST(AwqTrialCuda, KernelMatchesReferenceBitForBit) {
   if (!gptq_cuda_built() || !at::hasCUDA()) GTEST_SKIP() << "no CUDA device in this build/machine";
   const at::Device dev(at::kCUDA, 0);
