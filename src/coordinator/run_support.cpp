@@ -13,7 +13,7 @@
 
 namespace sq::coordinator {
 
-at::Device run_device(const Options& o) {
+at::Device run_device(const Options& o, int local_rank) {
   if (o.force_cpu || o.device == "cpu") return at::Device(at::kCPU);
   if (!o.device.empty() && o.device != "auto") {
     at::Device d(o.device);
@@ -21,7 +21,7 @@ at::Device run_device(const Options& o) {
                "--device " << o.device << " asked for CUDA but no CUDA device is available");
     return d;
   }
-  return rank::pick_device(false, 0);
+  return rank::pick_device(false, local_rank);
 }
 
 at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,

@@ -21,7 +21,9 @@
 
 namespace sq::coordinator {
 
-at::Device run_device(const Options& o);
+// The compute device from --force_cpu / --device; "auto" picks GPU local_rank mod #GPUs (a
+// rank's own GPU under mpirun — the NCCL transport binds the same one), else the CPU.
+at::Device run_device(const Options& o, int local_rank = 0);
 // CPU: float32. GPU: the checkpoint's half type (bf16 unless it is fp16).
 // --compute-dtype: "auto" = fp32 on CPU, the checkpoint's half type (fp16 if it is fp16, else
 // bf16) on GPU; otherwise the named type on any device.
