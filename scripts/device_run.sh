@@ -66,6 +66,10 @@ stage_quality() {
     bash bench/quality.sh
 }
 stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh; }
+# The multi-process tests on this machine (ranks share its GPU(s)), failures in full.
+stage_distgpu() {
+  (cd $B && ctest -L dist -j4 --timeout 200 --output-on-failure) 2>&1 | grep -vE "^\s+Start|Passed" | tail -120
+}
 # bench/quality_sweep.sh with this build (DTYPES, SEEDS, CELLS from the environment).
 stage_sweep() { SHARDQUANT=$B/shardquant bash bench/quality_sweep.sh; }
 
