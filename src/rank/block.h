@@ -120,7 +120,7 @@ class Block {
   void load_tensors(const io::ModelWeights& w);
   // Rotary tables of width `dim` for ctx, cached for make_context positions (the AWQ search runs
   // the same shapes hundreds of times; building them reads the device and copies to it).
-  const layers::Rotary& rotary_for(const BlockContext& ctx, int64_t dim) const;
+  layers::Rotary rotary_for(const BlockContext& ctx, int64_t dim) const;
 
   const ArchSpec* spec_;
   io::ModelConfig cfg_;
@@ -138,7 +138,6 @@ class Block {
   std::map<std::string, Norm> norms_;      // by full prefix
   std::map<std::string, at::Tensor> extras_;
   mutable std::map<std::array<int64_t, 3>, layers::Rotary> rotary_cache_;  // (B, T, dim)
-  mutable layers::Rotary rotary_uncached_;
 };
 
 // Activation kind named by config.json's hidden_act (gelu_pytorch_tanh, gelu_new, silu …).

@@ -18,16 +18,13 @@ at::Tensor heads(const at::Tensor& t, int64_t n, int64_t d) {
 
 }  // namespace
 
-const layers::Rotary& Block::rotary_for(const BlockContext& ctx, int64_t dim) const {
+layers::Rotary Block::rotary_for(const BlockContext& ctx, int64_t dim) const {
   auto build = [&] {
     return layers::rotary(cfg_.rope_for(layer_type_), dim, cfg_.max_position_embeddings,
                           ctx.positions.to(device_), dtype_, spec_->rope_style,
                           ctx.default_positions_len);
   };
-  if (ctx.default_positions_len <= 0) {
-    rotary_uncached_ = build();
-    return rotary_uncached_;
-  }
+  if (ctx.default_positions_len <= 0) return build();
   const std::array<int64_t, 3> key = {ctx.positions.size(0), ctx.default_positions_len, dim};
   auto it = rotary_cache_.find(key);
   if (it == rotary_cache_.end()) it = rotary_cache_.emplace(key, build()).first;
@@ -100,7 +97,7 @@ at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
   if (qn && qn->weight.numel() == hd) qh = apply_norm(qn, qh);
   if (kn && kn->weight.numel() == hd) kh = apply_norm(kn, kh);
   if (spec_->rope) {
-    const layers::Rotary& r = rotary_for(ctx, hd);
+    const layers::Rotary r = rotary_for(ctx, hd);
     qh = layers::apply_rotary(qh, r, spec_->rope_style);
     kh = layers::apply_rotary(kh, r, spec_->rope_style);
   }
@@ -143,7 +140,7 @@ at::Tensor Block::attention_mla(const at::Tensor& x, const BlockContext& ctx,
                         nh, nope + vd);
   at::Tensor k_nope = kv.narrow(-1, 0, nope), v = kv.narrow(-1, nope, vd);
   at::Tensor kpe = k_pe.view({B, 1, T, rope});
-  const layers::Rotary& r = rotary_for(ctx, rope);
+  const layers::Rotary r = rotary_for(ctx, rope);
   q_pe = layers::apply_rotary(q_pe, r, spec_->rope_style);
   kpe = layers::apply_rotary(kpe, r, spec_->rope_style).expand({B, nh, T, rope});
   at::Tensor qq = at::cat({q_nope, q_pe}, -1), kk = at::cat({k_nope, kpe}, -1);

@@ -18,8 +18,12 @@
 
 namespace sq::rank::layers {
 
-at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
-                          const at::Tensor& padding_mask, const at::Device& device) {
+namespace {
+
+// [B,1,T,T] bool: key j visible from query i (j ≤ i, i − j < window when window > 0, key is a
+// real token). Shared by the eager bias and the fused path's mask.
+at::Tensor attention_visibility(int64_t batch, int64_t seq_len, int64_t window,
+                                const at::Tensor& padding_mask, const at::Device& device) {
   auto opts = at::TensorOptions().dtype(at::kLong).device(device);
   at::Tensor i = at::arange(seq_len, opts).unsqueeze(1), j = at::arange(seq_len, opts).unsqueeze(0);
   at::Tensor visible = j <= i;
@@ -28,6 +32,20 @@ at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
   if (padding_mask.defined())
     visible =
         visible.logical_and(padding_mask.to(device).to(at::kBool).view({batch, 1, 1, seq_len}));
+  return visible;
+}
+
+// Grouped-query heads: k/v [B,Hkv,T,D] repeated to q's head count.
+at::Tensor repeat_kv(const at::Tensor& kv, int64_t q_heads) {
+  const int64_t rep = q_heads / kv.size(1);
+  return rep > 1 ? kv.repeat_interleave(rep, 1) : kv;
+}
+
+}  // namespace
+
+at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
+                          const at::Tensor& padding_mask, const at::Device& device) {
+  const at::Tensor visible = attention_visibility(batch, seq_len, window, padding_mask, device);
   // A finite minimum keeps fully masked rows (padding queries) free of NaN.
   const float lowest = std::numeric_limits<float>::lowest();
   return at::where(visible, at::zeros({}, at::TensorOptions().device(device)),
@@ -36,9 +54,7 @@ at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
 
 at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& bias, double scaling, double softcap) {
-  const int64_t rep = q.size(1) / k.size(1);
-  at::Tensor kk = rep > 1 ? k.repeat_interleave(rep, 1) : k;
-  at::Tensor vv = rep > 1 ? v.repeat_interleave(rep, 1) : v;
+  const at::Tensor kk = repeat_kv(k, q.size(1)), vv = repeat_kv(v, q.size(1));
   at::Tensor scores = at::matmul(q, kk.transpose(-1, -2)) * scaling;
   if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
   at::Tensor probs = at::softmax(scores.to(at::kFloat) + bias, -1).to(q.scalar_type());
@@ -53,21 +69,16 @@ bool fast_attention_usable(const at::Tensor& q, double softcap) {
 at::Tensor attention_fast(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           int64_t window, const at::Tensor& padding_mask, double scaling) {
 #if SQ_HAVE_SDPA
-  const int64_t B = q.size(0), T = q.size(2), rep = q.size(1) / k.size(1);
-  at::Tensor kk = rep > 1 ? k.repeat_interleave(rep, 1) : k;
-  at::Tensor vv = rep > 1 ? v.repeat_interleave(rep, 1) : v;
+  const int64_t B = q.size(0), T = q.size(2);
+  const at::Tensor kk = repeat_kv(k, q.size(1)), vv = repeat_kv(v, q.size(1));
   if (window <= 0 && !padding_mask.defined())  // the common case: flash attention, no mask
     return at::scaled_dot_product_attention(q, kk, vv, {}, 0.0, /*is_causal=*/true, scaling);
-  // Boolean visibility; the diagonal stays visible so that no row is fully masked (a padding
-  // query would otherwise produce NaN in some kernels).
-  auto opts = at::TensorOptions().dtype(at::kLong).device(q.device());
-  at::Tensor i = at::arange(T, opts).unsqueeze(1), j = at::arange(T, opts).unsqueeze(0);
-  at::Tensor visible = j <= i;
-  if (window > 0) visible = visible.logical_and(j > i - window);
-  visible = visible.unsqueeze(0).unsqueeze(0).expand({B, 1, T, T});
-  if (padding_mask.defined())
-    visible = visible.logical_and(padding_mask.to(q.device()).to(at::kBool).view({B, 1, 1, T}));
-  visible = visible.logical_or(i == j);
+  // The diagonal stays visible so that no row is fully masked (a padding query would otherwise
+  // produce NaN in some kernels).
+  const at::Tensor diagonal =
+      at::eye(T, at::TensorOptions().dtype(at::kBool).device(q.device())).view({1, 1, T, T});
+  const at::Tensor visible =
+      attention_visibility(B, T, window, padding_mask, q.device()).logical_or(diagonal);
   return at::scaled_dot_product_attention(q, kk, vv, visible, 0.0, false, scaling);
 #else
   (void)q, (void)k, (void)v, (void)window, (void)padding_mask, (void)scaling;

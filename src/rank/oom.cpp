@@ -65,8 +65,8 @@ void release_device_cache(const at::Device& dev) {
 uint64_t device_peak_allocated(const at::Device& dev) {
 #ifdef SQ_HAVE_CUDA_ALLOCATOR
   if (dev.is_cuda()) {
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.has_index() ? dev.index()
-                                                                                      : 0);
+    const auto stats =
+        c10::cuda::CUDACachingAllocator::getDeviceStats(dev.has_index() ? dev.index() : 0);
     return static_cast<uint64_t>(stats.allocated_bytes[0].peak);  // [0]: all pools together
   }
 #endif

@@ -8,8 +8,10 @@ namespace {
 
 // TF32 tensor cores for the accumulation when it is exact: a TF32 operand keeps 10 explicit
 // mantissa bits and fp32's exponent range, so bf16 (7 bits) and fp16 (10 bits, narrower range)
-// activations widened to fp32 pass through TF32 unrounded; the products are exact and the sums
-// stay fp32. Inputs that are fp32 already would be rounded, so they keep full fp32 GEMMs.
+// activations widened to fp32 pass through TF32 unrounded and the products are exact; the sums
+// use the tensor cores' fp32 accumulation, a little looser than FMA GEMMs (measured within 1e-5
+// of float64, tests/solvers/test_hessian_tf32.cpp). fp32 inputs would be rounded, so they keep
+// full fp32 GEMMs.
 // (cuBLAS TF32 is a process-wide switch: set for the call, restored after.)
 class Tf32ForExactInputs {
  public:

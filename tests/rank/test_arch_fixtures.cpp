@@ -120,15 +120,18 @@ bool is_moe(const io::ModelConfig& cfg) {
   return !rank::arch_spec(cfg.model_type).role("router").empty();
 }
 
-// Whole-tensor check; returns true when it passed (callers then skip the routing analysis).
-bool close_overall(const at::Tensor& out, const at::Tensor& ref, const Precision& p, bool moe,
-                   const std::string& what) {
+// Whole-tensor check at the precision's tolerance. Returns true when it settles the case —
+// passed, or failed where no routing argument applies (dense model or fp32) — and false when a
+// half-precision MoE output missed it and needs the routing analysis below.
+bool whole_tensor_settles(const at::Tensor& out, const at::Tensor& ref, const Precision& p,
+                          bool moe, const std::string& what) {
   const double e = rel_err(out, ref);
   std::cout << "[fixture] " << what << " (" << p.name << "): rel err " << e << "\n";
   if (e <= p.tolerance) return true;
-  if (!(moe && p.dtype != at::kFloat))
+  const bool routing_may_explain = moe && p.dtype != at::kFloat;
+  if (!routing_may_explain)
     ADD_FAILURE() << what << " (" << p.name << "): rel err " << e << " > " << p.tolerance;
-  return !(moe && p.dtype != at::kFloat);
+  return !routing_may_explain;
 }
 
 // Logits computed block by block with a routing recorder.
@@ -164,7 +167,7 @@ TEST_P(ArchFixture, BlocksReproduceReference) {
     at::Tensor out = b.forward(in, ctx, &half).cpu();
     const at::Tensor want = ref("block." + std::to_string(i) + ".output");
     const std::string what = GetParam() + " block " + std::to_string(i);
-    if (close_overall(out, want, p, is_moe(cfg), what)) continue;
+    if (whole_tensor_settles(out, want, p, is_moe(cfg), what)) continue;
     RoutingRecorder full;
     rank::Block b32(w, cfg, i, test_device(), at::kFloat);
     b32.forward(ref("block." + std::to_string(i) + ".input").to(test_device()), ctx, &full);
@@ -184,7 +187,7 @@ TEST_P(ArchFixture, ModelReproducesLogits) {
   const std::string what = GetParam() + " logits";
   RoutingRecorder half;
   const at::Tensor logits = logits_recording(m, ids, &half).cpu();
-  if (close_overall(logits, ref("logits"), p, is_moe(cfg), what)) return;
+  if (whole_tensor_settles(logits, ref("logits"), p, is_moe(cfg), what)) return;
   rank::Model m32(w, cfg, test_device(), at::kFloat);
   RoutingRecorder full;
   logits_recording(m32, ids, &full);
