@@ -217,7 +217,7 @@ int run_on(rank::Transport& t, const Options& o) {
                     dtype,
                     calib.tokens,
                     at::Tensor(),
-                    micro_batch_for(calib.tokens.size(1)),
+                    micro_batch_for(o, calib.tokens.size(1)),
                     model.get()};
   if (!calib.mask.all().item<bool>()) run.mask = calib.mask.to(dev);
   dist::RankReport rep;

@@ -23,8 +23,14 @@ rank::NamedTensors run_data_mode(RankRun& run, RankReport& rep) {
   rank::Transport& t = run.t;
   const int r = t.rank(), W = t.world();
   const int64_t n = run.tokens.size(0), T = run.tokens.size(1);
-  const auto [s0, s1] = sample_share(n, W, r);
+  const auto [s0, s1] = sample_share(n, W, r, run.micro_batch);
   log()->info("rank {}: samples {}..{} of {}", r, s0, s1 - 1, n);
+  if (r == 0 && (n + run.micro_batch - 1) / run.micro_batch < W)
+    log()->warn(
+        "--parallel data: {} micro-batch(es) of {} samples for {} ranks, so shares split "
+        "micro-batches: results can differ from one process by GEMM rounding (a smaller "
+        "--micro-batch keeps them identical)",
+        (n + run.micro_batch - 1) / run.micro_batch, run.micro_batch, W);
   at::Tensor mask = run.mask.defined() ? run.mask.slice(0, s0, s1) : at::Tensor();
   at::Tensor x;
   {

@@ -82,6 +82,7 @@ struct Options {
   std::string calib_mix = "equal";                // --calib-mix equal|proportional
   std::string calib_sampling = "auto";            // --calib-sampling auto|texts|windows
   uint64_t seed = 42;                             // --seed
+  int64_t micro_batch = 0;                        // --micro-batch (samples; 0 = auto)
 
   // --- execution ----------------------------------------------------------------------------
   bool force_cpu = false;                          // --force_cpu / FORCE_CPU

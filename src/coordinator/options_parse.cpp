@@ -265,6 +265,8 @@ const std::vector<SetterRow>& setters() {
                                       {"compressed-tensors", OutputFormat::kCompressedTensors}});
        }},
       {"seq_len", [](Options& o, const Given& g) { o.seq_len = as_int(g); }},
+      {"micro_batch",
+       [](Options& o, const Given& g) { o.micro_batch = g.value == "auto" ? 0 : as_int(g); }},
       {"calib_size", [](Options& o, const Given& g) { o.calib_size = as_int(g); }},
       {"calib_split", [](Options& o, const Given& g) { o.calib_split = as_list(g); }},
       {"dataset", [](Options& o, const Given& g) { o.datasets = as_list(g); }},
@@ -327,6 +329,7 @@ struct RangeRow {
 const RangeRow kRanges[] = {
     {"seq_len", 1, 1 << 20, false, [](const Options& o) { return double(o.seq_len); }},
     {"calib_size", 1, 1e8, false, [](const Options& o) { return double(o.calib_size); }},
+    {"micro_batch", 0, 1e8, false, [](const Options& o) { return double(o.micro_batch); }},
     {"n_grid", 1, 1000, false, [](const Options& o) { return double(o.n_grid); }},
     {"iter", 1, 1000, false, [](const Options& o) { return double(o.iter); }},
     {"search_step", 1, 1000, false, [](const Options& o) { return double(o.search_step); }},

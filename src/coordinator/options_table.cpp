@@ -81,6 +81,8 @@ const std::vector<FlagRow> kFlags = {
     {"calib_cache", K::kString, "FILE.h5", "", "cache of calibration activations (HDF5)", "",
      nullptr},
     {"seed", K::kInt, "N", "42", "seed of the calibration sampling", "", nullptr},
+    {"micro_batch", K::kInt, "N", "auto",
+     "calibration samples per forward micro-batch (0 or auto: 16384 tokens' worth)", "", nullptr},
     {"force_cpu", K::kBool, "", "off", "run everything on the CPU", "", nullptr},
     {"device", K::kString, "DEV", "auto", "cpu, cuda or cuda:N", "", nullptr},
     {"compute_dtype", K::kChoice, "T", "auto",

@@ -72,7 +72,13 @@ std::vector<BlockRange> assign_blocks(const std::vector<int64_t>& costs, int wor
   return out;
 }
 
-std::pair<int64_t, int64_t> sample_share(int64_t n, int world, int rank) {
+std::pair<int64_t, int64_t> sample_share(int64_t n, int world, int rank, int64_t micro_batch) {
+  // Whole micro-batches when there are enough: GPU GEMMs round differently for different row
+  // counts, and in half precision such a difference compounds through GPTQ's quantized
+  // propagation (issue 6 point 7); equal shapes give equal bits.
+  const int64_t mb = std::max<int64_t>(1, micro_batch), units = (n + mb - 1) / mb;
+  if (units >= world)
+    return {std::min(n, units * rank / world * mb), std::min(n, units * (rank + 1) / world * mb)};
   return {n * rank / world, n * (rank + 1) / world};
 }
 

@@ -5,8 +5,12 @@
 //   * assign_blocks(costs, world) splits blocks 0..L-1 into `world` contiguous, non-empty ranges
 //     minimising the largest range cost (ties: earlier ranks take as many as the bound allows). L <
 //     world is an InputError (a rank would have nothing to do).
-//   * sample_share(n, world, r) is rank r's contiguous calibration share [begin, end) in data
-//     mode: floor(n·r/world) .. floor(n·(r+1)/world); shares cover 0..n exactly once.
+//   * sample_share(n, world, r, mb) is rank r's contiguous calibration share [begin, end) in
+//     data mode; shares cover 0..n exactly once. With u = ceil(n/mb) micro-batches of mb samples
+//     and u ≥ world, ranks take whole micro-batches (rank r: floor(u·r/world) ..
+//     floor(u·(r+1)/world), in samples, the last one clipped at n), so every forward and every
+//     per-batch Hessian has exactly the shape the single process gives it. With u < world the
+//     split is by samples: floor(n·r/world) .. floor(n·(r+1)/world).
 //   * DistPlan round-trips through to_json()/from_json() exactly; from_json() of a JSON that is
 //     not a DistPlan is an InternalError naming the missing field.
 //   * assign_owners(costs, world) gives each item (in order) to the rank with the smallest load
@@ -45,7 +49,7 @@ struct BlockRange {
 };
 
 std::vector<BlockRange> assign_blocks(const std::vector<int64_t>& costs, int world);
-std::pair<int64_t, int64_t> sample_share(int64_t n, int world, int rank);
+std::pair<int64_t, int64_t> sample_share(int64_t n, int world, int rank, int64_t micro_batch);
 std::vector<int> assign_owners(const std::vector<int64_t>& costs, int world);
 
 // One shared-Hessian group of --parallel data with GPTQ.

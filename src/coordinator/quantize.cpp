@@ -55,7 +55,7 @@ int run_quantize(const Options& o, const Plan& plan) {
   at::Tensor mask;
   if (!calib.mask.all().item<bool>()) mask = calib.mask.to(dev);
 
-  const int64_t mb = micro_batch_for(T);
+  const int64_t mb = micro_batch_for(o, T);
   rank::Model model(w, cfg, dev, dtype);
   at::Tensor x;
   {
@@ -92,7 +92,7 @@ int run_quantize(const Options& o, const Plan& plan) {
     rank::BlockQuantResult res = rank::with_seq_len_backoff<rank::BlockQuantResult>(
         cal, i, dev,
         [&](const rank::CalibActivations& a) {
-          const int64_t mbi = micro_batch_for(a.seq_len());
+          const int64_t mbi = micro_batch_for(o, a.seq_len());
           rank::check_memory_limit(o.gpu_mem_limit_bytes, cfg,
                                    {a.samples(), a.seq_len(), mbi, o.method == Method::kAwq, dtype},
                                    i);

@@ -34,7 +34,8 @@ at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,
   return cfg.dtype == "float16" ? at::kHalf : at::kBFloat16;
 }
 
-int64_t micro_batch_for(int64_t seq_len) {
+int64_t micro_batch_for(const Options& o, int64_t seq_len) {
+  if (o.micro_batch > 0) return o.micro_batch;
   return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, seq_len));
 }
 

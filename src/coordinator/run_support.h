@@ -29,8 +29,9 @@ at::Device run_device(const Options& o, int local_rank = 0);
 // bf16) on GPU; otherwise the named type on any device.
 at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,
                              const std::string& requested = "auto");
-// Samples per forward micro-batch: bounded activation memory at any seq_len.
-int64_t micro_batch_for(int64_t seq_len);
+// Samples per forward micro-batch: --micro-batch when given (> 0), else 16384 tokens' worth
+// (bounded activation memory at any seq_len); at least 1.
+int64_t micro_batch_for(const Options& o, int64_t seq_len);
 
 io::CalibOptions calib_options(const Options& o);
 rank::KeepFp keep_fp_from_plan(const Plan& plan);

@@ -1,7 +1,7 @@
 // GPTQ (REFERENCE.md §2): Hessian accumulation and the per-linear solve.
 //
 // CONTRACT
-//   HessianAccumulator keeps the raw sum Σ x xᵀ (float64 on CPU, float32 on CUDA) and the token
+//   HessianAccumulator keeps the raw sum Σ x xᵀ (float64 on every device) and the token
 //   count; rank/ adds batches (masked-out tokens — padding — never enter), all-reduces sum() and
 //   tokens() across data-parallel ranks if needed, and calls finalize() once: H = (2/N)·Σ x xᵀ.
 //   Linears that share an input (q,k,v; gate,up) share one accumulator / one H.
@@ -30,7 +30,9 @@ namespace sq::solvers {
 class HessianAccumulator {
  public:
   HessianAccumulator() = default;
-  // Sum in float64 on CPU devices, float32 elsewhere.
+  // The running sum is float64 on every device. Per-batch products: float64 on CPU; float32 on
+  // other devices (TF32 tensor cores when the inputs are bf16/fp16, whose products TF32 holds
+  // exactly), added into the float64 sum — so the total is independent of batch and rank order.
   HessianAccumulator(int64_t in_features, at::Device device);
 
   // x [..., K]; mask (optional, bool or integral, shape x.shape[:-1]) selects the tokens
@@ -46,14 +48,15 @@ class HessianAccumulator {
   const at::Tensor& sum() const { return sum_; }
   void set_tokens(int64_t n) { tokens_ = n; }
 
-  // (2 / tokens) · Σ x xᵀ as a new tensor in the accumulator's dtype. InternalError if no
-  // token was added.
+  // (2 / tokens) · Σ x xᵀ as a new tensor: float64 on CPU, float32 elsewhere (the solvers' work
+  // type). InternalError if no token was added.
   at::Tensor finalize() const;
 
  private:
   int64_t k_ = 0;
   int64_t tokens_ = 0;
-  at::Tensor sum_;
+  at::ScalarType work_ = at::kDouble;  // per-batch product and finalize() dtype
+  at::Tensor sum_;                     // float64
 };
 
 struct GptqOptions {

@@ -15,8 +15,8 @@ namespace {
 // (cuBLAS TF32 is a process-wide switch: set for the call, restored after.)
 class Tf32ForExactInputs {
  public:
-  Tf32ForExactInputs(const at::Tensor& x, const at::Tensor& sum)
-      : on_(sum.is_cuda() && sum.scalar_type() == at::kFloat &&
+  Tf32ForExactInputs(const at::Tensor& x, const at::Tensor& operand)
+      : on_(operand.is_cuda() && operand.scalar_type() == at::kFloat &&
             (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
     if (!on_) return;
     saved_ = at::globalContext().allowTF32CuBLAS();
@@ -35,11 +35,15 @@ class Tf32ForExactInputs {
 
 }  // namespace
 
-HessianAccumulator::HessianAccumulator(int64_t in_features, at::Device device) : k_(in_features) {
-  // fp64 on CPU costs little there and removes accumulation error over ~10^5 tokens; GPUs keep
-  // fp32 (the reference's choice) for speed and memory.
-  const auto dtype = device.is_cpu() ? at::kDouble : at::kFloat;
-  sum_ = at::zeros({k_, k_}, at::TensorOptions().dtype(dtype).device(device));
+HessianAccumulator::HessianAccumulator(int64_t in_features, at::Device device)
+    : k_(in_features), work_(device.is_cpu() ? at::kDouble : at::kFloat) {
+  // The running sum is float64 everywhere. On CPU the GEMMs are float64 too (cheap there; no
+  // accumulation error over ~10^5 tokens). On a GPU each batch's Σ x xᵀ is a float32 (TF32 when
+  // exact) GEMM and only the running sum is float64: adding float32 values in float64 is exact
+  // for entries of comparable size, so the total no longer depends on the order in which batches
+  // (or data-parallel ranks' partial sums) arrive — a float32 running sum does, and GPTQ with
+  // quantized propagation amplifies that last-bit difference into different codes.
+  sum_ = at::zeros({k_, k_}, at::TensorOptions().dtype(at::kDouble).device(device));
 }
 
 void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& mask) {
@@ -55,9 +59,13 @@ void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& mask) {
     rows = rows.index_select(0, at::nonzero(m != 0).reshape({-1}));
   }
   if (rows.size(0) == 0) return;
-  auto xr = rows.to(sum_.device(), sum_.scalar_type());
-  Tf32ForExactInputs tf32(rows, sum_);
-  sum_.addmm_(xr.t(), xr);
+  auto xr = rows.to(sum_.device(), work_);
+  if (work_ == at::kDouble) {
+    sum_.addmm_(xr.t(), xr);
+  } else {
+    Tf32ForExactInputs tf32(rows, xr);
+    sum_.add_(at::mm(xr.t(), xr));
+  }
   tokens_ += rows.size(0);
 }
 
@@ -70,7 +78,7 @@ void HessianAccumulator::merge(const HessianAccumulator& other) {
 at::Tensor HessianAccumulator::finalize() const {
   SQ_CHECK(tokens_ > 0,
            "Hessian finalize: no calibration token was added (in_features " << k_ << ")");
-  return sum_ * (2.0 / static_cast<double>(tokens_));
+  return (sum_ * (2.0 / static_cast<double>(tokens_))).to(work_);
 }
 
 }  // namespace sq::solvers

@@ -50,7 +50,7 @@ void check_block0_matches_solver(const std::vector<std::string>& args, const std
   rank::Model model(w, cfg, dev, dtype);
   const at::Tensor x = model.embed(calib.tokens.to(dev), rank::make_context(n, T, dev));
   rank::Block block(w, cfg, 0, dev, dtype);
-  const int64_t mb = coordinator::micro_batch_for(T);
+  const int64_t mb = coordinator::micro_batch_for(o, T);
   const rank::KeepFp keep_none = [](const std::string&) { return false; };
   rank::BlockQuantResult res =
       o.method == coordinator::Method::kAwq

@@ -23,6 +23,37 @@ TEST(AssignOwners, EqualCostsGoRoundRobin) {
   EXPECT_EQ(assign_owners({3, 9, 1}, 1), (std::vector<int>{0, 0, 0}));
 }
 
+// Data-mode sample shares: contiguous, covering 0..n once; whole micro-batches whenever there
+// are at least as many micro-batches as ranks (every forward then has the single process's shape).
+TEST(SampleShare, WholeMicroBatchesWhenEnough) {
+  struct Case {
+    int64_t n, mb;
+    int world;
+  };
+  for (const Case c : {Case{128, 8, 2}, Case{128, 8, 3}, Case{130, 8, 4}, Case{4, 1, 4},
+                       Case{4, 256, 2}, Case{5, 2, 4}, Case{3, 1, 4}}) {
+    const int64_t units = (c.n + c.mb - 1) / c.mb;
+    int64_t next = 0;
+    for (int r = 0; r < c.world; ++r) {
+      const auto [b, e] = sample_share(c.n, c.world, r, c.mb);
+      EXPECT_EQ(b, next) << c.n << "/" << c.mb << "/" << c.world << " rank " << r;
+      EXPECT_LE(b, e);
+      if (units >= c.world) {
+        EXPECT_EQ(b % c.mb, 0) << "share starts inside a micro-batch";
+        EXPECT_GT(e, b) << "a rank without samples although micro-batches suffice";
+      }
+      next = e;
+    }
+    EXPECT_EQ(next, c.n);
+  }
+  // The split itself: 16 micro-batches of 8 over 3 ranks = 5, 5, 6 micro-batches.
+  EXPECT_EQ(sample_share(128, 3, 0, 8), (std::pair<int64_t, int64_t>{0, 40}));
+  EXPECT_EQ(sample_share(128, 3, 1, 8), (std::pair<int64_t, int64_t>{40, 80}));
+  EXPECT_EQ(sample_share(128, 3, 2, 8), (std::pair<int64_t, int64_t>{80, 128}));
+  // Fewer micro-batches than ranks: by samples.
+  EXPECT_EQ(sample_share(4, 2, 1, 256), (std::pair<int64_t, int64_t>{2, 4}));
+}
+
 TEST(AssignOwners, LoadsWithinOneItemOfEachOther) {
   std::vector<int64_t> costs;
   for (int i = 0; i < 97; ++i) costs.push_back(1 + (i * 7919) % 61);

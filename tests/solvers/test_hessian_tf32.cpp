@@ -64,4 +64,28 @@ TEST(HessianTf32, Fp32InputsKeepFullPrecision) {
   EXPECT_LE(rel_err(acc.sum(), ref), 2 * rel_err(fp32_sum(x), ref) + 1e-7);
 }
 
+// Data-parallel GPTQ (issue 6 point 7): ranks add their own batches and the partial sums are
+// added across ranks, so the order of the float32 per-batch products differs from the single
+// process. The float64 running sum makes the finalized H bit-identical anyway (float32 values add
+// exactly in float64 at these magnitudes), which GPTQ with quantized propagation needs: one flipped
+// last bit of H re-rounds codes that then change the next block's inputs.
+TEST(HessianOrder, BatchAndRankOrderKeepTheBits) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "needs CUDA";
+  const at::Device dev(at::kCUDA, 0);
+  at::manual_seed(13);
+  const int64_t k = 512, batches = 8, rows = 1024;
+  auto x = (at::randn({batches, rows, k}) * at::logspace(-2, 2, k)).to(at::kBFloat16).to(dev);
+  HessianAccumulator forward(k, dev), backward(k, dev), rank0(k, dev), rank1(k, dev);
+  for (int64_t b = 0; b < batches; ++b) forward.add(x[b]);
+  for (int64_t b = batches - 1; b >= 0; --b) backward.add(x[b]);
+  for (int64_t b = 0; b < 3; ++b) rank0.add(x[b]);
+  for (int64_t b = 3; b < batches; ++b) rank1.add(x[b]);
+  rank1.sum().add_(rank0.sum());  // what an all-reduce of two ranks does
+  rank1.set_tokens(rank0.tokens() + rank1.tokens());
+  const at::Tensor h = forward.finalize();
+  EXPECT_EQ(h.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(h, backward.finalize())) << "reversed batch order changed H";
+  EXPECT_TRUE(at::equal(h, rank1.finalize())) << "a two-rank split changed H";
+}
+
 }  // namespace

@@ -69,7 +69,7 @@ int run(int argc, char** argv) {
     const io::CalibSet calib = io::build_calibration(coordinator::calib_options(o), *tok);
     const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
     if (!calib.mask.all().item<bool>()) mask = calib.mask.to(dev);
-    mb = coordinator::micro_batch_for(T);
+    mb = coordinator::micro_batch_for(o, T);
     x = model.embed(calib.tokens.to(dev), rank::make_context(n, T, dev));
     std::cerr << "calibration: " << n << " x " << T << "\n";
   }
