@@ -6,6 +6,7 @@
 // so every rank takes the same decisions and ends with the same weights. A rank that no token
 // reached for a group (an expert) still joins every collective, with zeros.
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <set>
 
@@ -152,8 +153,17 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
           ? ""
           : block.prefix() + "." + block.spec().role("shared_expert_gate");
 
+  // Per-scope laps in the summary (a device sync at each group boundary, a few per block);
+  // SQ_PHASE_DETAIL=1 also splits every grid point into trial weights and scope forward + loss
+  // (a sync per grid point: for profiling, it perturbs the overlap it measures).
+  static const bool detail = std::getenv("SQ_PHASE_DETAIL") != nullptr;
+  clock.lap("awq search");
   // 2. Scale search per group, in table order.
   for (const auto& g : awq_groups(cfg, w, block.index())) {
+    const std::string scope_label =
+        "awq search/" + (g.inspect.rfind(block.prefix() + ".", 0) == 0
+                             ? g.inspect.substr(block.prefix().size() + 1)
+                             : g.inspect);
     const std::string gname =
         (g.prev_op.empty() ? "act" : g.prev_op) + " -> " + g.linears.front() +
         (g.linears.size() > 1 ? " (+" + std::to_string(g.linears.size() - 1) + ")" : "");
@@ -230,6 +240,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
       runner = std::make_unique<ScopeRunner>(block, scope, mask, n, T, st.micro_batch);
       y_ref = runner->run();
     }
+    clock.lap(scope_label + " reference");
     const int64_t local_elements = have ? y_ref.numel() : 0;
     const double n_elements = static_cast<double>(dp ? dp->sum(local_elements) : local_elements);
     auto loss_fn = [&](const at::Tensor& s) -> at::Tensor {
@@ -240,7 +251,9 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
         saved.push_back(l.weight);
         l.weight = solvers::awq_trial_weight_as(l.weight, s, st.scheme, l.weight.scalar_type());
       }
+      if (detail) clock.lap(scope_label + " grid: trial weights");
       at::Tensor sse = runner->sum_sq_diff(y_ref);
+      if (detail) clock.lap(scope_label + " grid: forward + loss");
       for (size_t i = 0; i < g.linears.size(); ++i) block.linear(g.linears[i]).weight = saved[i];
       // One process: the mean squared error, still on the device. Data parallel: the sum; the
       // reduce step adds the ranks' sums and divides by the global element count.
@@ -255,6 +268,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     auto best = solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn,
                                            gname, reduce);
     at::Tensor s = best.scales;
+    clock.lap(scope_label + " grid");
 
     // 3. Apply: prev op, members, routers fed by the same norm, cached inputs.
     if (g.prev_is_norm) {
@@ -284,6 +298,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     char note[128];
     std::snprintf(note, sizeof note, "alpha=%.2f loss=%.4g", best.best_alpha, best.best_loss);
     res.notes.push_back("scaled " + gname + ": " + note);
+    clock.lap("awq search");
   }
 
   clock.lap("awq search");

@@ -7,6 +7,10 @@
 #include <cstdlib>
 #include <functional>
 
+#if __has_include(<torch/version.h>)
+#include <torch/version.h>
+#endif
+
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "rank/block.h"
@@ -51,6 +55,18 @@ int main(int argc, char** argv) {
   auto& gate = blk.linear(p + "mlp.gate_proj");
   auto& down = blk.linear(p + "mlp.down_proj");
   const solvers::QuantScheme scheme{4, 128, true};
+  auto& wq = blk.linear(p + "self_attn.q_proj");
+  auto& wk = blk.linear(p + "self_attn.k_proj");
+  auto& wv = blk.linear(p + "self_attn.v_proj");
+  auto& wo = blk.linear(p + "self_attn.o_proj");
+  const int64_t nh = cfg.num_attention_heads, nkv = cfg.num_key_value_heads, hd = cfg.head_dim;
+  at::Tensor qh = at::randn({B, nh, T, hd}, x.options()),
+             kh = at::randn({B, nkv, T, hd}, x.options());
+  at::Tensor cosr = at::randn({B, 1, T, hd}, x.options()),
+             sinr = at::randn({B, 1, T, hd}, x.options());
+  const double f_attn_gemm =
+      2 * tokens * H *
+      (wq.weight.size(0) + wk.weight.size(0) + wv.weight.size(0) + wo.weight.size(1));
 
   struct Row {
     const char* name;
@@ -59,20 +75,56 @@ int main(int argc, char** argv) {
   };
   const double f_mlp = 2 * tokens * 3 * H * I;
   const Row rows[] = {
-      {"block forward", 0, [&] { blk.forward(x, ctx); }},
-      {"scope attn", 0, [&] { blk.forward_scope("attn", x, ctx); }},
-      {"scope mlp", f_mlp, [&] { blk.forward_scope("mlp", x, ctx); }},
-      {"scope down_proj", 2 * tokens * H * I,
-       [&] { blk.forward_scope(p + "mlp.down_proj", xi, ctx); }},
-      {"GEMM x·gateᵀ (bf16)", 2 * tokens * H * I, [&] { at::linear(x, gate.weight); }},
-      {"GEMM h·downᵀ (bf16)", 2 * tokens * H * I, [&] { at::linear(xi, down.weight); }},
-      {"silu(g)·u", 0, [&] { at::silu(xi) * xi; }},
-      {"awq trial weight gate", 0,
-       [&] {
-         solvers::awq_trial_weight(gate.weight, at::ones({H}, x.options().dtype(at::kFloat)),
-                                   scheme)
-             .to(dt);
-       }},
+    {"block forward", 0, [&] { blk.forward(x, ctx); }},
+    {"scope attn", 0, [&] { blk.forward_scope("attn", x, ctx); }},
+    {"scope mlp", f_mlp, [&] { blk.forward_scope("mlp", x, ctx); }},
+    {"scope down_proj", 2 * tokens * H * I,
+     [&] { blk.forward_scope(p + "mlp.down_proj", xi, ctx); }},
+    {"GEMM x·gateᵀ (bf16)", 2 * tokens * H * I, [&] { at::linear(x, gate.weight); }},
+    {"GEMM h·downᵀ (bf16)", 2 * tokens * H * I, [&] { at::linear(xi, down.weight); }},
+    {"silu(g)·u", 0, [&] { at::silu(xi) * xi; }},
+    {"attn GEMMs q,k,v,o", f_attn_gemm,
+     [&] {
+       at::linear(x, wq.weight);
+       at::linear(x, wk.weight);
+       at::linear(x, wv.weight);
+       at::linear(x, wo.weight);
+     }},
+    {"rotary q+k (5 passes each)", 0,
+     [&] {
+       for (at::Tensor t : {qh, kh}) {
+         auto x1 = t.narrow(-1, 0, hd / 2), x2 = t.narrow(-1, hd / 2, hd / 2);
+         auto rot = at::cat({-x2, x1}, -1);
+         (void)(t * cosr + rot * sinr);
+       }
+     }},
+    {"repeat_kv k+v", 0,
+     [&] {
+       kh.repeat_interleave(nh / nkv, 1);
+       kh.repeat_interleave(nh / nkv, 1);
+     }},
+#if defined(TORCH_VERSION_MAJOR) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
+    {"sdpa causal (kv repeated)", 0,
+     [&] {
+       auto kk = kh.repeat_interleave(nh / nkv, 1);
+       at::scaled_dot_product_attention(qh, kk, kk, {}, 0.0, true);
+     }},
+#endif
+#if defined(TORCH_VERSION_MAJOR) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5))
+    {"sdpa causal enable_gqa", 0,
+     [&] { at::scaled_dot_product_attention(qh, kh, kh, {}, 0.0, true, c10::nullopt, true); }},
+#endif
+    {"o transpose+reshape copy", 0,
+     [&] {
+       qh.transpose(1, 2).reshape({B, T, -1});
+     }},
+    {"awq trial weight gate", 0,
+     [&] {
+       solvers::awq_trial_weight(gate.weight, at::ones({H}, x.options().dtype(at::kFloat)), scheme)
+           .to(dt);
+     }},
   };
   std::printf("device %s, block %lld, batch %lld x %lld tokens, %s\n", dev.str().c_str(),
               (long long)bi, (long long)B, (long long)T, c10::toString(dt));
