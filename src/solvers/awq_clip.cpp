@@ -76,7 +76,7 @@ class Trials {
   // Q(clamp(W, ±max_val)) as [rows, groups, G] in the work dtype.
   at::Tensor quantized(const at::Tensor& max_val) const {
     const int64_t rows = wg_.size(0);
-    auto cur = at::max(at::min(wg_, max_val), -max_val).reshape({rows, k_});
+    auto cur = at::clamp(wg_, -max_val, max_val).reshape({rows, k_});  // one pass; max_val ≥ 0
     auto q = unit_.defined() ? awq_trial_weight_as(cur, unit_, scheme_, at::kFloat)
                              : pseudo_quantize(cur, scheme_, GridKind::kAwq);
     return q.to(wg_.scalar_type()).reshape(wg_.sizes());
@@ -184,9 +184,10 @@ at::Tensor awq_clip_error_sums(const at::Tensor& w_in, const at::Tensor& x_in,
     auto wg = w.slice(0, r0, r1).reshape({r1 - r0, s.n_groups, s.g});
     const Trials trials(wg, scheme, s);
     for (int i = 0; i < s.n_steps; ++i) {
-      auto d = (trials.quantized(trials.max_val(shrink_factor(i, opts))) - wg).transpose(0, 1);
-      auto dc = at::bmm(d, c);                               // [groups, rows, G]
-      sums[i].slice(0, r0, r1).copy_((dc * d).sum(-1).t());  // Δᵀ C Δ per (row, group)
+      // The trial weight is a fresh tensor: Δ and ΔC·Δ are formed in place.
+      auto d = trials.quantized(trials.max_val(shrink_factor(i, opts))).sub_(wg).transpose(0, 1);
+      auto dc = at::bmm(d, c).mul_(d);                 // [groups, rows, G]
+      sums[i].slice(0, r0, r1).copy_(dc.sum(-1).t());  // Δᵀ C Δ per (row, group)
     }
   });
   return sums;

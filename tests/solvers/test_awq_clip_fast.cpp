@@ -188,6 +188,59 @@ TEST(AwqClipFast, GpuGramFormMatchesTheCpuReference) {
   }
 }
 
+// GPU time of the reference and of the Gram form on the clipped linears of a llama-1b block
+// (v, o, gate/up, down), 512 sampled tokens; reported, not asserted.
+TEST(AwqClipFast, GpuMeasuredTime) {
+  if (!gptq_cuda_built() || !at::hasCUDA()) GTEST_SKIP() << "no CUDA device in this build/machine";
+  const at::Device dev(at::kCUDA, 0);
+  const QuantScheme scheme{4, 128, true};
+  struct Shape {
+    const char* name;
+    int64_t n, k;
+    int per_block;  // linears of this shape in one block
+  };
+  const Shape shapes[] = {{"v", 512, 2048, 1},
+                          {"o", 2048, 2048, 1},
+                          {"gate/up", 8192, 2048, 2},
+                          {"down", 2048, 8192, 1}};
+  using clock = std::chrono::steady_clock;
+  // A device result read back to the host: the host waits for the whole search.
+  auto timed = [&](auto&& search, const at::Tensor& w, const at::Tensor& x) {
+    search(w, x).min_error.sum().template item<double>();  // warm-up (allocator, handles)
+    const int reps = 5;
+    auto t0 = clock::now();
+    for (int r = 0; r < reps; ++r) search(w, x).min_error.sum().template item<double>();
+    return std::chrono::duration<double>(clock::now() - t0).count() / reps;
+  };
+  double ref_total = 0, fast_total = 0;
+  uint64_t seed = 500;
+  for (const Shape& sh : shapes) {
+    const at::Tensor w = outlier_weight(sh.n, sh.k, seed++, at::kFloat).to(dev);
+    const at::Tensor x = test::correlated_inputs(512, sh.k, seed++).to(dev);
+    auto ref_fn = [&](const at::Tensor& a, const at::Tensor& b) {
+      return awq_clip_search_reference(a, b, scheme);
+    };
+    auto fast_fn = [&](const at::Tensor& a, const at::Tensor& b) {
+      return awq_clip_search(a, b, scheme);
+    };
+    const double ref_s = timed(ref_fn, w, x), fast_s = timed(fast_fn, w, x);
+    ref_total += ref_s * sh.per_block;
+    fast_total += fast_s * sh.per_block;
+    std::printf("[ measured ] GPU AWQ clip %s %lldx%lld: reference %.2f ms, Gram %.2f ms (%.1fx)\n",
+                sh.name, static_cast<long long>(sh.n), static_cast<long long>(sh.k), ref_s * 1e3,
+                fast_s * 1e3, ref_s / fast_s);
+    const AwqClipResult ref = awq_clip_search_reference(w.cpu(), x.cpu(), scheme);
+    const AwqClipResult gpu = awq_clip_search(w, x, scheme);
+    AwqClipResult host{gpu.max_val.cpu(), gpu.shrink.cpu(), gpu.min_error.cpu()};
+    expect_close(compare(host, ref, w.cpu(), x.cpu(), scheme), tolerance_for(at::kFloat),
+                 std::string("GPU ") + sh.name);
+  }
+  std::printf(
+      "[ measured ] GPU AWQ clip per llama-1b block (v, o, gate, up, down): reference "
+      "%.2f ms, Gram %.2f ms\n",
+      ref_total * 1e3, fast_total * 1e3);
+}
+
 // CPU time of the reference and of the Gram form on a llama-1b-like MLP weight; reported, not
 // asserted (the machine is shared). The results must still agree.
 TEST(AwqClipFast, MeasuredCpuTime) {
