@@ -14,6 +14,7 @@
 #include "rank/arch_table.h"
 #include "rank/block_quant.h"
 #include "rank/capture.h"
+#include "rank/fused.h"
 #include "rank/phase_clock.h"
 #include "solvers/awq.h"
 #include "solvers/awq_clip.h"
@@ -55,8 +56,7 @@ class ScopeRunner {
     for_each([&](int64_t r0, const at::Tensor& y) {
       // The difference in the block dtype, squared and summed in fp32 — AutoAWQ's
       // (org_out - out).float().pow(2) — without materialising fp32 copies of the outputs.
-      at::Tensor d = y - y_ref.slice(0, r0, r0 + y.size(0));
-      at::Tensor part = at::linalg_vector_norm(d, 2, c10::nullopt, false, at::kFloat).pow(2);
+      at::Tensor part = rank::sum_sq_diff(y.contiguous(), y_ref.slice(0, r0, r0 + y.size(0)));
       total = total.defined() ? total + part : part;
     });
     return total;

@@ -2,6 +2,7 @@
 // inspect scopes AWQ measures its loss on.
 #include "common/check.h"
 #include "rank/block.h"
+#include "rank/fused.h"
 #include "rank/layers.h"
 
 namespace sq::rank {
@@ -72,7 +73,7 @@ at::Tensor Block::dense_mlp(const at::Tensor& x, const std::string& gate, const 
   SQ_REQUIRE(u && d, "block " << prefix_ << ": missing MLP linears (" << up << ", " << down
                               << ") for " << spec_->model_type);
   if (!g) return apply_linear(*d, layers::activate(apply_linear(*u, x, tap), act_), tap);
-  at::Tensor h = layers::activate(apply_linear(*g, x, tap), act_) * apply_linear(*u, x, tap);
+  at::Tensor h = gated_act(apply_linear(*g, x, tap), apply_linear(*u, x, tap), act_);
   return apply_linear(*d, h, tap);
 }
 
@@ -83,7 +84,7 @@ at::Tensor Block::mlp(const at::Tensor& x, ActivationTap* tap) const {
     const Linear* d = find_linear_role("down");
     SQ_REQUIRE(gu && d, "block " << prefix_ << ": missing gate_up/down linears");
     auto parts = apply_linear(*gu, x, tap).chunk(2, -1);  // [gate; up]
-    return apply_linear(*d, parts[1] * layers::activate(parts[0], act_), tap);
+    return apply_linear(*d, gated_act(parts[0], parts[1], act_), tap);
   }
   return dense_mlp(x, "gate", "up", "down", tap);
 }

@@ -4,6 +4,7 @@
 
 #include "common/check.h"
 #include "rank/block.h"
+#include "rank/fused.h"
 #include "rank/layers.h"
 
 namespace sq::rank {
@@ -101,7 +102,7 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
     const Linear& u = linear(pre + expand_expert(spec_->role("expert_up"), e));
     const Linear& d = linear(pre + expand_expert(spec_->role("expert_down"), e));
     at::Tensor xe = flat.index_select(0, tok);
-    at::Tensor h = layers::activate(apply_linear(g, xe, tap), act_) * apply_linear(u, xe, tap);
+    at::Tensor h = gated_act(apply_linear(g, xe, tap), apply_linear(u, xe, tap), act_);
     at::Tensor y = apply_linear(d, h, tap) * weights.index({tok, slot}).unsqueeze(-1);
     out.index_add_(0, tok, y);
   }

@@ -15,6 +15,14 @@
 #else
 #define SQ_HAVE_SDPA 0
 #endif
+// enable_gqa (≥ 2.5): flash attention reads the grouped k/v heads in place instead of copies
+// repeated to the query head count.
+#if defined(TORCH_VERSION_MAJOR) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5))
+#define SQ_HAVE_SDPA_GQA 1
+#else
+#define SQ_HAVE_SDPA_GQA 0
+#endif
 
 namespace sq::rank::layers {
 
@@ -70,9 +78,18 @@ at::Tensor attention_fast(const at::Tensor& q, const at::Tensor& k, const at::Te
                           int64_t window, const at::Tensor& padding_mask, double scaling) {
 #if SQ_HAVE_SDPA
   const int64_t B = q.size(0), T = q.size(2);
+  if (window <= 0 && !padding_mask.defined()) {  // the common case: flash attention, no mask
+#if SQ_HAVE_SDPA_GQA
+    // Only here and only in half precision (flash): with a mask, or fp32, the memory-efficient
+    // kernel would run, and it has no GQA (SDPA would fall back to the math kernel).
+    if (k.size(1) != q.size(1) && q.scalar_type() != at::kFloat)
+      return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scaling,
+                                              /*enable_gqa=*/true);
+#endif
+    return at::scaled_dot_product_attention(q, repeat_kv(k, q.size(1)), repeat_kv(v, q.size(1)), {},
+                                            0.0, /*is_causal=*/true, scaling);
+  }
   const at::Tensor kk = repeat_kv(k, q.size(1)), vv = repeat_kv(v, q.size(1));
-  if (window <= 0 && !padding_mask.defined())  // the common case: flash attention, no mask
-    return at::scaled_dot_product_attention(q, kk, vv, {}, 0.0, /*is_causal=*/true, scaling);
   // The diagonal stays visible so that no row is fully masked (a padding query would otherwise
   // produce NaN in some kernels).
   const at::Tensor diagonal =

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "common/check.h"
+#include "rank/fused.h"
 #include "rank/layers.h"
 
 namespace sq::rank::layers {
@@ -126,6 +127,10 @@ Rotary rotary(const io::RopeConfig& rope, int64_t head_dim, int64_t max_pos,
 
 at::Tensor apply_rotary(const at::Tensor& x, const Rotary& r, RopeStyle style) {
   const int64_t d = r.rot_dim;
+  // The fused kernel is this function's "half" style over the whole head, bit for bit.
+  at::Tensor fused;
+  if (style == RopeStyle::Half && d == x.size(-1) && rotary_half_fused(x, r.cos, r.sin, fused))
+    return fused;
   at::Tensor rot = x.narrow(-1, 0, d);
   at::Tensor rotated;
   if (style == RopeStyle::Half) {
