@@ -27,6 +27,9 @@ constexpr double kErrRelTolF64 = 1e-10;
 // Fraction of (row, group) whose chosen shrink factor must be identical.
 constexpr double kShrinkAgreeF32 = 0.995;
 constexpr double kShrinkAgreeF64 = 1.0;
+// GPU vs CPU: fraction of (row, group) whose errors may differ by more than kErrRelTolF32
+// because the quantizer's fp32 scale rounds differently on the two devices (see below).
+constexpr double kCrossDeviceOutliers = 0.005;
 
 struct Tolerance {
   double err_rel;
@@ -70,14 +73,17 @@ struct Comparison {
   double agree = 0;           // fraction of identical shrink factors
   double worst_near_tie = 0;  // max relative excess of the fast choice's direct error
   int64_t differing = 0;
+  double within = 0;  // fraction of (row, group) whose min_error is within the tolerance
 };
 
-// `fast` and `ref` on the CPU in the work dtype of `w`; x_sampled is the search's sample.
+// `fast`, `ref`, `w` and x_sampled (the search's sample) on one device, in the work dtype.
 Comparison compare(const AwqClipResult& fast, const AwqClipResult& ref, const at::Tensor& w,
-                   const at::Tensor& x_sampled, const QuantScheme& scheme) {
+                   const at::Tensor& x_sampled, const QuantScheme& scheme, double tol_rel) {
   Comparison c;
   auto fe = fast.min_error.to(at::kDouble), re = ref.min_error.to(at::kDouble);
-  c.max_err_rel = ((fe - re).abs() / re.abs().clamp_min(1e-30)).max().item<double>();
+  auto rel = (fe - re).abs() / re.abs().clamp_min(1e-30);
+  c.max_err_rel = rel.max().item<double>();
+  c.within = (rel <= tol_rel).to(at::kDouble).mean().item<double>();
   auto same = fast.shrink.eq(ref.shrink);
   c.agree = same.to(at::kDouble).mean().item<double>();
   c.differing = (~same).sum().item<int64_t>();
@@ -143,7 +149,8 @@ TEST(AwqClipFast, GramFormMatchesTheDirectReference) {
     const double clipped = (ref.shrink < 1.0).to(at::kDouble).mean().item<double>();
     EXPECT_GT(clipped, 0.0) << describe(c);
     EXPECT_LT(clipped, 1.0) << describe(c);
-    const Comparison cmp = compare(fast, ref, w, sample_of(x, opts), scheme);
+    const Comparison cmp =
+        compare(fast, ref, w, sample_of(x, opts), scheme, tolerance_for(c.dtype).err_rel);
     expect_close(cmp, tolerance_for(c.dtype), describe(c));
     std::printf("[ measured ] %s: clipped %.3f, max rel err diff %.2e, agree %.4f\n",
                 describe(c).c_str(), clipped, cmp.max_err_rel, cmp.agree);
@@ -168,23 +175,41 @@ TEST(AwqClipFast, SearchIsTheSumsThenThePick) {
   EXPECT_TRUE(at::equal(whole.max_val, parts.max_val));
 }
 
-TEST(AwqClipFast, GpuGramFormMatchesTheCpuReference) {
-  if (!gptq_cuda_built() || !at::hasCUDA()) GTEST_SKIP() << "no CUDA device in this build/machine";
+// On the GPU both forms use the same Q (the fused kernel), so the Gram form must match the GPU
+// reference as tightly as on the CPU. Against the CPU reference, Q itself differs in rare groups
+// (CUDA divides a tensor by a host scalar as a multiplication by its reciprocal, so the AWQ
+// scale (max − min) / max_q can differ by an ulp and round to another fp16 scale), so there the
+// tolerances must hold for all but kCrossDeviceOutliers of the (row, group) pairs.
+void expect_gpu_matches(const at::Tensor& w, const at::Tensor& x, const QuantScheme& scheme,
+                        const AwqClipOptions& opts, const std::string& what) {
   const at::Device dev(at::kCUDA, 0);
+  const at::Tensor wd = w.to(dev), xd = x.to(dev), xs = sample_of(x, opts);
+  const AwqClipResult gpu = awq_clip_search(wd, xd, scheme, opts);
+  EXPECT_TRUE(gpu.min_error.is_cuda()) << what;
+  const AwqClipResult gpu_ref = awq_clip_search_reference(wd, xd, scheme, opts);
+  const Comparison same_q = compare(gpu, gpu_ref, wd, xs.to(dev), scheme, kErrRelTolF32);
+  expect_close(same_q, tolerance_for(at::kFloat), "GPU Gram vs GPU reference, " + what);
+  const AwqClipResult cpu_ref = awq_clip_search_reference(w, x, scheme, opts);
+  const AwqClipResult host{gpu.max_val.cpu(), gpu.shrink.cpu(), gpu.min_error.cpu()};
+  const Comparison cross = compare(host, cpu_ref, w, xs, scheme, kErrRelTolF32);
+  EXPECT_GE(cross.within, 1.0 - kCrossDeviceOutliers) << "GPU Gram vs CPU reference, " << what;
+  EXPECT_GE(cross.agree, kShrinkAgreeF32) << "GPU Gram vs CPU reference, " << what;
+  std::printf(
+      "[ measured ] GPU %s: vs GPU reference max rel err diff %.2e, agree %.4f; vs CPU "
+      "reference within tol %.4f, agree %.4f, max rel err diff %.2e\n",
+      what.c_str(), same_q.max_err_rel, same_q.agree, cross.within, cross.agree, cross.max_err_rel);
+}
+
+TEST(AwqClipFast, GpuGramFormMatchesTheReferences) {
+  if (!gptq_cuda_built() || !at::hasCUDA()) GTEST_SKIP() << "no CUDA device in this build/machine";
   uint64_t seed = 300;
   for (const Case& c : kCases) {
     if (c.dtype != at::kFloat) continue;
-    const QuantScheme scheme{c.bits, c.group, c.zero_point};
     const at::Tensor w = outlier_weight(c.n, c.k, seed++, at::kFloat);
     const at::Tensor x = test::correlated_inputs(c.tokens, c.k, seed++);
     AwqClipOptions opts;
     opts.max_chunk_elements = c.max_chunk;
-    const AwqClipResult gpu = awq_clip_search(w.to(dev), x.to(dev), scheme, opts);
-    EXPECT_TRUE(gpu.min_error.is_cuda()) << describe(c);
-    const AwqClipResult cpu_ref = awq_clip_search_reference(w, x, scheme, opts);
-    AwqClipResult host{gpu.max_val.cpu(), gpu.shrink.cpu(), gpu.min_error.cpu()};
-    const Comparison cmp = compare(host, cpu_ref, w, sample_of(x, opts), scheme);
-    expect_close(cmp, tolerance_for(at::kFloat), "GPU " + describe(c));
+    expect_gpu_matches(w, x, QuantScheme{c.bits, c.group, c.zero_point}, opts, describe(c));
   }
 }
 
@@ -229,11 +254,7 @@ TEST(AwqClipFast, GpuMeasuredTime) {
     std::printf("[ measured ] GPU AWQ clip %s %lldx%lld: reference %.2f ms, Gram %.2f ms (%.1fx)\n",
                 sh.name, static_cast<long long>(sh.n), static_cast<long long>(sh.k), ref_s * 1e3,
                 fast_s * 1e3, ref_s / fast_s);
-    const AwqClipResult ref = awq_clip_search_reference(w.cpu(), x.cpu(), scheme);
-    const AwqClipResult gpu = awq_clip_search(w, x, scheme);
-    AwqClipResult host{gpu.max_val.cpu(), gpu.shrink.cpu(), gpu.min_error.cpu()};
-    expect_close(compare(host, ref, w.cpu(), x.cpu(), scheme), tolerance_for(at::kFloat),
-                 std::string("GPU ") + sh.name);
+    expect_gpu_matches(w.cpu(), x.cpu(), scheme, AwqClipOptions{}, sh.name);
   }
   std::printf(
       "[ measured ] GPU AWQ clip per llama-1b block (v, o, gate, up, down): reference "
@@ -261,7 +282,7 @@ TEST(AwqClipFast, MeasuredCpuTime) {
       "Gram %.2f s (%.1fx)\n",
       static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(tokens),
       at::get_num_threads(), ref_s, fast_s, ref_s / fast_s);
-  const Comparison cmp = compare(fast, ref, w, x, scheme);
+  const Comparison cmp = compare(fast, ref, w, x, scheme, kErrRelTolF32);
   expect_close(cmp, tolerance_for(at::kFloat), "2048x8192");
 }
 
