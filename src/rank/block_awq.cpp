@@ -18,6 +18,7 @@
 #include "rank/phase_clock.h"
 #include "solvers/awq.h"
 #include "solvers/awq_clip.h"
+#include "solvers/awq_gram.h"
 
 namespace sq::rank {
 namespace {
@@ -234,17 +235,33 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     const int64_t G = st.scheme.group_for(ws.front().size(1));
     at::Tensor w_mean = solvers::awq_w_mean(ws, G);
 
+    // A scope that is the group's one linear (up → down, v → o): on a GPU the loss is a quadratic
+    // form in the weight change (solvers/awq_gram.h) and needs no forward per grid point; the
+    // CPU keeps the direct forwards (the reference; SQ_NO_FUSED=1 forces them on a GPU too).
+    const bool gram_scope = have && g.linears.size() == 1 && scope.name == g.linears.front() &&
+                            block.device().is_cuda() && fused_enabled();
     std::unique_ptr<ScopeRunner> runner;
+    std::unique_ptr<solvers::AwqGramLoss> gram;
     at::Tensor y_ref;  // the FP output stays in the block dtype (its fp32 conversion is exact)
-    if (have) {
+    int64_t local_elements = 0;
+    if (gram_scope) {
+      gram = std::make_unique<solvers::AwqGramLoss>(real_rows(*scope.input, mask, scope.dense));
+      local_elements = gram->rows() * ws.front().size(0);
+    } else if (have) {
       runner = std::make_unique<ScopeRunner>(block, scope, mask, n, T, st.micro_batch);
       y_ref = runner->run();
+      local_elements = y_ref.numel();
     }
     clock.lap(scope_label + " reference");
-    const int64_t local_elements = have ? y_ref.numel() : 0;
     const double n_elements = static_cast<double>(dp ? dp->sum(local_elements) : local_elements);
     auto loss_fn = [&](const at::Tensor& s) -> at::Tensor {
       if (!have) return at::zeros({}, at::TensorOptions(at::kDouble).device(block.device()));
+      if (gram) {
+        const Linear& l = block.linear(g.linears.front());
+        at::Tensor sse = gram->loss(
+            solvers::awq_trial_weight_as(l.weight, s, st.scheme, l.weight.scalar_type()), l.weight);
+        return dp ? sse : sse / n_elements;
+      }
       std::vector<at::Tensor> saved;
       for (const auto& m : g.linears) {
         Linear& l = block.linear(m);

@@ -5,6 +5,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "rank/fused_kernels.h"
 
 namespace sq::rank::kernel {
@@ -12,6 +14,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kSumBlocks = 1024;  // upper bound of partial sums (grid-stride loop beyond it)
+constexpr int64_t kGridCap = 1 << 16;
 
 template <int D>
 struct Io;
@@ -50,6 +53,26 @@ __global__ void gated_silu_kernel(const void* g, const void* u, void* out, int64
     const float x = Io<DT>::get(g, i);
     const float s = Io<DT>::round(__fdiv_rn(x, __fadd_rn(1.0f, expf(-x))));
     Io<DT>::put(out, i, __fmul_rn(s, Io<DT>::get(u, i)));
+  }
+}
+
+// 16-byte vectors of 2-byte elements: one load per input and one store per 8 outputs (the
+// scalar loop above reaches about half of the memory bandwidth on an H100).
+template <int DT>
+__global__ void gated_silu_vec8_kernel(const uint4* g, const uint4* u, uint4* out, int64_t n8) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n8;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    uint4 gv = g[i], uv = u[i], ov;
+    const unsigned short* gs = reinterpret_cast<const unsigned short*>(&gv);
+    const unsigned short* us = reinterpret_cast<const unsigned short*>(&uv);
+    unsigned short* os = reinterpret_cast<unsigned short*>(&ov);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float x = Io<DT>::get(gs, j);
+      const float s = Io<DT>::round(__fdiv_rn(x, __fadd_rn(1.0f, expf(-x))));
+      Io<DT>::put(os, j, __fmul_rn(s, Io<DT>::get(us, j)));
+    }
+    out[i] = ov;
   }
 }
 
@@ -128,6 +151,16 @@ int launch_by_dtype(int dtype, int blocks, cudaStream_t st, Args... args) {
 template <int DT>
 struct GatedLaunch {
   static void run(int blocks, cudaStream_t st, const void* g, const void* u, void* out, int64_t n) {
+    const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+    if (DT != 0 && n % 8 == 0 && aligned(g) && aligned(u) && aligned(out)) {
+      const int64_t n8 = n / 8;
+      const int64_t b = (n8 + kThreads - 1) / kThreads;
+      gated_silu_vec8_kernel<DT>
+          <<<static_cast<int>(b < kGridCap ? b : kGridCap), kThreads, 0, st>>>(
+              static_cast<const uint4*>(g), static_cast<const uint4*>(u), static_cast<uint4*>(out),
+              n8);
+      return;
+    }
     gated_silu_kernel<DT><<<blocks, kThreads, 0, st>>>(g, u, out, n);
   }
 };
@@ -144,8 +177,6 @@ struct SumLaunch {
     sum_sq_diff_kernel<DT><<<blocks, kThreads, 0, st>>>(a, b, n, partials);
   }
 };
-
-constexpr int64_t kGridCap = 1 << 16;
 
 }  // namespace
 

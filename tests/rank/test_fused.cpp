@@ -22,16 +22,19 @@ TEST(Fused, GatedSiluBitIdentical) {
   if (!have_fused_cuda()) GTEST_SKIP() << "needs CUDA and the fused kernels";
   at::manual_seed(21);
   for (auto dt : kTypes) {
-    auto o = at::TensorOptions().device(at::kCUDA).dtype(dt);
-    // Wide range, including large |x| where exp over/underflows.
-    at::Tensor g = at::randn({3, 77, 1000}, o) * 6, u = at::randn({3, 77, 1000}, o);
-    g.view(-1)[0] = 90;
-    g.view(-1)[1] = -90;
-    const at::Tensor ref = layers::activate(g, Activation::Silu) * u;
-    const at::Tensor got = gated_act(g, u, Activation::Silu);
-    EXPECT_TRUE(at::equal(got, ref))
-        << c10::toString(dt) << ": max |diff| "
-        << (got.to(at::kFloat) - ref.to(at::kFloat)).abs().max().item<float>();
+    // 1000 columns: the 16-byte vector path; 999: the scalar path.
+    for (int64_t cols : {int64_t{1000}, int64_t{999}}) {
+      auto o = at::TensorOptions().device(at::kCUDA).dtype(dt);
+      // Wide range, including large |x| where exp over/underflows.
+      at::Tensor g = at::randn({3, 77, cols}, o) * 6, u = at::randn({3, 77, cols}, o);
+      g.view(-1)[0] = 90;
+      g.view(-1)[1] = -90;
+      const at::Tensor ref = layers::activate(g, Activation::Silu) * u;
+      const at::Tensor got = gated_act(g, u, Activation::Silu);
+      EXPECT_TRUE(at::equal(got, ref))
+          << c10::toString(dt) << " cols " << cols << ": max |diff| "
+          << (got.to(at::kFloat) - ref.to(at::kFloat)).abs().max().item<float>();
+    }
   }
 }
 
