@@ -31,8 +31,8 @@ class HessianAccumulator {
  public:
   HessianAccumulator() = default;
   // The running sum is float64 on every device. Per-batch products: float64 on CPU; float32 on
-  // other devices (TF32 tensor cores when the inputs are bf16/fp16, whose products TF32 holds
-  // exactly), added into the float64 sum — so the total is independent of batch and rank order.
+  // other devices (solvers/gram.h gram_f32: tensor cores, exact products for bf16/fp16 inputs),
+  // added into the float64 sum — so the total is independent of batch and rank order.
   HessianAccumulator(int64_t in_features, at::Device device);
 
   // x [..., K]; mask (optional, bool or integral, shape x.shape[:-1]) selects the tokens

@@ -2,47 +2,19 @@
 // that sums from several batches or ranks combine exactly before the 2/N factor is applied.
 #include "common/check.h"
 #include "solvers/gptq.h"
+#include "solvers/gram.h"
 
 namespace sq::solvers {
-namespace {
-
-// TF32 tensor cores for the accumulation when it is exact: a TF32 operand keeps 10 explicit
-// mantissa bits and fp32's exponent range, so bf16 (7 bits) and fp16 (10 bits, narrower range)
-// activations widened to fp32 pass through TF32 unrounded and the products are exact; the sums
-// use the tensor cores' fp32 accumulation, a little looser than FMA GEMMs (measured within 1e-5
-// of float64, tests/solvers/test_hessian_tf32.cpp). fp32 inputs would be rounded, so they keep
-// full fp32 GEMMs.
-// (cuBLAS TF32 is a process-wide switch: set for the call, restored after.)
-class Tf32ForExactInputs {
- public:
-  Tf32ForExactInputs(const at::Tensor& x, const at::Tensor& operand)
-      : on_(operand.is_cuda() && operand.scalar_type() == at::kFloat &&
-            (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf)) {
-    if (!on_) return;
-    saved_ = at::globalContext().allowTF32CuBLAS();
-    at::globalContext().setAllowTF32CuBLAS(true);
-  }
-  ~Tf32ForExactInputs() {
-    if (on_) at::globalContext().setAllowTF32CuBLAS(saved_);
-  }
-  Tf32ForExactInputs(const Tf32ForExactInputs&) = delete;
-  Tf32ForExactInputs& operator=(const Tf32ForExactInputs&) = delete;
-
- private:
-  bool on_;
-  bool saved_ = false;
-};
-
-}  // namespace
 
 HessianAccumulator::HessianAccumulator(int64_t in_features, at::Device device)
     : k_(in_features), work_(device.is_cpu() ? at::kDouble : at::kFloat) {
   // The running sum is float64 everywhere. On CPU the GEMMs are float64 too (cheap there; no
-  // accumulation error over ~10^5 tokens). On a GPU each batch's Σ x xᵀ is a float32 (TF32 when
-  // exact) GEMM and only the running sum is float64: adding float32 values in float64 is exact
-  // for entries of comparable size, so the total no longer depends on the order in which batches
-  // (or data-parallel ranks' partial sums) arrive — a float32 running sum does, and GPTQ with
-  // quantized propagation amplifies that last-bit difference into different codes.
+  // accumulation error over ~10^5 tokens). On a GPU each batch's Σ x xᵀ is a float32 tensor-core
+  // product (solvers/gram.h; exact products for bf16/fp16 inputs) and only the running sum is
+  // float64: adding float32 values in float64 is exact for entries of comparable size, so the total
+  // no longer depends on the order in which batches (or data-parallel ranks' partial sums) arrive —
+  // a float32 running sum does, and GPTQ with quantized propagation amplifies that last-bit
+  // difference into different codes.
   sum_ = at::zeros({k_, k_}, at::TensorOptions().dtype(at::kDouble).device(device));
 }
 
@@ -59,12 +31,11 @@ void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& mask) {
     rows = rows.index_select(0, at::nonzero(m != 0).reshape({-1}));
   }
   if (rows.size(0) == 0) return;
-  auto xr = rows.to(sum_.device(), work_);
   if (work_ == at::kDouble) {
+    auto xr = rows.to(sum_.device(), work_);
     sum_.addmm_(xr.t(), xr);
   } else {
-    Tf32ForExactInputs tf32(rows, xr);
-    sum_.add_(at::mm(xr.t(), xr));
+    sum_.add_(gram_f32(rows.to(sum_.device())));
   }
   tokens_ += rows.size(0);
 }

@@ -1,14 +1,16 @@
-// Hessian accumulation on tensor cores (issue 7 point 2): bf16/fp16 activations go through TF32
-// GEMMs. Their operands are exact in TF32, but the tensor cores' fp32 accumulation is a little
-// looser than fp32 FMA GEMMs (H100, fp16 case: 3.1e-6 vs 7.9e-7 relative to float64), so the
-// bar is kHessianRelTol = 1e-5 against float64 — a thousand times below the 1 % diagonal damping
-// every solve adds, while a GEMM that rounded to bf16/fp16 (about 1e-3) fails it. fp32
-// activations (not exact in TF32) must keep full fp32 GEMMs. Needs CUDA; skipped otherwise.
+// Hessian accumulation on tensor cores (issue 7 point 2): bf16/fp16 activations go through
+// solvers/gram.h (a half-precision GEMM with float32 output, or TF32 on a float32 copy; the
+// products are exact either way). The tensor cores' fp32 accumulation is a little looser than
+// fp32 FMA GEMMs (H100, fp16 case: 3.1e-6 vs 7.9e-7 relative to float64), so the bar is
+// kHessianRelTol = 1e-5 against float64 — a thousand times below the 1 % diagonal damping every
+// solve adds, while a GEMM that rounded to bf16/fp16 (about 1e-3) fails it. fp32 activations
+// (not exact in TF32) must keep full fp32 GEMMs. Needs CUDA; skipped otherwise.
 #include <gtest/gtest.h>
 
 #include <iostream>
 
 #include "solvers/gptq.h"
+#include "solvers/gram.h"
 
 using namespace sq::solvers;
 
@@ -45,8 +47,8 @@ TEST(HessianTf32, HalfInputsWithinTolerance) {
     acc.add(x.slice(0, 0, n / 2));
     acc.add(x.slice(0, n / 2));
     const double e_acc = rel_err(acc.sum(), ref), e_fp32 = rel_err(fp32_sum(x), ref);
-    std::cout << c10::toString(dt) << ": accumulator " << e_acc << ", fp32 GEMM " << e_fp32
-              << " (relative to float64)\n";
+    std::cout << c10::toString(dt) << ": accumulator " << e_acc << " (" << gram_f32_path()
+              << "), fp32 GEMM " << e_fp32 << " (relative to float64)\n";
     EXPECT_LE(e_acc, kHessianRelTol) << c10::toString(dt);
   }
   EXPECT_FALSE(at::globalContext().allowTF32CuBLAS()) << "the TF32 switch was not restored";

@@ -1,0 +1,73 @@
+// See gram.h. The half-precision GEMM with a float32 result (at::mm's out_dtype overload, newer
+// LibTorch) is found at compile time by overload resolution and tried at run time: a build or a
+// GPU without it falls back to TF32, which needs a float32 copy of x and runs at about half the
+// tensor-core rate.
+#include "solvers/gram.h"
+
+#include <exception>
+
+namespace sq::solvers {
+namespace {
+
+class Tf32Scope {
+ public:
+  explicit Tf32Scope(bool on) : on_(on) {
+    if (!on_) return;
+    saved_ = at::globalContext().allowTF32CuBLAS();
+    at::globalContext().setAllowTF32CuBLAS(true);
+  }
+  ~Tf32Scope() {
+    if (on_) at::globalContext().setAllowTF32CuBLAS(saved_);
+  }
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+
+ private:
+  bool on_;
+  bool saved_ = false;
+};
+
+// at::mm(a, b, out_dtype) when this ATen declares it; an undefined tensor otherwise.
+template <class T>
+auto mm_f32_out(const T& a, const T& b, int) -> decltype(at::mm(a, b, at::kFloat)) {
+  return at::mm(a, b, at::kFloat);
+}
+template <class T>
+at::Tensor mm_f32_out(const T&, const T&, long) {
+  return at::Tensor();
+}
+
+const char* g_path = "none yet";
+bool g_half_out_works = true;  // until a call fails
+
+}  // namespace
+
+at::Tensor gram_f32(const at::Tensor& x) {
+  const bool half = x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf;
+  if (x.is_cuda() && half) {
+    if (g_half_out_works) {
+      try {
+        at::Tensor h = mm_f32_out(x.t(), x, 0);
+        if (h.defined() && h.scalar_type() == at::kFloat) {
+          g_path = "bf16 GEMM, fp32 out";
+          return h;
+        }
+      } catch (const std::exception&) {
+        // This LibTorch declares the overload but has no kernel for it here: TF32 from now on.
+      }
+      g_half_out_works = false;
+    }
+    g_path = "TF32";
+    const at::Tensor xf = x.to(at::kFloat);
+    Tf32Scope tf32(true);
+    return at::mm(xf.t(), xf);
+  }
+  const at::Tensor xf = x.to(at::kFloat);
+  return at::mm(xf.t(), xf);
+}
+
+const char* gram_f32_path() {
+  return g_path;
+}
+
+}  // namespace sq::solvers
