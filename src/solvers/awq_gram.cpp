@@ -16,7 +16,7 @@ AwqGramLoss::AwqGramLoss(const at::Tensor& x_in, int64_t chunk_rows) {
   h_ = at::zeros({k, k}, x.options().dtype(at::kFloat));
   const int64_t step = std::max<int64_t>(1, chunk_rows);
   for (int64_t r0 = 0; r0 < rows_; r0 += step)
-    h_.add_(gram_f32(x.slice(0, r0, std::min(rows_, r0 + step))));
+    h_.add_(gram_f32(x.slice(0, r0, std::min(rows_, r0 + step)), /*fast=*/true));
 }
 
 at::Tensor AwqGramLoss::loss(const at::Tensor& w_trial, const at::Tensor& w) const {

@@ -8,8 +8,8 @@
 //
 // CONTRACT
 //   * AwqGramLoss(x, chunk_rows): x [rows, K] in any floating dtype on any device; H = Σ x xᵀ in
-//     float32 through solvers/gram.h gram_f32 (tensor cores for bf16/fp16 on CUDA, exact
-//     products), chunk_rows rows at a time (bounded temporaries).
+//     float32 through solvers/gram.h gram_f32's fast path (tensor cores for bf16/fp16 on CUDA,
+//     exact products, float32 accumulation), chunk_rows rows at a time (bounded temporaries).
 //   * loss(w_trial, w) = Σ_r (w_trial − w)_r H (w_trial − w)_rᵀ as a 0-dim float64 tensor on the
 //     device (no host sync); w_trial, w [N, K] any floating dtype. On CUDA the [N,K]·[K,K]
 //     product runs in TF32 (ΔW and H rounded to 11 significant bits, round-to-nearest: the loss

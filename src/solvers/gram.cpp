@@ -1,7 +1,7 @@
 // See gram.h. The half-precision GEMM with a float32 result (at::mm's out_dtype overload, newer
 // LibTorch) is found at compile time by overload resolution and tried at run time: a build or a
 // GPU without it falls back to TF32, which needs a float32 copy of x and runs at about half the
-// tensor-core rate.
+// tensor-core rate (and accumulates more tightly, which is why the Hessians keep it).
 #include "solvers/gram.h"
 
 #include <exception>
@@ -42,10 +42,10 @@ bool g_half_out_works = true;  // until a call fails
 
 }  // namespace
 
-at::Tensor gram_f32(const at::Tensor& x) {
+at::Tensor gram_f32(const at::Tensor& x, bool fast) {
   const bool half = x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf;
   if (x.is_cuda() && half) {
-    if (g_half_out_works) {
+    if (fast && g_half_out_works) {
       try {
         at::Tensor h = mm_f32_out(x.t(), x, 0);
         if (h.defined() && h.scalar_type() == at::kFloat) {

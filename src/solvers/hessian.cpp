@@ -35,7 +35,7 @@ void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& mask) {
     auto xr = rows.to(sum_.device(), work_);
     sum_.addmm_(xr.t(), xr);
   } else {
-    sum_.add_(gram_f32(rows.to(sum_.device())));
+    sum_.add_(gram_f32(rows.to(sum_.device()), /*fast=*/false));
   }
   tokens_ += rows.size(0);
 }
