@@ -113,16 +113,18 @@ struct AwqClipOptions {
   int64_t max_chunk_elements = int64_t{1} << 26;  // bounds the [rows, tokens, groups] buffers
 };
 
+// float32 — float64 when the weight and inputs are float64 (the references and tests).
 struct AwqClipResult {
-  at::Tensor max_val;    // float32 [N, n_groups], best clamp per (row, group)
-  at::Tensor shrink;     // float32 [N, n_groups], the chosen factor 1 − i/n_grid
-  at::Tensor min_error;  // float32 [N, n_groups], the error of the chosen factor
+  at::Tensor max_val;    // [N, n_groups], best clamp per (row, group)
+  at::Tensor shrink;     // [N, n_groups], the chosen factor 1 − i/n_grid
+  at::Tensor min_error;  // [N, n_groups], the error of the chosen factor
 };
 
 // x [..., K] are the member's (already scaled) inputs; W [N, K] its (already scaled) weight.
 // Tokens subsampled with stride max(1, n_tok / n_sample_tokens); error per (row, group) =
-// mean over tokens of (partial dot of Q(clamp(W)) − partial dot of W)²; the first factor with
-// a strictly smaller error wins, so factor 1 is kept unless shrinking lowers the error.
+// mean over tokens of (partial dot of Q(clamp(W)) − partial dot of W)² (computed in Gram form,
+// solvers/awq_clip.h); the first factor with a strictly smaller error wins, so factor 1 is kept
+// unless shrinking lowers the error.
 AwqClipResult awq_clip_search(const at::Tensor& w, const at::Tensor& x, const QuantScheme& scheme,
                               const AwqClipOptions& opts = {});
 // W [N, K] clamped in place to ±max_val per (row, group).
