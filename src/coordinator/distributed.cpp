@@ -22,6 +22,8 @@
 #include "io/output_dir.h"
 #include "io/tokenizer.h"
 #include "rank/device.h"
+#include "rank/oom.h"
+#include "rank/transport_counting.h"
 
 namespace sq::coordinator {
 namespace {
@@ -104,8 +106,10 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
   std::vector<std::string> v1_qzeros;
   std::set<std::string> not_converted;
   std::vector<nlohmann::json> blocks;
+  nlohmann::json ranks = nlohmann::json::array();
   for (const auto& bytes : reports) {
     const auto j = nlohmann::json::parse(bytes);
+    ranks.push_back(j.at("rank_stats"));
     zero_zero |= j.at("zero_zero").get<bool>();
     for (const auto& n : j.at("v1_qzeros")) v1_qzeros.push_back(n);
     for (const auto& n : j.at("not_converted")) not_converted.insert(n.get<std::string>());
@@ -134,7 +138,13 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
   summary.set_output(files, copied, qs);
   summary.set_total(seconds_between(t_start, clock::now()));
   nlohmann::json sj = summary.json();
-  sj["distributed"] = {{"world", dp.world}, {"mode", to_string(dp.mode)}};
+  sj["distributed"] = {{"world", dp.world}, {"mode", to_string(dp.mode)}, {"ranks", ranks}};
+  for (const auto& s : ranks)
+    log()->info(
+        "rank {}: quantize {:.2f} s, GPU peak {:.2f} GiB, transport payload out {:.1f} MB "
+        "/ in {:.1f} MB in {} calls",
+        s.value("rank", -1), s.value("quantize_s", 0.0), s.value("peak_gpu_allocated_gib", 0.0),
+        s.value("bytes_out", 0) / 1e6, s.value("bytes_in", 0) / 1e6, s.value("calls", 0));
   out.write_json("shardquant_summary.json", sj);
   log()->info("{}", summary.table());
   flush_logs();
@@ -225,13 +235,15 @@ int run_on(rank::Transport& t, const Options& o) {
   // already the same on every rank, so it passes this step's agreement untouched and is rethrown
   // afterwards as is (naming the rank that failed, not the lowest rank that saw it).
   std::exception_ptr inner_agreed;
+  double quantize_s = 0;
   rank::agreed_step(t, "quantize", [&] {
     try {
       const auto t0 = clock::now();
       rank::NamedTensors tensors = dp.mode == DistMode::kBlocks ? dist::run_blocks_mode(run, rep)
                                                                 : dist::run_data_mode(run, rep);
       if (!tensors.empty()) write_fragment(fragment_path(dp.partial_dir, r), tensors);
-      summary.add_phase("quantize blocks", seconds_between(t0, clock::now()));
+      quantize_s = seconds_between(t0, clock::now());
+      summary.add_phase("quantize blocks", quantize_s);
     } catch (const std::exception& e) {
       if (!rank::all_ranks_know(e)) throw;
       inner_agreed = std::current_exception();
@@ -240,6 +252,15 @@ int run_on(rank::Transport& t, const Options& o) {
   if (inner_agreed) std::rethrow_exception(inner_agreed);
 
   // 4. Reports to rank 0, which merges and commits.
+  rep.rank_stats = {{"rank", r},
+                    {"quantize_s", quantize_s},
+                    {"peak_gpu_allocated_gib",
+                     static_cast<double>(rank::device_peak_allocated(dev)) / (1ull << 30)}};
+  if (const auto* c = dynamic_cast<const rank::CountingTransport*>(&t)) {
+    rep.rank_stats["bytes_out"] = c->counts().bytes_out;
+    rep.rank_stats["bytes_in"] = c->counts().bytes_in;
+    rep.rank_stats["calls"] = c->counts().calls;
+  }
   auto reports = t.gather_bytes(dist::to_json(rep).dump(), 0);
   rank::agreed_step(t, "merge", [&] {
     if (r == 0) merge_on_rank0(o, plan, dp, *out, reports, summary, t_start);
@@ -257,8 +278,8 @@ bool distributed_requested(const Options& o) {
 int run_distributed(const Options& o) {
   const int local = std::max(env_int("OMPI_COMM_WORLD_LOCAL_SIZE"), env_int("MPI_LOCALNRANKS"));
   if (local > 1 && std::getenv("OMP_NUM_THREADS") == nullptr) at::set_num_threads(1);
-  std::unique_ptr<rank::Transport> t =
-      rank::make_transport(transport_for(o), {static_cast<double>(o.comm_timeout_s)});
+  std::unique_ptr<rank::Transport> t = std::make_unique<rank::CountingTransport>(
+      rank::make_transport(transport_for(o), {static_cast<double>(o.comm_timeout_s)}));
   set_log_rank(t->rank(), t->world());
   try {
     return run_on(*t, o);

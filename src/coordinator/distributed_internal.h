@@ -39,6 +39,10 @@ struct RankReport {
   std::vector<std::string> v1_qzeros;
   std::vector<std::string> not_converted;
   nlohmann::json blocks = nlohmann::json::array();  // {index, seconds, notes, reports}
+  // {rank, quantize_s, peak_gpu_allocated_gib, bytes_out, bytes_in, calls}: the benchmarks'
+  // per-rank time, memory and transport payload up to the end of the quantize step
+  // (rank/transport_counting.h).
+  nlohmann::json rank_stats = nlohmann::json::object();
 };
 
 // Block i's quantization (AWQ or GPTQ per options) followed by export; adds the exported tensors

@@ -8,7 +8,8 @@ nlohmann::json to_json(const RankReport& r) {
   return {{"zero_zero", r.zero_zero},
           {"v1_qzeros", r.v1_qzeros},
           {"not_converted", r.not_converted},
-          {"blocks", r.blocks}};
+          {"blocks", r.blocks},
+          {"rank_stats", r.rank_stats}};
 }
 
 rank::BlockQuantResult report_as_result(const nlohmann::json& block) {

@@ -10,8 +10,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "dist/dist_util.h"
 
@@ -62,6 +65,20 @@ TEST_P(DistBlocks, ByteIdenticalToSingleProcess) {
     ASSERT_EQ(l.rc, 0) << n << " ranks:\n" << l.output;
     EXPECT_FALSE(fs::exists(out + ".partial")) << "partial directory left behind";
     expect_identical(tmp_ / "single", out);
+    // Per-rank statistics in the summary (time, GPU peak, transport payload); blocks mode moves
+    // activations between ranks, so every rank has sent or received some. (One rank under
+    // mpirun with the default transport runs the single-process path: no such section.)
+    if (n > 1) {
+      const auto sj = nlohmann::json::parse(std::ifstream(out + "/shardquant_summary.json"));
+      const auto& ranks = sj.at("distributed").at("ranks");
+      ASSERT_EQ(ranks.size(), static_cast<size_t>(n));
+      for (int r = 0; r < n; ++r) {
+        EXPECT_EQ(ranks[r].at("rank").get<int>(), r);
+        EXPECT_GT(ranks[r].at("bytes_out").get<int64_t>() + ranks[r].at("bytes_in").get<int64_t>(),
+                  0)
+            << "rank " << r;
+      }
+    }
   }
 }
 
