@@ -18,8 +18,9 @@
 //   work      = 4 × (out × in) of the largest quantized linear   (fp32 working copy)
 //   AWQ:  stats = calib_size × seq_len × (max in_features + hidden) × dt
 //               (one scaling group's captured input + its inspect-scope output at a time)
-//   GPTQ: stats = Σ over the block's quantized linears of in² × hb (Hessians; hb = 4 on GPU,
-//               8 on CPU — an upper bound, linears sharing an input share one)
+//   GPTQ: stats = Σ over the block's quantized linears of in² × 8 (float64 Hessian sums — an
+//               upper bound: linears sharing an input share one) + (max in)² × 8 (one group's
+//               float32 per-batch product and float32 finalized H)
 //               + calib_size × seq_len × max in_features × dt
 //   device peak = block_w + act + work + stats   (0 on the GPU when the run is on CPU)
 //   host peak   = non-block tensors × dt + block_w + (device peak when on CPU, else act)

@@ -31,14 +31,17 @@ void estimate_memory(Plan& plan, const Options& opts) {
   uint64_t max_in = 0, max_linear = 0, max_hessians = 0;
   for (const auto& blk : plan.blocks) {
     m.block_weights = std::max<uint64_t>(m.block_weights, blk.params * dt);
-    uint64_t hessians = 0;
+    uint64_t hessians = 0, block_max_in = 0;
     for (const auto& l : blk.linears) {
       if (!l.quantized) continue;
       const uint64_t in = l.ref.in_features, out = l.ref.out_features;
       max_in = std::max(max_in, in);
       max_linear = std::max(max_linear, in * out);
-      hessians += in * in * (plan.on_cpu ? 8 : 4);
+      hessians += in * in * 8;  // float64 running sums (solvers/gptq.h)
+      block_max_in = std::max(block_max_in, in);
     }
+    // + one group's float32 per-batch product and finalized H.
+    hessians += block_max_in * block_max_in * 8;
     max_hessians = std::max(max_hessians, hessians);
   }
   m.activations = 2 * tokens * hidden * dt;

@@ -5,6 +5,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "common/check.h"
@@ -31,8 +32,11 @@ uint64_t estimate_block_bytes(const io::ModelConfig& c, const MemoryEstimateInpu
   const double n = in.samples, T = in.seq_len, B = std::min(in.micro_batch, in.samples);
   const double weights = e * (H * (nq + 2 * nkv) * hd + nq * hd * H + 3 * H * I);
   const double acts = 2 * e * n * T * H;
-  const double captures =
-      in.awq ? e * n * T * (2 * H + nq * hd + I) : 4 * (2 * H * H + nq * hd * nq * hd + I * I);
+  // GPTQ: float64 Hessian sums of the block's input sets, plus one set's float32 per-batch product
+  // and finalized H (solvers/gptq.h).
+  const double max_in = std::max({H, nq * hd, I});
+  const double captures = in.awq ? e * n * T * (2 * H + nq * hd + I)
+                                 : 8 * (2 * H * H + nq * hd * nq * hd + I * I + max_in * max_in);
   const double working = B * T * e * ((nq + 2 * nkv) * hd + 3 * I + 4 * H) + 4 * B * nq * T * T;
   return static_cast<uint64_t>(weights + acts + captures + working);
 }

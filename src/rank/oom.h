@@ -9,7 +9,8 @@
 //   weights     e·(H·(nq+2·nkv)·hd + nq·hd·H + 3·H·I)            block weights on the device
 //   activations 2·e·n·T·H                                        block input + next input
 //   captures    AWQ: e·n·T·(2H + nq·hd + I) (every linear's input kept for the search)
-//               GPTQ: 4·(2H² + (nq·hd)² + I²) (fp32 Hessians)
+//               GPTQ: 8·(2H² + (nq·hd)² + I² + max_in²) (float64 Hessian sums + one
+//               set's float32 product and finalized H)
 //   working     B·T·e·((nq+2·nkv)·hd + 3·I + 4·H) + 4·B·nq·T²     projections, MLP, fp32 scores
 // The T² attention term is what halving T (at constant B·T) reduces.
 #pragma once
