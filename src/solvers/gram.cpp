@@ -5,6 +5,7 @@
 #include "solvers/gram.h"
 
 #include <exception>
+#include <string>
 
 namespace sq::solvers {
 namespace {
@@ -52,7 +53,9 @@ at::Tensor gram_f32(const at::Tensor& x, bool fast) {
           g_path = "bf16 GEMM, fp32 out";
           return h;
         }
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
+        // Out of memory is the caller's to handle (the OOM back-off), not a missing kernel.
+        if (std::string(e.what()).find("out of memory") != std::string::npos) throw;
         // This LibTorch declares the overload but has no kernel for it here: TF32 from now on.
       }
       g_half_out_works = false;
