@@ -102,6 +102,18 @@ print(*["%.2f" % t.get(k, float("nan")) for k in ("quantization only","block loa
   fi
   echo "RESULT $name: quantization only ${q:-?} s, block load ${l:-?} s, write ${w:-?} s, end-to-end $wall s, peak GPU $(gib "${peak:-0}") GiB (smi), ${pa:-?} GiB (allocator peak), $status"
   echo "| $name | ${q} | ${l} | ${w} | $wall | $(gib "${peak:-0}") / ${pa} | $ref | $status |" >>"$MD"
+  # First block vs the rest: block 0 carries the process's one-time GPU start-up (first cuBLAS
+  # call, kernel loading, allocator growth), the others are the steady state.
+  [ -f "$out/shardquant_summary.json" ] && python3 - "$out/shardquant_summary.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1])).get("blocks", [])
+ph = [sum(x.get("phases_s", {}).values()) for x in b]
+if len(ph) > 1:
+    rest = ph[1:]
+    print("  solve phases: block 0 %.2f s, other blocks %.3f s each (min %.3f, max %.3f); "
+          "%d blocks at the steady rate = %.2f s" % (ph[0], sum(rest) / len(rest), min(rest),
+          max(rest), len(ph), len(ph) * sum(rest) / len(rest)))
+PY
   [ -d "$out" ] && cp "$out/shardquant_summary.json" "$OUT/summary-$name.json" 2>/dev/null
   rm -rf "$out" "$out.partial"
 }
