@@ -21,9 +21,18 @@ using namespace sq;
 
 namespace {
 
+// The first call of each row is timed apart: in a fresh process it carries the one-time GPU
+// start-up (cuBLAS handles, kernel module loading, allocator growth) that the first block of a
+// real run pays (bench/NOTES.md, "block 0 vs steady").
+double g_first_ms = 0;
+
 double time_ms(const at::Device& dev, int iters, const std::function<void()>& fn) {
+  rank::synchronize_device(dev);
+  const auto t0 = std::chrono::steady_clock::now();
   fn();  // warm-up (cuBLAS handles, allocator)
   rank::synchronize_device(dev);
+  g_first_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const auto t = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) fn();
   rank::synchronize_device(dev);
@@ -131,9 +140,10 @@ int main(int argc, char** argv) {
   for (const auto& r : rows) {
     const double ms = time_ms(dev, iters, r.fn);
     if (r.flop > 0)
-      std::printf("  %-26s %9.3f ms  %7.1f TFLOP/s\n", r.name, ms, r.flop / ms / 1e9);
+      std::printf("  %-26s %9.3f ms  %7.1f TFLOP/s  (first call %.1f ms)\n", r.name, ms,
+                  r.flop / ms / 1e9, g_first_ms);
     else
-      std::printf("  %-26s %9.3f ms\n", r.name, ms);
+      std::printf("  %-26s %9.3f ms  (first call %.1f ms)\n", r.name, ms, g_first_ms);
   }
   return 0;
 }
