@@ -19,6 +19,7 @@
 #include "common/check.h"
 #include "solvers/awq.h"
 #include "solvers/quant_grid.h"
+#include "solvers/tf32.h"
 
 namespace sq::solvers {
 namespace {
@@ -99,20 +100,8 @@ void for_row_chunks(const ClipShape& s, const AwqClipOptions& opts, int64_t per_
 
 // cuBLAS TF32 (10-bit mantissa operands) would round Δ and C far beyond the agreement with the
 // reference that the tests ask for. It is off by default, but it is a process-wide switch that
-// other code may set, so the searches force it off for the call and restore it after.
-class NoTf32 {
- public:
-  NoTf32() : saved_(at::globalContext().allowTF32CuBLAS()) {
-    at::globalContext().setAllowTF32CuBLAS(false);
-  }
-  ~NoTf32() { at::globalContext().setAllowTF32CuBLAS(saved_); }
-  NoTf32(const NoTf32&) = delete;
-  NoTf32& operator=(const NoTf32&) = delete;
-
- private:
-  bool saved_;
-};
-
+// other code may set, so the searches force it off for the call and restore it after
+// (solvers/tf32.h).
 // The running choice: the first strictly smaller error wins.
 struct Choice {
   at::Tensor best_max, best_shrink, min_err;  // [rows, groups]
@@ -138,7 +127,7 @@ AwqClipResult awq_clip_search_reference(const at::Tensor& w_in, const at::Tensor
   auto w = w_in.to(dt);
   auto x = single_process_sample(as_rows(x_in, s.k, w.device(), dt), opts);
   SQ_REQUIRE(x.size(0) > 0, "AWQ clip: no calibration token");
-  const NoTf32 exact_fp32;
+  const CublasTf32 exact_fp32(false);
   const int64_t t = x.size(0);
   auto xg = x.reshape({t, s.n_groups, s.g}).permute({1, 0, 2}).contiguous();  // [groups, T, G]
 
@@ -193,7 +182,7 @@ at::Tensor awq_clip_error_sums(const at::Tensor& w_in, const at::Tensor& x_in,
   auto sums = at::zeros({s.n_steps, s.n, s.n_groups}, w.options());
   const int64_t t = x.size(0);
   if (t == 0) return sums;
-  const NoTf32 exact_fp32;
+  const CublasTf32 exact_fp32(false);
   auto xg = x.reshape({t, s.n_groups, s.g}).transpose(0, 1);  // [groups, T, G]
   const at::Tensor c = at::bmm(xg.transpose(1, 2), xg);       // [groups, G, G]
 

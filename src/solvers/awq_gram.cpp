@@ -5,6 +5,7 @@
 
 #include "common/check.h"
 #include "solvers/gram.h"
+#include "solvers/tf32.h"
 
 namespace sq::solvers {
 
@@ -25,10 +26,11 @@ at::Tensor AwqGramLoss::loss(const at::Tensor& w_trial, const at::Tensor& w) con
                                        << " for inputs of " << h_.size(0) << " features");
   const at::Tensor d = w_trial.to(at::kFloat) - w.to(at::kFloat);
   // ΔW is not exact in TF32 (see the header); float32 GEMMs would cost as much as the forwards.
-  const bool saved = at::globalContext().allowTF32CuBLAS();
-  if (d.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
-  const at::Tensor dh = at::mm(d, h_);
-  at::globalContext().setAllowTF32CuBLAS(saved);
+  at::Tensor dh;
+  {
+    const CublasTf32 tf32(true);  // cuBLAS only: a CPU product is unaffected
+    dh = at::mm(d, h_);
+  }
   return at::sum(dh * d, at::kDouble);
 }
 

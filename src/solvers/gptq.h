@@ -55,8 +55,9 @@ class HessianAccumulator {
  private:
   int64_t k_ = 0;
   int64_t tokens_ = 0;
-  at::ScalarType work_ = at::kDouble;  // per-batch product and finalize() dtype
-  at::Tensor sum_;                     // float64
+  // Per-batch product and finalize() dtype: float64 on CPU, float32 elsewhere.
+  at::ScalarType work_type() const { return sum_.is_cpu() ? at::kDouble : at::kFloat; }
+  at::Tensor sum_;  // float64
 };
 
 struct GptqOptions {

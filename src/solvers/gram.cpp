@@ -7,26 +7,10 @@
 #include <exception>
 #include <string>
 
+#include "solvers/tf32.h"
+
 namespace sq::solvers {
 namespace {
-
-class Tf32Scope {
- public:
-  explicit Tf32Scope(bool on) : on_(on) {
-    if (!on_) return;
-    saved_ = at::globalContext().allowTF32CuBLAS();
-    at::globalContext().setAllowTF32CuBLAS(true);
-  }
-  ~Tf32Scope() {
-    if (on_) at::globalContext().setAllowTF32CuBLAS(saved_);
-  }
-  Tf32Scope(const Tf32Scope&) = delete;
-  Tf32Scope& operator=(const Tf32Scope&) = delete;
-
- private:
-  bool on_;
-  bool saved_ = false;
-};
 
 // at::mm(a, b, out_dtype) when this ATen declares it; an undefined tensor otherwise.
 template <class T>
@@ -62,7 +46,7 @@ at::Tensor gram_f32(const at::Tensor& x, bool fast) {
     }
     g_path = "TF32";
     const at::Tensor xf = x.to(at::kFloat);
-    Tf32Scope tf32(true);
+    const CublasTf32 tf32(true);
     return at::mm(xf.t(), xf);
   }
   const at::Tensor xf = x.to(at::kFloat);

@@ -6,8 +6,7 @@
 
 namespace sq::solvers {
 
-HessianAccumulator::HessianAccumulator(int64_t in_features, at::Device device)
-    : k_(in_features), work_(device.is_cpu() ? at::kDouble : at::kFloat) {
+HessianAccumulator::HessianAccumulator(int64_t in_features, at::Device device) : k_(in_features) {
   // The running sum is float64 everywhere. On CPU the GEMMs are float64 too (cheap there; no
   // accumulation error over ~10^5 tokens). On a GPU each batch's Σ x xᵀ is a float32 tensor-core
   // product (solvers/gram.h; exact products for bf16/fp16 inputs) and only the running sum is
@@ -31,8 +30,8 @@ void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& mask) {
     rows = rows.index_select(0, at::nonzero(m != 0).reshape({-1}));
   }
   if (rows.size(0) == 0) return;
-  if (work_ == at::kDouble) {
-    auto xr = rows.to(sum_.device(), work_);
+  if (work_type() == at::kDouble) {
+    auto xr = rows.to(sum_.device(), at::kDouble);
     sum_.addmm_(xr.t(), xr);
   } else {
     sum_.add_(gram_f32(rows.to(sum_.device()), /*fast=*/false));
@@ -49,7 +48,7 @@ void HessianAccumulator::merge(const HessianAccumulator& other) {
 at::Tensor HessianAccumulator::finalize() const {
   SQ_CHECK(tokens_ > 0,
            "Hessian finalize: no calibration token was added (in_features " << k_ << ")");
-  return (sum_ * (2.0 / static_cast<double>(tokens_))).to(work_);
+  return (sum_ * (2.0 / static_cast<double>(tokens_))).to(work_type());
 }
 
 }  // namespace sq::solvers
