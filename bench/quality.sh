@@ -31,6 +31,8 @@
 #   AWQ_EXTRA       extra flags of the AWQ cells (default --no-duo-scaling: the reference row is
 #                   llm-awq, whose search scales by activations only, s = x_mean^α; AutoAWQ's
 #                   duo scaling is shardquant's default; AWQ_EXTRA= measures that)
+#   GPTQ_EXTRA      extra flags of the GPTQ cells (default none: the reference quantizer's
+#                   min/max ranges; e.g. "--mse 2.4" for the range search)
 #   SEED            calibration --seed (default: shardquant's default, 42)
 #   EVAL_DTYPE      eval --dtype (default: eval's own: fp16 on CUDA, fp32 on CPU)
 #   EVAL_MAX_WINDOWS  evaluate only the first N windows per file (reduced runs; default all)
@@ -72,6 +74,8 @@ quantize() {
   # shellcheck disable=SC2206
   awq+=(${AWQ_EXTRA---no-duo-scaling})
   local gptq=(--calib-file "$CALIB" --calib-size "$GPTQ_N" --seq_len "$GPTQ_T" --device "$DEVICE" "${qd[@]}")
+  # shellcheck disable=SC2206
+  gptq+=(${GPTQ_EXTRA:-})
   rm -rf "$out" "$out.partial"
   case $cell in
     fp16) return 0 ;;
@@ -118,4 +122,4 @@ for cell in $CELLS; do
 done
 
 python3 "$ROOT/bench/quality_table.py" "$RESULTS" "$NOTES" \
-  "calibration AWQ ${AWQ_N}x${AWQ_T}, GPTQ ${GPTQ_N}x${GPTQ_T}; device $DEVICE, compute dtype ${QUANT_DTYPE:-auto}, calib mix ${CALIB_MIX:-proportional}, sampling ${CALIB_SAMPLING:-windows}, AWQ extra '${AWQ_EXTRA---no-duo-scaling}', seed ${SEED:-42}; eval windows ${EVAL_MAX_WINDOWS:-all}; ${QUALITY_LABEL:-}"
+  "calibration AWQ ${AWQ_N}x${AWQ_T}, GPTQ ${GPTQ_N}x${GPTQ_T}; device $DEVICE, compute dtype ${QUANT_DTYPE:-auto}, calib mix ${CALIB_MIX:-proportional}, sampling ${CALIB_SAMPLING:-windows}, AWQ extra '${AWQ_EXTRA---no-duo-scaling}', GPTQ extra '${GPTQ_EXTRA:-}', seed ${SEED:-42}; eval windows ${EVAL_MAX_WINDOWS:-all}; ${QUALITY_LABEL:-}"

@@ -12,7 +12,7 @@ BASE=${QUALITY_WORK:-/tmp/sq-quality}-sweep
 mkdir -p "$BASE"
 for dt in $DTYPES; do
   for seed in $SEEDS; do
-    tag=$seed-${CALIB_MIX:-proportional}-${CALIB_SAMPLING:-windows}-$(echo "${AWQ_EXTRA---no-duo-scaling}" | tr -d ' -' | cut -c1-12)
+    tag=$seed-${CALIB_MIX:-proportional}-${CALIB_SAMPLING:-windows}-$(echo "${AWQ_EXTRA---no-duo-scaling}" | tr -d ' -' | cut -c1-24)-$(echo "${GPTQ_EXTRA:-}" | tr -d ' -')
     work=$BASE/$dt-$tag
     QUANT_DTYPE=$dt SEED=$seed QUALITY_WORK=$work NOTES=- bash "$ROOT/bench/quality.sh" >/dev/null 2>"$work.err" ||
       echo "sweep: dtype $dt seed $seed failed (see $work.err)"
@@ -22,7 +22,7 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     b = r.get("brown", {}).get("ppl"); p = r.get("pydoc", {}).get("ppl")
     fmt = lambda v: "%.2f" % v if v else "  -  "
-    print(f"SWEEP dtype={sys.argv[2]:<5} run={sys.argv[3]:<36} {r['cell']:<14} brown {fmt(b)} pydoc {fmt(p)}")
+    print(f"SWEEP dtype={sys.argv[2]:<5} run={sys.argv[3]:<52} {r['cell']:<14} brown {fmt(b)} pydoc {fmt(p)}")
 PY
   done
 done

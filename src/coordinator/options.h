@@ -56,10 +56,12 @@ struct Options {
   bool desc_act = false;                 // --desc-act (GPTQ act order)
   bool static_groups = false;            // --static-groups (GPTQ)
   double damp_percent = 0.01;            // --damp-percent (GPTQ)
+  double mse = 0.0;                      // --mse (GPTQ): range-search norm, 0 = off
   bool true_sequential = true;           // --true-sequential (GPTQ)
   Propagate propagate = Propagate::kFp;  // --propagate; default quant for GPTQ, fp for AWQ
   bool duo_scaling = true;               // --no-duo-scaling (AWQ)
   bool clip = true;                      // --no-clip (AWQ)
+  int64_t clip_tokens = 512;             // --clip-tokens (AWQ): 0 = every token
   int n_grid = 20;                       // --n-grid (AWQ α grid points)
   int iter = 1;                          // --iter (scale-search iterations)
   int search_step = 1;                   // --search-step (search step multiplier)
@@ -99,7 +101,7 @@ struct Options {
   // or through an env variable — not presets or defaults.
   std::vector<std::string> explicit_flags;
 
-  solvers::QuantScheme scheme() const { return {bits, group_size, zero_point}; }
+  solvers::QuantScheme scheme() const { return {bits, group_size, zero_point, mse}; }
   bool is_explicit(const std::string& canonical) const;
 };
 

@@ -39,6 +39,11 @@ const std::vector<FlagRow> kFlags = {
      nullptr},
     {"damp_percent", K::kDouble, "X", "0.01",
      "GPTQ: Hessian damping, fraction of mean diag in (0,1]", "", nullptr},
+    {"mse", K::kDouble, "X", "0 (off)",
+     "GPTQ: search each group's range for the smallest sum of abs(error)^X (GPTQModel's mse; 2.4 "
+     "is "
+     "usual; 0 = plain min/max)",
+     "", nullptr},
     {"true_sequential", K::kBool, "", "on", "GPTQ: quantize a block's linears in sequence", "",
      nullptr},
     {"propagate", K::kChoice, "P", "quant (GPTQ), fp (AWQ)",
@@ -46,6 +51,9 @@ const std::vector<FlagRow> kFlags = {
     {"no_duo_scaling", K::kBool, "", "off", "AWQ: scales from activations only", "", nullptr},
     {"no_clip", K::kBool, "", "off", "AWQ: skip the clipping search", "", nullptr},
     {"n_grid", K::kInt, "N", "20", "AWQ: points of the scale grid", "", nullptr},
+    {"clip_tokens", K::kInt, "N", "512",
+     "AWQ: calibration tokens the clip search measures (every n/N-th; 0 = all of them)", "",
+     nullptr},
     {"iter", K::kInt, "N", "1", "iterations of the scale search", "", kAwqSearch},
     {"search_step", K::kInt, "N", "1", "multiplier of the scale-search step", "", kAwqSearch},
     {"keep_fp_layers", K::kList, "LIST", "",
@@ -137,7 +145,7 @@ const std::vector<MethodRow> kMethods = {
      Propagate::kFp,
      OutputFormat::kAwq,
      {OutputFormat::kAwq, OutputFormat::kCompressedTensors},
-     {"no_duo_scaling", "no_clip", "n_grid"}},
+     {"no_duo_scaling", "no_clip", "n_grid", "clip_tokens"}},
     {Method::kGptq,
      "gptq",
      "GPTQ",
@@ -147,7 +155,7 @@ const std::vector<MethodRow> kMethods = {
      Propagate::kQuant,
      OutputFormat::kGptq,
      {OutputFormat::kGptq, OutputFormat::kCompressedTensors},
-     {"static_groups", "damp_percent"}},
+     {"static_groups", "damp_percent", "mse"}},
 };
 
 const std::vector<ExclusionRow> kExclusions = {

@@ -97,6 +97,7 @@ rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch) {
   s.duo_scaling = o.duo_scaling;
   s.clip = o.clip;
   s.n_grid = o.n_grid;
+  s.clip_tokens = o.clip_tokens;
   s.micro_batch = micro_batch;
   return s;
 }
@@ -122,6 +123,7 @@ io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
   q.static_groups = o.static_groups;
   q.true_sequential = o.true_sequential;
   q.damp_percent = o.damp_percent;
+  q.mse = o.mse;
   q.gptq_v2 = gptq_v2;
   return q;
 }
@@ -182,10 +184,12 @@ RunSummary::RunSummary(const Options& o, const Plan& plan) {
                     {"desc_act", o.desc_act},
                     {"static_groups", o.static_groups},
                     {"damp_percent", o.damp_percent},
+                    {"mse", o.mse},
                     {"propagate", to_string(o.propagate)},
                     {"duo_scaling", o.duo_scaling},
                     {"clip", o.clip},
                     {"n_grid", o.n_grid},
+                    {"clip_tokens", o.clip_tokens},
                     {"seq_len_requested", o.seq_len},
                     {"calib_size", o.calib_size},
                     {"seed", o.seed},

@@ -32,6 +32,7 @@ nlohmann::json gptq_config(const QuantSettings& s) {
                       {"damp_percent", s.damp_percent},
                       {"static_groups", s.static_groups},
                       {"checkpoint_format", s.gptq_v2 ? "gptq_v2" : "gptq"}};
+  if (s.mse > 0) j["mse"] = s.mse;  // GPTQModel's key; loaders ignore it
   if (!s.modules_to_not_convert.empty()) j["modules_to_not_convert"] = s.modules_to_not_convert;
   return j;
 }
@@ -48,7 +49,7 @@ nlohmann::json ct_config(const QuantSettings& s) {
       {"group_size", s.group_size > 0 ? nlohmann::json(s.group_size) : nlohmann::json()},
       {"actorder", s.desc_act ? nlohmann::json("group") : nlohmann::json()},
       {"dynamic", false},
-      {"observer", "minmax"}};
+      {"observer", s.mse > 0 ? "mse" : "minmax"}};
   return {{"quant_method", "compressed-tensors"},
           {"format", "pack-quantized"},
           {"quantization_status", "compressed"},

@@ -24,6 +24,7 @@ struct QuantSettings {
   bool static_groups = false;
   bool true_sequential = true;
   double damp_percent = 0.01;
+  double mse = 0.0;      // GPTQ range-search norm (0 = min/max), recorded when used
   bool gptq_v2 = false;  // true zeros (an asymmetric zero of 0 occurred)
   std::vector<std::string> modules_to_not_convert;
   nlohmann::json provenance;  // calibration provenance etc., recorded where the format allows

@@ -38,6 +38,7 @@ struct AwqSettings {
   bool duo_scaling = true;
   bool clip = true;
   int n_grid = 20;
+  int64_t clip_tokens = 512;  // clip search tokens (stride sampled); 0 = every token
   int64_t micro_batch = 8;
 };
 

@@ -109,7 +109,7 @@ bool awq_clip_applies(const std::string& linear_name);
 struct AwqClipOptions {
   int n_grid = 20;
   double max_shrink = 0.5;
-  int64_t n_sample_tokens = 512;
+  int64_t n_sample_tokens = 512;                  // ≤ 0: every token (stride 1)
   int64_t max_chunk_elements = int64_t{1} << 26;  // bounds the [rows, tokens, groups] buffers
 };
 
@@ -121,12 +121,14 @@ struct AwqClipResult {
 };
 
 // x [..., K] are the member's (already scaled) inputs; W [N, K] its (already scaled) weight.
-// Tokens subsampled with stride max(1, n_tok / n_sample_tokens); error per (row, group) =
+// Tokens subsampled with stride awq_clip_stride(n_tok, opts); error per (row, group) =
 // mean over tokens of (partial dot of Q(clamp(W)) − partial dot of W)² (computed in Gram form,
 // solvers/awq_clip.h); the first factor with a strictly smaller error wins, so factor 1 is kept
 // unless shrinking lowers the error.
 AwqClipResult awq_clip_search(const at::Tensor& w, const at::Tensor& x, const QuantScheme& scheme,
                               const AwqClipOptions& opts = {});
+// The clip search's token stride: max(1, n_tok / n_sample_tokens), 1 when n_sample_tokens ≤ 0.
+int64_t awq_clip_stride(int64_t n_tok, const AwqClipOptions& opts);
 // W [N, K] clamped in place to ±max_val per (row, group).
 void awq_apply_clip(at::Tensor& weight, const at::Tensor& max_val);
 

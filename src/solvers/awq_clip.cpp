@@ -54,10 +54,12 @@ at::Tensor as_rows(const at::Tensor& x, int64_t k, const at::Device& dev, at::Sc
 }
 
 at::Tensor single_process_sample(const at::Tensor& x, const AwqClipOptions& opts) {
-  const int64_t stride =
-      std::max<int64_t>(1, x.size(0) / std::max<int64_t>(opts.n_sample_tokens, 1));
-  return x.slice(0, 0, x.size(0), stride);
+  return x.slice(0, 0, x.size(0), awq_clip_stride(x.size(0), opts));
 }
+
+// Tokens per Gram product: C = Σ over chunks of X_cᵀX_c keeps the work-dtype copy of the inputs
+// to one chunk (with every token sampled, x can be gigabytes); 512 sampled tokens are one chunk.
+constexpr int64_t kGramChunkTokens = 16384;
 
 double shrink_factor(int i, const AwqClipOptions& opts) {
   return 1.0 - double(i) / opts.n_grid;
@@ -155,7 +157,10 @@ AwqClipResult awq_clip_search_reference(const at::Tensor& w_in, const at::Tensor
 AwqClipResult awq_clip_search(const at::Tensor& w, const at::Tensor& x_in,
                               const QuantScheme& scheme, const AwqClipOptions& opts) {
   const ClipShape s = clip_shape(w, scheme, opts);
-  auto x = single_process_sample(as_rows(x_in, s.k, w.device(), work_type(w, x_in)), opts);
+  SQ_REQUIRE(x_in.size(-1) == s.k,
+             "AWQ clip: inputs have " << x_in.size(-1) << " features, weight " << s.k);
+  // Sample before converting: only the sampled rows are copied to the work dtype.
+  auto x = single_process_sample(x_in.reshape({-1, s.k}), opts);
   SQ_REQUIRE(x.size(0) > 0, "AWQ clip: no calibration token");
   return awq_clip_pick(w, awq_clip_error_sums(w, x, scheme, opts), x.size(0), scheme, opts);
 }
@@ -166,7 +171,7 @@ at::Tensor awq_clip_sample(const at::Tensor& x_in, int64_t offset, int64_t total
   SQ_REQUIRE(offset >= 0 && offset + x.size(0) <= total,
              "AWQ clip sample: rows [" << offset << ", " << offset + x.size(0)
                                        << ") are not inside a whole of " << total << " rows");
-  const int64_t stride = std::max<int64_t>(1, total / std::max<int64_t>(opts.n_sample_tokens, 1));
+  const int64_t stride = awq_clip_stride(total, opts);
   // The first multiple of the stride at or after `offset`, as a local row.
   const int64_t first = (offset + stride - 1) / stride * stride - offset;
   if (first >= x.size(0)) return x.slice(0, 0, 0);
@@ -178,13 +183,22 @@ at::Tensor awq_clip_error_sums(const at::Tensor& w_in, const at::Tensor& x_in,
   const ClipShape s = clip_shape(w_in, scheme, opts);
   const at::ScalarType dt = work_type(w_in, x_in);
   auto w = w_in.to(dt);
-  auto x = as_rows(x_in, s.k, w.device(), dt);
+  SQ_REQUIRE(x_in.size(-1) == s.k,
+             "AWQ clip: inputs have " << x_in.size(-1) << " features, weight " << s.k);
+  const at::Tensor x_rows = x_in.reshape({-1, s.k});
   auto sums = at::zeros({s.n_steps, s.n, s.n_groups}, w.options());
-  const int64_t t = x.size(0);
+  const int64_t t = x_rows.size(0);
   if (t == 0) return sums;
   const CublasTf32 exact_fp32(false);
-  auto xg = x.reshape({t, s.n_groups, s.g}).transpose(0, 1);  // [groups, T, G]
-  const at::Tensor c = at::bmm(xg.transpose(1, 2), xg);       // [groups, G, G]
+  at::Tensor c;  // [groups, G, G] = Σ_t x_tg x_tgᵀ
+  for (int64_t t0 = 0; t0 < t; t0 += kGramChunkTokens) {
+    const int64_t t1 = std::min(t, t0 + kGramChunkTokens);
+    auto xg = as_rows(x_rows.slice(0, t0, t1), s.k, w.device(), dt)
+                  .reshape({t1 - t0, s.n_groups, s.g})
+                  .transpose(0, 1);  // [groups, T_c, G]
+    auto part = at::bmm(xg.transpose(1, 2), xg);
+    c = c.defined() ? c.add_(part) : part;
+  }
 
   // Per row and trial: the clamped and quantized weight, Δ, ΔC and the product (~8 K values).
   for_row_chunks(s, opts, 8 * s.k, [&](int64_t r0, int64_t r1) {
@@ -219,6 +233,11 @@ AwqClipResult awq_clip_pick(const at::Tensor& w_in, const at::Tensor& error_sums
     c.offer(factor, trials.max_val(factor), sums[i] / static_cast<double>(tokens));
   }
   return {c.best_max, c.best_shrink, c.min_err};
+}
+
+int64_t awq_clip_stride(int64_t n_tok, const AwqClipOptions& opts) {
+  if (opts.n_sample_tokens <= 0) return 1;
+  return std::max<int64_t>(1, n_tok / opts.n_sample_tokens);
 }
 
 void awq_apply_clip(at::Tensor& weight, const at::Tensor& max_val) {

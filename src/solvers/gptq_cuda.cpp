@@ -84,6 +84,9 @@ bool gptq_fused_supported(int64_t k, const QuantScheme& scheme, const GptqOption
   const int64_t g = scheme.group_for(k);
   if (g <= 0 || k % g != 0) return false;  // the reference reports the bad group size
   if (opts.static_groups || k / g == 1) return true;
+  // The kernel finds dynamic groups' parameters from min/max itself; the range search runs only
+  // in find_group_params.
+  if (scheme.mse_norm > 0) return false;
   // Every dynamic group boundary is either inside a block with its whole group (computed in the
   // kernel) or at a block start (computed here from the current weights).
   for (int64_t col = 0; col < k; col += g) {

@@ -10,7 +10,8 @@
 //   columns, damping, floor, RTN fallback) are the shared Hessian's. Runs on ws' device: the
 //   CUDA kernel on a CUDA device (CUDA builds only; BackendError otherwise), its host emulation
 //   on the CPU. Configurations the kernel does not cover (block_size > 128, a group boundary
-//   inside a block whose group ends past it) fall back to gptq_quantize per linear.
+//   inside a block whose group ends past it, the range search of scheme.mse_norm > 0 with dynamic
+//   groups) fall back to gptq_quantize per linear.
 //   gptq_fused_supported(K, scheme, opts) tells whether the kernel path is taken.
 #pragma once
 

@@ -2,7 +2,9 @@
 // Every function works in float32 on the input's device; the grid rules live in one table.
 #include "solvers/quant_grid.h"
 
+#include <algorithm>
 #include <array>
+#include <vector>
 
 #include "common/check.h"
 
@@ -37,9 +39,54 @@ GroupParams awq_symmetric(const at::Tensor& x, const QuantScheme& s) {
   return {scale, at::full_like(scale, half)};
 }
 
+// §2 quantizer's parameters for the per-row range [xmin, xmax] (xmin ≤ 0 ≤ xmax).
+GroupParams gptq_params_of_range(const at::Tensor& xmin, const at::Tensor& xmax,
+                                 const QuantScheme& s) {
+  const double max_q = static_cast<double>(s.max_q());
+  auto scale = round_scale_to_fp16((xmax - xmin) / max_q);
+  at::Tensor zero = s.zero_point
+                        ? (-xmin / scale).round().clamp(0.0, max_q)
+                        : at::full_like(scale, static_cast<double>(int64_t{1} << (s.bits - 1)));
+  return {scale, zero};
+}
+
+// Trials of the range search per batch: bounds the [trials, R, C] temporaries to ~64 MiB.
+constexpr int64_t kMseBatchElements = int64_t{1} << 24;
+
+// The range search (scheme.mse_norm > 0): shrink the range by 1 − i/grid, keep per row the first
+// trial with the smallest Σ|dequant(quant(x)) − x|^norm. Trial 0 is the plain range, so the
+// result is never worse than it under that norm. Batched over trials; the first minimum wins, as
+// in a sequential "strictly better" scan.
+GroupParams gptq_mse_search(const at::Tensor& x, const at::Tensor& xmin, const at::Tensor& xmax,
+                            const QuantScheme& s) {
+  const int64_t rows = x.size(0), cols = x.size(1);
+  const int64_t per_batch =
+      std::max<int64_t>(1, kMseBatchElements / std::max<int64_t>(rows * cols, 1));
+  const double max_q = static_cast<double>(s.max_q());
+  std::vector<at::Tensor> errs, scales, zeros;
+  for (int64_t t0 = 0; t0 < MseGrid::kSteps; t0 += per_batch) {
+    const int64_t t1 = std::min<int64_t>(t0 + per_batch, MseGrid::kSteps);
+    auto shrink = 1.0 - at::arange(t0, t1, x.options()) / static_cast<double>(MseGrid::kGrid);
+    auto p = gptq_params_of_range(shrink.unsqueeze(1) * xmin, shrink.unsqueeze(1) * xmax, s);
+    auto sc = p.scale.unsqueeze(2), z = p.zero.unsqueeze(2);  // [T, R, 1]
+    auto q = ((x / sc).round() + z).clamp(0.0, max_q);
+    errs.push_back(((q - z) * sc - x).abs().pow(s.mse_norm).sum(2));  // [T, R]
+    scales.push_back(p.scale);
+    zeros.push_back(p.zero);
+  }
+  auto err = at::cat(errs, 0);
+  auto best = std::get<0>(err.min(0));
+  auto trial = at::arange(err.size(0), x.options().dtype(at::kLong)).unsqueeze(1).expand_as(err);
+  auto first = std::get<0>(
+      at::where(err == best.unsqueeze(0), trial, at::full_like(trial, err.size(0))).min(0));
+  auto pick = [&](const std::vector<at::Tensor>& v) {
+    return at::cat(v, 0).gather(0, first.unsqueeze(0)).squeeze(0);
+  };
+  return {pick(scales), pick(zeros)};
+}
+
 // §2 quantizer: the range always includes 0; an all-zero row gets the range [−1, 1].
 GroupParams gptq_range(const at::Tensor& x, const QuantScheme& s) {
-  const double max_q = static_cast<double>(s.max_q());
   auto xmin = x.amin(1).clamp_max(0.0);
   auto xmax = x.amax(1).clamp_min(0.0);
   if (!s.zero_point) {
@@ -49,11 +96,8 @@ GroupParams gptq_range(const at::Tensor& x, const QuantScheme& s) {
   auto empty = (xmin == 0) & (xmax == 0);
   xmin = at::where(empty, at::full_like(xmin, -1.0), xmin);
   xmax = at::where(empty, at::full_like(xmax, 1.0), xmax);
-  auto scale = round_scale_to_fp16((xmax - xmin) / max_q);
-  at::Tensor zero = s.zero_point
-                        ? (-xmin / scale).round().clamp(0.0, max_q)
-                        : at::full_like(scale, static_cast<double>(int64_t{1} << (s.bits - 1)));
-  return {scale, zero};
+  if (s.mse_norm > 0) return gptq_mse_search(x, xmin, xmax, s);
+  return gptq_params_of_range(xmin, xmax, s);
 }
 
 struct GridRow {

@@ -97,7 +97,7 @@ AwqClipResult awq_clip_f64(const at::Tensor& w_in, const at::Tensor& x_in,
   const int64_t n = w.size(0), k = w.size(1);
   auto x = x_in.reshape({-1, k}).to(at::kCPU, at::kDouble).contiguous();
   const int64_t g = scheme.group_size <= 0 ? k : scheme.group_size, n_groups = k / g;
-  const int64_t stride = std::max<int64_t>(1, x.size(0) / opts.n_sample_tokens);
+  const int64_t stride = awq_clip_stride(x.size(0), opts);
   std::vector<int64_t> tokens;
   for (int64_t t = 0; t < x.size(0); t += stride) tokens.push_back(t);
   auto wa = w.accessor<double, 2>();

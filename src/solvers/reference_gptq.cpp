@@ -2,6 +2,7 @@
 // inverse, no lazy blocks and no batching. Slow on purpose; only tests call it.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -22,6 +23,14 @@ struct Params {
   double scale, zero;
 };
 
+Params params_of_range(double lo, double hi, const QuantScheme& s) {
+  const double max_q = double((1 << s.bits) - 1);
+  const double scale = fp16_round((hi - lo) / max_q);
+  const double zero = s.zero_point ? std::clamp(std::nearbyint(-lo / scale), 0.0, max_q)
+                                   : double(1 << (s.bits - 1));
+  return {scale, zero};
+}
+
 Params gptq_params(const std::vector<double>& vals, const QuantScheme& s) {
   const double max_q = double((1 << s.bits) - 1);
   double lo = 0, hi = 0;
@@ -37,10 +46,24 @@ Params gptq_params(const std::vector<double>& vals, const QuantScheme& s) {
     lo = -1;
     hi = 1;
   }
-  const double scale = fp16_round((hi - lo) / max_q);
-  const double zero = s.zero_point ? std::clamp(std::nearbyint(-lo / scale), 0.0, max_q)
-                                   : double(1 << (s.bits - 1));
-  return {scale, zero};
+  if (s.mse_norm <= 0) return params_of_range(lo, hi, s);
+  // Range search: one shrink at a time, the first strictly smaller error wins.
+  Params best_p{};
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < MseGrid::kSteps; ++i) {
+    const double f = 1.0 - double(i) / MseGrid::kGrid;
+    const Params p = params_of_range(f * lo, f * hi, s);
+    double err = 0;
+    for (double v : vals) {
+      const double q = std::clamp(std::nearbyint(v / p.scale) + p.zero, 0.0, max_q);
+      err += std::pow(std::fabs((q - p.zero) * p.scale - v), s.mse_norm);
+    }
+    if (err < best) {
+      best = err;
+      best_p = p;
+    }
+  }
+  return best_p;
 }
 
 // Lower Cholesky factor of a (k×k) matrix; false if not positive definite.

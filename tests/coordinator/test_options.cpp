@@ -49,6 +49,8 @@ TEST(Options, Defaults) {
   EXPECT_DOUBLE_EQ(o.salient_quota, 0.004);
   EXPECT_DOUBLE_EQ(o.damp_percent, 0.01);
   EXPECT_EQ(o.n_grid, 20);
+  EXPECT_EQ(o.clip_tokens, 512);
+  EXPECT_DOUBLE_EQ(o.mse, 0.0);
   EXPECT_EQ(o.comm_timeout_s, 600);
   EXPECT_EQ(o.max_shard_size_bytes, 5000000000ull);
   EXPECT_TRUE(o.true_sequential);
@@ -134,6 +136,10 @@ TEST(Options, ValidationErrors) {
       {"--model_path", "/m", "--verbose", "--quiet"},               // exclusive
       {"--model_path", "/m", "--gptq", "--no-clip"},                // AWQ only
       {"--model_path", "/m", "--gptq", "--damp-percent", "0"},      // (0, 1]
+      {"--model_path", "/m", "--mse", "2.4"},                       // GPTQ only
+      {"--model_path", "/m", "--gptq", "--mse", "-1"},              // [0, 100]
+      {"--model_path", "/m", "--gptq", "--clip-tokens", "0"},       // AWQ only
+      {"--model_path", "/m", "--clip-tokens", "-5"},                // >= 0
       {"--model_path", "/m", "--salient-quota", "1.5"},             // [0, 1]
       {"--model_path", "/m", "--seq_len", "0"},                     // >= 1
       {"--model_path", "/m", "--format", "gptq"},                   // AWQ can't fill it
@@ -150,6 +156,16 @@ TEST(Options, ValidationErrors) {
     for (const auto& a : args) joined += a + " ";
     EXPECT_THROW(parse_options(args, {}), InputError) << joined;
   }
+}
+
+TEST(Options, MseAndClipTokensReachTheSolvers) {
+  const Options g = parse({"--model_path", "/m", "--gptq", "--mse=2.4"});
+  EXPECT_DOUBLE_EQ(g.scheme().mse_norm, 2.4);
+  EXPECT_DOUBLE_EQ(gptq_settings(g, 1).scheme.mse_norm, 2.4);
+  EXPECT_EQ(g.scheme().describe(), "w8 g128 symmetric mse 2.4");
+  const Options a = parse({"--model_path", "/m", "--clip_tokens", "0"});
+  EXPECT_EQ(awq_settings(a, 1).clip_tokens, 0);
+  EXPECT_EQ(awq_settings(parse({"--model_path", "/m"}), 1).clip_tokens, 512);
 }
 
 TEST(Options, ComingFlagsAreReported) {

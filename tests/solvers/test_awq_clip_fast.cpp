@@ -175,6 +175,26 @@ TEST(AwqClipFast, SearchIsTheSumsThenThePick) {
   EXPECT_TRUE(at::equal(whole.max_val, parts.max_val));
 }
 
+// --clip-tokens 0: every token is measured. The Gram matrix is then summed over token chunks
+// (awq_clip.cpp's kGramChunkTokens = 16384); the float64 reference over the same tokens is the
+// truth. 40000 tokens make three chunks.
+TEST(AwqClipFast, EveryTokenMatchesTheReferenceAcrossGramChunks) {
+  const QuantScheme scheme{4, 64, true};
+  const at::Tensor w = outlier_weight(24, 128, 11, at::kDouble);
+  const at::Tensor x = test::correlated_inputs(40000, 128, 12, at::kDouble);
+  AwqClipOptions all;
+  all.n_sample_tokens = 0;
+  EXPECT_EQ(awq_clip_stride(40000, all), 1);
+  EXPECT_EQ(awq_clip_sample(x, 0, x.size(0), all).size(0), 40000);
+  const AwqClipResult fast = awq_clip_search(w, x, scheme, all);
+  const AwqClipResult ref = awq_clip_search_reference(w, x, scheme, all);
+  const Comparison cmp = compare(fast, ref, w, x, scheme, tolerance_for(at::kDouble).err_rel);
+  expect_close(cmp, tolerance_for(at::kDouble), "every token, f64");
+  // The default still samples: 40000 / 512 = stride 78 → 513 tokens.
+  EXPECT_EQ(awq_clip_stride(40000, AwqClipOptions{}), 78);
+  EXPECT_EQ(sample_of(x, AwqClipOptions{}).size(0), 513);
+}
+
 // On the GPU both forms use the same Q (the fused kernel), so the Gram form must match the GPU
 // reference as tightly as on the CPU. Against the CPU reference, Q itself differs in rare groups
 // (CUDA divides a tensor by a host scalar as a multiplication by its reciprocal, so the AWQ

@@ -72,6 +72,9 @@ const Case kCases[] = {
     {"w4 per-row", {4, -1, true}, {}},
     {"w8 g256 block 128", {8, 256, true}, {}},
     {"w4 g32 block 64", {4, 32, true}, {0.01, 64, false, false}},
+    // The range search (--mse) with groups found up front: the kernel path stays in use.
+    {"w4 g128 act order static mse", {4, 128, true, 2.4}, {0.01, 128, true, true}},
+    {"w3 per-row mse", {3, -1, true, 2.4}, {}},
 };
 
 TEST(GptqFused, HostEmulationMatchesReference) {
@@ -101,6 +104,11 @@ TEST(GptqFused, DeadColumnsAndUnsupportedFallback) {
   // g192 over blocks of 128: the boundary at 192 opens a group that ends past its block.
   EXPECT_FALSE(gptq_fused_supported(384, {4, 192, true}, {}));
   EXPECT_TRUE(gptq_fused_supported(384, {4, 128, true}, {}));
+  // Dynamic groups with the range search: the kernel finds those from min/max itself.
+  EXPECT_FALSE(gptq_fused_supported(384, {4, 128, true, 2.4}, {}));
+  auto m = gptq_quantize_fused({w}, h, {4, 128, true, 2.4}, {}, {"w"});
+  auto mref = gptq_quantize(w, h, {4, 128, true, 2.4}, {}, "w");
+  EXPECT_TRUE(at::equal(m[0].codes, mref.codes));
 }
 
 }  // namespace

@@ -126,6 +126,55 @@ TEST(QuantGrid, CanonicalDequantizesExactly) {
   }
 }
 
+// Σ|dequant(quant(x)) − x|^norm per row under params p.
+at::Tensor norm_error(const at::Tensor& x, const GroupParams& p, int64_t max_q, double norm) {
+  return (dequantize_with(quantize_with(x, p, max_q), p) - x).abs().pow(norm).sum(1);
+}
+
+// The range search (scheme.mse_norm > 0) tries the plain range first, so per row it is never
+// worse than min/max under its norm; on heavy-tailed rows (one outlier per row) shrinking must
+// win somewhere, or the search did nothing.
+TEST(QuantGrid, GptqMseSearchNeverWorseThanMinMax) {
+  auto gen = test::rng(21);
+  auto x = at::randn({512, 128}, gen, at::kDouble).to(at::kFloat) * 0.02;
+  x.select(1, 5).mul_(8.0);  // an outlier column
+  for (bool zp : {true, false}) {
+    for (int bits : {3, 4}) {
+      const QuantScheme plain{bits, 128, zp};
+      QuantScheme searched = plain;
+      searched.mse_norm = 2.4;
+      const auto p0 = find_group_params(x, plain, GridKind::kGptq);
+      const auto p1 = find_group_params(x, searched, GridKind::kGptq);
+      const auto e0 = norm_error(x, p0, plain.max_q(), 2.4);
+      const auto e1 = norm_error(x, p1, plain.max_q(), 2.4);
+      const std::string what = "w" + std::to_string(bits) + (zp ? " asym" : " sym");
+      EXPECT_TRUE((e1 <= e0).all().item<bool>()) << what;
+      EXPECT_GT((e1 < e0).to(at::kDouble).mean().item<double>(), 0.5) << what;
+      // Scales stay fp16-representable and no larger than the plain range's; zeros integral.
+      EXPECT_TRUE(at::equal(p1.scale, p1.scale.to(at::kHalf).to(at::kFloat))) << what;
+      EXPECT_TRUE((p1.scale <= p0.scale).all().item<bool>()) << what;
+      EXPECT_TRUE(at::equal(p1.zero, p1.zero.round())) << what;
+      if (!zp) EXPECT_TRUE((p1.zero == double(1 << (bits - 1))).all().item<bool>()) << what;
+    }
+  }
+}
+
+// A row worked by hand: {−1, 0, 0.1, 0.2, 0.3, 4} at 2 bits asym, norm 2. Shrink p gives the
+// range [−p, 4p], scale 5p/3, zero round(0.6) = 1, grid {−5p/3, 0, 5p/3, 10p/3}. The outlier 4
+// always takes code 3 (error 4 − 10p/3); 0.1..0.3 take code 1 (errors² 0.14). For p ≥ 0.6, −1
+// takes code 0 (error 5p/3 − 1): f(p) = (5p/3 − 1)² + 0.14 + (4 − 10p/3)², f(1) ≈ 1.03 and
+// f'(p) = (10/3)(5p/3 − 1) − (20/3)(4 − 10p/3) < 0 on [0.6, 1], so every shrink is worse; for
+// p < 0.6 the outlier alone costs (4 − 2)² = 4. The plain range must be kept.
+TEST(QuantGrid, GptqMseKeepsThePlainRangeWhenShrinkingHurts) {
+  auto x = row({-1.0f, 0.0f, 0.1f, 0.2f, 0.3f, 4.0f});
+  QuantScheme s{2, 6, true};
+  const auto plain = find_group_params(x, s, GridKind::kGptq);
+  s.mse_norm = 2.0;
+  const auto searched = find_group_params(x, s, GridKind::kGptq);
+  EXPECT_EQ(floats(searched.scale), floats(plain.scale));
+  EXPECT_EQ(floats(searched.zero), floats(plain.zero));
+}
+
 TEST(QuantGrid, RejectsBadSchemes) {
   auto w = at::zeros({2, 96});
   EXPECT_THROW(quantize_rtn(w, {4, 64, true}, GridKind::kAwq, "x"), InputError);
