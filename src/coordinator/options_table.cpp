@@ -54,8 +54,14 @@ const std::vector<FlagRow> kFlags = {
     {"clip_tokens", K::kInt, "N", "512",
      "AWQ: calibration tokens the clip search measures (every n/N-th; 0 = all of them)", "",
      nullptr},
-    {"iter", K::kInt, "N", "1", "iterations of the scale search", "", kAwqSearch},
-    {"search_step", K::kInt, "N", "1", "multiplier of the scale-search step", "", kAwqSearch},
+    {"iter", K::kInt, "N", "1",
+     "AWQ: rounds of the scale search; rounds after the grid refine around the best alpha "
+     "(never worse than the grid; stop once the spacing is below 1e-6)",
+     "", nullptr},
+    {"search_step", K::kInt, "N", "1",
+     "AWQ: alpha points tried on each side of the best in every --iter round; each round's "
+     "spacing is the last one's / (N+1)",
+     "", nullptr},
     {"keep_fp_layers", K::kList, "LIST", "",
      "keep in floating point: block indices (0,1,-1; negative from the end) or linear-name "
      "substrings (mlp.down_proj)",
@@ -145,7 +151,7 @@ const std::vector<MethodRow> kMethods = {
      Propagate::kFp,
      OutputFormat::kAwq,
      {OutputFormat::kAwq, OutputFormat::kCompressedTensors},
-     {"no_duo_scaling", "no_clip", "n_grid", "clip_tokens"}},
+     {"no_duo_scaling", "no_clip", "n_grid", "clip_tokens", "iter", "search_step"}},
     {Method::kGptq,
      "gptq",
      "GPTQ",

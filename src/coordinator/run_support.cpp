@@ -98,6 +98,7 @@ rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch) {
   s.clip = o.clip;
   s.n_grid = o.n_grid;
   s.clip_tokens = o.clip_tokens;
+  s.refine = {o.iter, o.search_step};
   s.micro_batch = micro_batch;
   return s;
 }
@@ -190,6 +191,8 @@ RunSummary::RunSummary(const Options& o, const Plan& plan) {
                     {"clip", o.clip},
                     {"n_grid", o.n_grid},
                     {"clip_tokens", o.clip_tokens},
+                    {"iter", o.iter},
+                    {"search_step", o.search_step},
                     {"seq_len_requested", o.seq_len},
                     {"calib_size", o.calib_size},
                     {"seed", o.seed},

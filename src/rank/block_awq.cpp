@@ -284,7 +284,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
         losses.div_(n_elements);
       };
     auto best = solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn,
-                                           gname, reduce);
+                                           gname, reduce, st.refine);
     at::Tensor s = best.scales;
     clock.lap(scope_label + " grid");
 
@@ -314,7 +314,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     }
     if (scope.input != nullptr) scale_input(*scope.input);
     char note[128];
-    std::snprintf(note, sizeof note, "alpha=%.2f loss=%.4g", best.best_alpha, best.best_loss);
+    std::snprintf(note, sizeof note, "alpha=%.4g loss=%.4g", best.best_alpha, best.best_loss);
     res.notes.push_back("scaled " + gname + ": " + note);
     clock.lap("awq search");
   }

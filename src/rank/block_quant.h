@@ -26,6 +26,7 @@
 #include "io/model_weights.h"
 #include "rank/block.h"
 #include "rank/reduce.h"
+#include "solvers/awq.h"
 #include "solvers/gptq.h"
 #include "solvers/quant_grid.h"
 
@@ -39,6 +40,7 @@ struct AwqSettings {
   bool clip = true;
   int n_grid = 20;
   int64_t clip_tokens = 512;  // clip search tokens (stride sampled); 0 = every token
+  solvers::AwqRefine refine;  // --iter / --search-step rounds of the scale search
   int64_t micro_batch = 8;
 };
 

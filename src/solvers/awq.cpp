@@ -68,24 +68,51 @@ int awq_pick_best(const std::vector<double>& losses, const std::string& group_na
 
 AwqSearchResult awq_search_scales(const at::Tensor& x_mean, const at::Tensor& w_mean, int n_grid,
                                   bool duo, const AwqTensorLossFn& loss_fn,
-                                  const std::string& group_name, const AwqLossReduce& reduce) {
+                                  const std::string& group_name, const AwqLossReduce& reduce,
+                                  const AwqRefine& refine) {
   SQ_REQUIRE(n_grid > 0,
              "AWQ scale search for " << group_name << ": n_grid must be positive, got " << n_grid);
+  SQ_REQUIRE(refine.rounds >= 1 && refine.points_per_side >= 1,
+             "AWQ scale search for " << group_name << ": --iter and --search-step must be >= 1");
   AwqSearchResult r;
-  std::vector<at::Tensor> candidates, losses;
-  for (int k = 0; k < n_grid; ++k) {
-    candidates.push_back(awq_scale_candidates(x_mean, w_mean, double(k) / n_grid, duo));
-    losses.push_back(loss_fn(candidates.back()).to(at::kDouble).reshape({}));
-  }
-  // One read-back for the whole grid: the device keeps working through every trial without
-  // waiting for the host.
-  at::Tensor all = at::stack(losses);
-  if (reduce) reduce(all);
-  all = all.cpu().contiguous();
-  const double* p = all.data_ptr<double>();
-  r.losses.assign(p, p + n_grid);
+  std::vector<at::Tensor> candidates;
+  // Evaluates one round with a single read-back: the device keeps working through every trial
+  // without waiting for the host.
+  auto run_round = [&](const std::vector<double>& alphas) {
+    std::vector<at::Tensor> losses;
+    for (double a : alphas) {
+      candidates.push_back(awq_scale_candidates(x_mean, w_mean, a, duo));
+      losses.push_back(loss_fn(candidates.back()).to(at::kDouble).reshape({}));
+    }
+    at::Tensor all = at::stack(losses);
+    if (reduce) reduce(all);
+    all = all.cpu().contiguous();
+    const double* p = all.data_ptr<double>();
+    r.losses.insert(r.losses.end(), p, p + alphas.size());
+    r.alphas.insert(r.alphas.end(), alphas.begin(), alphas.end());
+  };
+  std::vector<double> grid;
+  for (int k = 0; k < n_grid; ++k) grid.push_back(double(k) / n_grid);
+  run_round(grid);
   r.best_index = awq_pick_best(r.losses, group_name);
-  r.best_alpha = double(r.best_index) / n_grid;
+
+  double spacing = 1.0 / n_grid;
+  for (int round = 2; round <= refine.rounds; ++round) {
+    spacing /= refine.points_per_side + 1;
+    if (spacing < kAwqRefineMinSpacing) break;
+    const double center = r.alphas[r.best_index];
+    std::vector<double> alphas;
+    for (int j = 1; j <= refine.points_per_side; ++j)
+      for (double a : {center - j * spacing, center + j * spacing})
+        if (a >= 0.0 && a <= 1.0) alphas.push_back(a);
+    const size_t first = r.losses.size();
+    run_round(alphas);
+    for (size_t i = first; i < r.losses.size(); ++i)
+      if (std::isfinite(r.losses[i]) && r.losses[i] < r.losses[r.best_index])
+        r.best_index = static_cast<int>(i);
+    r.rounds = round;
+  }
+  r.best_alpha = r.alphas[r.best_index];
   r.best_loss = r.losses[r.best_index];
   r.scales = candidates[r.best_index];
   return r;
@@ -93,10 +120,11 @@ AwqSearchResult awq_search_scales(const at::Tensor& x_mean, const at::Tensor& w_
 
 AwqSearchResult awq_search_scales_host(const at::Tensor& x_mean, const at::Tensor& w_mean,
                                        int n_grid, bool duo, const AwqLossFn& loss_fn,
-                                       const std::string& group_name) {
+                                       const std::string& group_name, const AwqRefine& refine) {
   return awq_search_scales(
       x_mean, w_mean, n_grid, duo,
-      [&](const at::Tensor& s) { return at::scalar_tensor(loss_fn(s), at::kDouble); }, group_name);
+      [&](const at::Tensor& s) { return at::scalar_tensor(loss_fn(s), at::kDouble); }, group_name,
+      {}, refine);
 }
 
 at::Tensor awq_trial_weight(const at::Tensor& w, const at::Tensor& scales,

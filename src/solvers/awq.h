@@ -58,19 +58,36 @@ using AwqLossReduce = std::function<void(at::Tensor& losses)>;
 
 struct AwqSearchResult {
   at::Tensor scales;    // float32 [K], the winning candidate
-  int best_index = -1;  // k of the winning α = k / n_grid
+  int best_index = -1;  // index into `losses` of the winner (k of α = k / n_grid in round 1)
   double best_alpha = 0.0;
   double best_loss = 0.0;
-  std::vector<double> losses;  // one per grid point (non-finite kept as is)
+  std::vector<double> losses;  // per candidate tried, grid first (non-finite kept as is)
+  std::vector<double> alphas;  // the α of each entry of `losses`
+  int rounds = 1;              // rounds actually run (refinement stops once the spacing < 1e-6)
 };
 
+// Refinement of the scale search (--iter, --search-step). Round 1 is the grid α = k/n_grid.
+// Round r > 1 tries `points_per_side` points on each side of the best α so far at spacing
+// δ_r = δ_{r−1} / (points_per_side + 1), δ_1 = 1/n_grid — i.e. it subdivides the two grid
+// intervals around the best — keeping α in [0, 1]. A candidate replaces the best only with a
+// strictly smaller finite loss, so the result is never worse than round 1's. rounds = 1 is the
+// plain reference search.
+struct AwqRefine {
+  int rounds = 1;
+  int points_per_side = 1;
+};
+constexpr double kAwqRefineMinSpacing = 1e-6;
+
+// The scale search. With `reduce`, every round's stacked losses pass through it before the pick
+// (data-parallel ranks then pick the same α in every round).
 AwqSearchResult awq_search_scales(const at::Tensor& x_mean, const at::Tensor& w_mean, int n_grid,
                                   bool duo, const AwqTensorLossFn& loss_fn,
-                                  const std::string& group_name, const AwqLossReduce& reduce = {});
+                                  const std::string& group_name, const AwqLossReduce& reduce = {},
+                                  const AwqRefine& refine = {});
 // Convenience for host losses (tests, tools): the same search with loss_fn returning double.
 AwqSearchResult awq_search_scales_host(const at::Tensor& x_mean, const at::Tensor& w_mean,
                                        int n_grid, bool duo, const AwqLossFn& loss_fn,
-                                       const std::string& group_name);
+                                       const std::string& group_name, const AwqRefine& refine = {});
 
 // Index of the smallest finite loss (first on ties); InputError naming `group_name` if none.
 int awq_pick_best(const std::vector<double>& losses, const std::string& group_name);

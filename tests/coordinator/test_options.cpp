@@ -140,6 +140,7 @@ TEST(Options, ValidationErrors) {
       {"--model_path", "/m", "--gptq", "--mse", "-1"},              // [0, 100]
       {"--model_path", "/m", "--gptq", "--clip-tokens", "0"},       // AWQ only
       {"--model_path", "/m", "--clip-tokens", "-5"},                // >= 0
+      {"--model_path", "/m", "--gptq", "--iter", "3"},              // AWQ only
       {"--model_path", "/m", "--salient-quota", "1.5"},             // [0, 1]
       {"--model_path", "/m", "--seq_len", "0"},                     // >= 1
       {"--model_path", "/m", "--format", "gptq"},                   // AWQ can't fill it
@@ -166,6 +167,11 @@ TEST(Options, MseAndClipTokensReachTheSolvers) {
   const Options a = parse({"--model_path", "/m", "--clip_tokens", "0"});
   EXPECT_EQ(awq_settings(a, 1).clip_tokens, 0);
   EXPECT_EQ(awq_settings(parse({"--model_path", "/m"}), 1).clip_tokens, 512);
+  const Options r = parse({"--model_path", "/m", "--iter", "4", "--search-step", "2"});
+  EXPECT_EQ(awq_settings(r, 1).refine.rounds, 4);
+  EXPECT_EQ(awq_settings(r, 1).refine.points_per_side, 2);
+  // --max_quality's AWQ presets do not stop a GPTQ run.
+  EXPECT_EQ(parse({"--model_path", "/m", "--gptq", "--max_quality"}).iter, 40);
 }
 
 TEST(Options, ComingFlagsAreReported) {

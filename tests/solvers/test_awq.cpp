@@ -91,6 +91,50 @@ TEST(AwqSearch, ReduceHookDecidesTheArgmin) {
   EXPECT_DOUBLE_EQ(r.losses[0], 4.0);
 }
 
+// --iter / --search-step: a loss with its minimum between grid points, α* = 0.537 (the grid of
+// 20 can only reach 0.55). Bisection-like rounds (one point per side, spacing halved) must close
+// in on α*; the loss is never worse than the grid's; the round count stops at the 1e-6 spacing.
+TEST(AwqSearch, RefinementRoundsCloseInOnTheMinimum) {
+  const auto xm = at::tensor({0.5f, 4.0f, 2.0f, 9.0f}), wm = at::tensor({1.0f, 0.25f, 0.5f, 0.1f});
+  const double target = 0.537;
+  const at::Tensor s_star = awq_scale_candidates(xm, wm, target, true);
+  auto loss = [&](const at::Tensor& s) { return (s - s_star).pow(2).sum().item<double>(); };
+  const auto grid = awq_search_scales_host(xm, wm, 20, true, loss, "g");
+  EXPECT_DOUBLE_EQ(grid.best_alpha, 0.55);
+  EXPECT_EQ(grid.rounds, 1);
+  EXPECT_EQ(grid.losses.size(), 20u);
+
+  const auto fine = awq_search_scales_host(xm, wm, 20, true, loss, "g", {12, 1});
+  EXPECT_EQ(fine.rounds, 12);
+  EXPECT_EQ(fine.losses.size(), 20u + 2u * 11u);
+  EXPECT_NEAR(fine.best_alpha, target, 1e-4);  // the grid alone is 0.013 off
+  EXPECT_LT(fine.best_loss, grid.best_loss);
+  EXPECT_DOUBLE_EQ(fine.alphas[fine.best_index], fine.best_alpha);
+  EXPECT_TRUE(at::equal(fine.scales, awq_scale_candidates(xm, wm, fine.best_alpha, true)));
+
+  // --max_quality's --iter 40 --search-step 2: spacing 0.05 / 3^(r−1) falls below 1e-6 after
+  // round 10 (0.05 / 3^10 = 8.5e-7), so round 11 is not run.
+  const auto mq = awq_search_scales_host(xm, wm, 20, true, loss, "g", {40, 2});
+  EXPECT_EQ(mq.rounds, 10);
+  EXPECT_LE(mq.best_loss, fine.best_loss * 1.0001 + 1e-12);
+  EXPECT_THROW(awq_search_scales_host(xm, wm, 20, true, loss, "g", {0, 1}), InputError);
+}
+
+// A refinement round can only replace the best with a strictly smaller loss: candidates that
+// tie with the grid's winner leave it in place.
+TEST(AwqSearch, RefinementNeverLeavesAnEqualBest) {
+  const auto xm = at::tensor({0.5f, 4.0f, 2.0f}), wm = at::tensor({1.0f, 0.25f, 0.5f});
+  int calls = 0;
+  auto loss = [&](const at::Tensor&) {
+    const int c = calls++;
+    return c == 7 || c >= 10 ? 1.0 : 2.0;  // grid point 7 wins; every refinement ties with it
+  };
+  const auto r = awq_search_scales_host(xm, wm, 10, true, loss, "g", {3, 1});
+  EXPECT_EQ(r.best_index, 7);
+  EXPECT_DOUBLE_EQ(r.best_alpha, 0.7);
+  EXPECT_EQ(calls, 10 + 2 + 2);
+}
+
 TEST(AwqSearch, MatchesFloat64Reference) {
   const int64_t k = 128, n = 64;
   const auto x = test::correlated_inputs(256, k, 21);
