@@ -146,6 +146,7 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
         s.value("rank", -1), s.value("quantize_s", 0.0), s.value("peak_gpu_allocated_gib", 0.0),
         s.value("bytes_out", 0) / 1e6, s.value("bytes_in", 0) / 1e6, s.value("calls", 0));
   out.write_json("shardquant_summary.json", sj);
+  write_salient_dump(o, summary, out);
   log()->info("{}", summary.table());
   flush_logs();
   out.commit();

@@ -61,7 +61,8 @@ void record_block(const RankRun& run, rank::Block& block, const rank::BlockQuant
                             {"diagonal_floor", r.stats.diagonal_floor},
                             {"rtn_fallback", r.stats.rtn_fallback},
                             {"dead_columns", r.stats.dead_columns},
-                            {"note", r.note}});
+                            {"note", r.note},
+                            {"salient", r.salient}});
   rep.blocks.push_back(b);
   log()->info("block {}/{}: {} linears quantized in {} (mean error {:.4g})", block.index() + 1,
               run.plan.blocks.size(), res.quantized.size(), human_seconds(seconds),

@@ -26,6 +26,7 @@ rank::BlockQuantResult report_as_result(const nlohmann::json& block) {
     r.stats.rtn_fallback = j.at("rtn_fallback");
     r.stats.dead_columns = j.at("dead_columns");
     r.note = j.at("note");
+    r.salient = j.value("salient", std::vector<int64_t>{});
     res.reports.push_back(r);
   }
   return res;

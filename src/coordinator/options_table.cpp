@@ -10,7 +10,6 @@ namespace sq::coordinator::table {
 namespace {
 
 using K = Kind;
-constexpr const char* kAwqSearch = "AWQ search";
 
 const std::vector<FlagRow> kFlags = {
     // name, kind, value, default, help, choices, coming
@@ -66,10 +65,14 @@ const std::vector<FlagRow> kFlags = {
      "keep in floating point: block indices (0,1,-1; negative from the end) or linear-name "
      "substrings (mlp.down_proj)",
      "", nullptr},
-    {"dump_salient", K::kString, "PATH", "", "write salient outlier column indices (JSON)", "",
-     kAwqSearch},
-    {"salient_quota", K::kDouble, "X", "0.004", "fraction of salient columns in [0,1]", "",
-     kAwqSearch},
+    {"dump_salient", K::kString, "PATH", "",
+     "write each quantized linear's salient input columns as JSON (AWQ: largest mean abs(x), "
+     "GPTQ: largest Hessian diagonal); a path inside the output dir appears with it",
+     "", nullptr},
+    {"salient_quota", K::kDouble, "X", "0.004",
+     "fraction of each linear's input columns --dump-salient lists, in [0,1] (at least one "
+     "when > 0)",
+     "", nullptr},
     {"max_quality", K::kBool, "", "off",
      "high-quality presets (CPU, keep blocks 0,1,-1, desc-act, zero point, iter 40, "
      "search-step 2, splits train,valid, salient dump); output dir gets -MAX",
@@ -173,6 +176,11 @@ const std::vector<ExclusionRow> kExclusions = {
 bool cuda_with_force_cpu(const Options& o) {
   return o.force_cpu && o.device.rfind("cuda", 0) == 0;
 }
+// An explicit --salient-quota does nothing without a dump to write.
+bool salient_quota_without_dump(const Options& o) {
+  return o.is_explicit("salient_quota") && o.dump_salient.empty();
+}
+
 bool calib_cache_not_hdf5(const Options& o) {
   auto ends = [&](const std::string& suf) {
     return o.calib_cache.size() >= suf.size() &&
@@ -189,6 +197,12 @@ const std::vector<RuleRow> kRules = {
     {"calibration cache is HDF5", calib_cache_not_hdf5,
      [](const Options& o) {
        return "--calib-cache '" + o.calib_cache + "': expected a .h5 or .hdf5 file name";
+     }},
+    {"salient quota needs a dump", salient_quota_without_dump,
+     [](const Options&) {
+       return std::string(
+           "--salient-quota only sets how many columns --dump-salient PATH lists; "
+           "add --dump-salient");
      }},
 };
 

@@ -151,6 +151,7 @@ int run_quantize(const Options& o, const Plan& plan) {
   summary.set_output(files, copied, qs);
   summary.set_total(seconds_between(t_start, clock::now()));
   out.write_json("shardquant_summary.json", summary.json());
+  write_salient_dump(o, summary, out);
   log()->info("{}", summary.table());
   flush_logs();
   out.commit();

@@ -1,6 +1,7 @@
 #include "coordinator/run_support.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
@@ -10,6 +11,8 @@
 #include "common/log.h"
 #include "io/gptq_rewrite.h"
 #include "rank/device.h"
+
+namespace fs = std::filesystem;
 
 namespace sq::coordinator {
 
@@ -99,6 +102,7 @@ rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch) {
   s.n_grid = o.n_grid;
   s.clip_tokens = o.clip_tokens;
   s.refine = {o.iter, o.search_step};
+  s.salient_quota = o.dump_salient.empty() ? -1.0 : o.salient_quota;
   s.micro_batch = micro_batch;
   return s;
 }
@@ -110,6 +114,7 @@ rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch) {
   s.gptq.act_order = o.desc_act;
   s.gptq.static_groups = o.static_groups;
   s.propagate_fp = o.propagate == Propagate::kFp;
+  s.salient_quota = o.dump_salient.empty() ? -1.0 : o.salient_quota;
   s.micro_batch = micro_batch;
   return s;
 }
@@ -227,6 +232,7 @@ void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, doubl
                             {"rtn_fallback", rep.stats.rtn_fallback},
                             {"dead_columns", rep.stats.dead_columns},
                             {"note", rep.note}});
+    if (!rep.salient.empty()) salient_[rep.name] = rep.salient;
   }
   b["notes"] = r.notes;
   b["phases_s"] = r.phase_seconds;
@@ -236,6 +242,28 @@ void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, doubl
     slot = (slot.is_number() ? slot.get<double>() : 0.0) + secs;
   }
   j_["blocks"].push_back(b);
+}
+
+void write_salient_dump(const Options& o, const RunSummary& summary, const io::OutputDir& out) {
+  if (o.dump_salient.empty()) return;
+  const nlohmann::json j = {
+      {"salient_quota", o.salient_quota},
+      {"method", to_string(o.method)},
+      {"statistic", o.method == Method::kAwq ? "mean |x| per input column"
+                                             : "Hessian diagonal (sum of x^2) per input column"},
+      {"linears", summary.salient()}};
+  const fs::path target = fs::absolute(o.dump_salient).lexically_normal();
+  const fs::path final_dir = fs::path(out.final_path()).lexically_normal();
+  const fs::path rel = target.lexically_relative(final_dir);
+  const bool inside = !rel.empty() && *rel.begin() != ".." && rel != ".";
+  if (inside) {
+    fs::create_directories((fs::path(out.partial_path()) / rel).parent_path());
+    out.write_json(rel.string(), j);
+  } else {
+    io::write_json_file(target.string(), j);
+  }
+  log()->info("salient columns of {} linears written to {}", summary.salient().size(),
+              target.string());
 }
 
 void RunSummary::set_output(const std::vector<std::string>& shards,

@@ -69,12 +69,20 @@ class RunSummary {
                   const io::QuantSettings& qs);
   void set_total(double seconds);
   const nlohmann::json& json() const { return j_; }
+  // --dump-salient: the salient columns of every quantized linear seen by add_block, by name.
+  const nlohmann::json& salient() const { return salient_; }
   // The end-of-run table: time per phase, error per layer (mean over blocks), fallbacks,
   // the calibration seq_len actually used.
   std::string table() const;
 
  private:
   nlohmann::json j_;
+  nlohmann::json salient_ = nlohmann::json::object();
 };
+
+// Writes --dump-salient's JSON ({"salient_quota", "method", "statistic", "linears": {name:
+// [columns]}}) when the option is set: into the output's partial directory when the path lies
+// inside the output directory (so it appears with the checkpoint), else atomically at the path.
+void write_salient_dump(const Options& o, const RunSummary& summary, const io::OutputDir& out);
 
 }  // namespace sq::coordinator

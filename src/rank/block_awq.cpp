@@ -129,6 +129,31 @@ at::Tensor clip_max_data_parallel(const at::Tensor& w, const at::Tensor& xin,
   return solvers::awq_clip_pick(w, sums, r.sum(xs.size(0)), scheme, opts).max_val;
 }
 
+// --dump-salient: each quantized linear's salient columns by mean |x| of its unscaled input
+// (summed over the ranks in data-parallel mode; every rank calls the same reductions in the
+// same order). Linears no token reached get none.
+std::map<std::string, std::vector<int64_t>> salient_by_linear(
+    const Block& block, const std::vector<std::string>& quantizable, InputCapture& cap,
+    const at::Tensor& mask, double quota, const Reducer* dp) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const auto& name : quantizable) {
+    const int64_t k = block.linear(name).weight.size(1);
+    at::Tensor sum = at::zeros({k}, at::TensorOptions(at::kFloat).device(block.device()));
+    int64_t rows = 0;
+    if (cap.has(name)) {
+      const at::Tensor xr = real_rows(cap.input(name), mask, true);
+      sum = solvers::awq_x_abs_sum(xr);
+      rows = xr.size(0);
+    }
+    if (dp) {
+      dp->sum(sum);
+      rows = dp->sum(rows);
+    }
+    if (rows > 0) out[name] = solvers::salient_columns(sum, quota);
+  }
+  return out;
+}
+
 }  // namespace
 
 BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
@@ -148,6 +173,10 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
                              [&](const at::Tensor&) { cap.begin_batch(); });
   cap.finish();
   clock.lap("awq capture");
+  // Before any scaling touches the cached inputs.
+  const auto salient = st.salient_quota >= 0
+                           ? salient_by_linear(block, quantizable, cap, mask, st.salient_quota, dp)
+                           : std::map<std::string, std::vector<int64_t>>{};
   const std::string router =
       block.spec().role("router").empty() ? "" : block.prefix() + "." + block.spec().role("router");
   const std::string shared_gate =
@@ -348,6 +377,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     r.error = q.stats.error;
     r.stats = q.stats;
     r.seconds = seconds_since(t0);
+    if (auto it = salient.find(name); it != salient.end()) r.salient = it->second;
     res.reports.push_back(r);
     res.quantized.emplace(name, std::move(q));
   }

@@ -53,6 +53,11 @@ std::vector<Solved> solve_set(Block& block, HessianCapture& hc, const std::vecto
       if (!H.defined()) H = acc.finalize();
       sv.q = solvers::gptq_quantize(l.weight.to(at::kFloat), H, st.scheme, st.gptq, name);
     }
+    if (st.salient_quota >= 0 && acc.tokens() > 0) {
+      // Every linear of the set shares H; its diagonal is Σx² per input column.
+      if (!H.defined()) H = acc.finalize();
+      sv.report.salient = solvers::salient_columns(H.diagonal(), st.salient_quota);
+    }
     sv.report.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out.push_back(std::move(sv));

@@ -41,6 +41,7 @@ struct AwqSettings {
   int n_grid = 20;
   int64_t clip_tokens = 512;  // clip search tokens (stride sampled); 0 = every token
   solvers::AwqRefine refine;  // --iter / --search-step rounds of the scale search
+  double salient_quota = -1;  // ≥ 0: report each linear's salient columns (--dump-salient)
   int64_t micro_batch = 8;
 };
 
@@ -49,6 +50,7 @@ struct GptqSettings {
   solvers::GptqOptions gptq;
   bool propagate_fp = false;
   int64_t micro_batch = 8;
+  double salient_quota = -1;  // ≥ 0: report each linear's salient columns (--dump-salient)
 };
 
 struct LinearReport {
@@ -56,7 +58,8 @@ struct LinearReport {
   double error = 0;  // solver's error (see SolveStats::error)
   double seconds = 0;
   solvers::SolveStats stats;
-  std::string note;  // e.g. the chosen AWQ α
+  std::string note;              // e.g. the chosen AWQ α
+  std::vector<int64_t> salient;  // --dump-salient: solvers::salient_columns of its input
 };
 
 struct BlockQuantResult {

@@ -127,6 +127,19 @@ AwqSearchResult awq_search_scales_host(const at::Tensor& x_mean, const at::Tenso
       {}, refine);
 }
 
+std::vector<int64_t> salient_columns(const at::Tensor& stat, double quota) {
+  const int64_t k = stat.numel();
+  if (quota <= 0 || k == 0) return {};
+  const auto count =
+      std::min<int64_t>(k, std::max<int64_t>(1, static_cast<int64_t>(std::ceil(quota * k))));
+  // Stable descending sort: ties keep the lower column first on every device.
+  const auto order =
+      std::get<1>(at::sort(stat.reshape({-1}).to(at::kCPU, at::kDouble), /*stable=*/true,
+                           /*dim=*/0, /*descending=*/true));
+  const int64_t* p = order.data_ptr<int64_t>();
+  return std::vector<int64_t>(p, p + count);
+}
+
 at::Tensor awq_trial_weight(const at::Tensor& w, const at::Tensor& scales,
                             const QuantScheme& scheme) {
   auto s = scales.to(w.device(), at::kFloat).reshape({1, -1});

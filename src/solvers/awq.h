@@ -40,6 +40,12 @@ at::Tensor awq_x_mean(const at::Tensor& x);
 // concatenated along the output dimension (all must share K). float32 [K].
 at::Tensor awq_w_mean(const std::vector<at::Tensor>& member_weights, int64_t group_size);
 
+// The salient input columns of a linear (AWQ's "salient channels", --dump-salient): the
+// max(1, ceil(quota·K)) columns with the largest statistic (mean |x| for AWQ, the Hessian
+// diagonal for GPTQ), largest first, the lower index first on ties; none when quota is 0.
+// `stat` is [K] on any device.
+std::vector<int64_t> salient_columns(const at::Tensor& stat, double quota);
+
 // ---- search --------------------------------------------------------------------------------
 // duo: s = x_mean^α / (w_mean^(1−α) + 1e-4); otherwise s = x_mean^α. Then clamp(min 1e-4),
 // s /= sqrt(max(s)·min(s)), non-finite → 1. float32 [K].

@@ -172,22 +172,6 @@ TEST_F(WithModel, BadEnvValueNamesTheVariable) {
   EXPECT_NE(q.err.find("EXTRA_ARGS"), std::string::npos) << q.err;
 }
 
-TEST_F(WithModel, RealRunRefusesFlagsNotBuiltYet) {
-  const auto* row = coordinator::table::find_flag("dump_salient");
-  if (!row->coming) GTEST_SKIP() << "--dump-salient is built now";
-  const std::string out = tmp_ / "run-out";
-  auto r = run_shardquant(
-      {"--model_path", model_, "--output_dir", out, "--dump-salient", tmp_ / "s.json"});
-  EXPECT_EQ(r.code, 2) << r.all();
-  EXPECT_NE(r.err.find("--dump_salient"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("not available in this build yet"), std::string::npos) << r.err;
-  EXPECT_FALSE(fs::exists(out)) << "refused before anything is written";
-  // A dry run accepts it with a warning.
-  auto d = dry({"--model_path", model_, "--output_dir", out, "--dump-salient", tmp_ / "s.json"});
-  EXPECT_EQ(d.code, 0) << d.all();
-  EXPECT_NE(d.err.find("no effect"), std::string::npos) << d.err;
-}
-
 TEST_F(WithModel, LogFileGetsRankTaggedLines) {
   const std::string log = tmp_ / "logs/q.log";
   auto r = dry({"--model_path", model_, "--log-file", log});

@@ -4,6 +4,7 @@
 // in-process solve of block 0 with the same inputs, a repeated run is byte-identical, the input
 // directory is untouched, and `shardquant eval` accepts the quantized directory.
 #include <cmath>
+#include <set>
 
 #include "cli/test_quantize_e2e_checks.h"
 #include "coordinator/options.h"
@@ -156,6 +157,51 @@ TEST_F(QuantizeE2E, GptqW4SymActOrder) {
   run_and_check(args, tmp_ / "gptq_act", Expect{"gptq", 4, 128, true, true});
   if (HasFatalFailure()) return;
   check_block0_matches_solver(args, tmp_ / "gptq_act");
+}
+
+// The --max_quality knobs on a real run: --iter/--search-step/--clip-tokens reach the solver
+// (block 0 re-solved in-process with the same options matches the file), and --dump-salient
+// writes every quantized linear's salient columns — inside the output directory it appears
+// with the checkpoint, outside it at the path given.
+TEST_F(QuantizeE2E, AwqSearchKnobsAndSalientDump) {
+  const std::string out = tmp_ / "knobs";
+  const auto args =
+      with(base_args(out), {"--iter", "3", "--search-step", "2", "--clip-tokens", "0",
+                            "--dump-salient", out + "/outlier.json", "--salient-quota", "0.01"});
+  run_and_check(args, out, Expect{"awq", 4, 128, false, false});
+  if (HasFatalFailure()) return;
+  check_block0_matches_solver(args, out);
+  const auto summary = io::read_json_file(out + "/shardquant_summary.json");
+  EXPECT_EQ(summary.at("settings").at("iter"), 3);
+  EXPECT_EQ(summary.at("settings").at("clip_tokens"), 0);
+  const auto dump = io::read_json_file(out + "/outlier.json");
+  EXPECT_EQ(dump.at("method"), "awq");
+  const auto& linears = dump.at("linears");
+  EXPECT_EQ(linears.size(), 42u);  // 6 blocks × 7 linears
+  for (auto it = linears.begin(); it != linears.end(); ++it) {
+    const bool down = it.key().find("down_proj") != std::string::npos;
+    const int64_t k = down ? 1024 : 384;
+    const auto cols = it.value().get<std::vector<int64_t>>();
+    EXPECT_EQ(cols.size(), static_cast<size_t>(down ? 11 : 4)) << it.key();  // ceil(0.01·K)
+    std::set<int64_t> distinct(cols.begin(), cols.end());
+    EXPECT_EQ(distinct.size(), cols.size()) << it.key();
+    for (int64_t c : cols) EXPECT_TRUE(c >= 0 && c < k) << it.key() << " column " << c;
+  }
+  // q, k and v read the same input: the same salient columns.
+  EXPECT_EQ(linears.at("model.layers.0.self_attn.q_proj"),
+            linears.at("model.layers.0.self_attn.v_proj"));
+
+  // GPTQ, dump outside the output directory.
+  const std::string gout = tmp_ / "gknobs", gdump = tmp_ / "dumps/g.json";
+  fs::create_directories(tmp_ / "dumps");
+  auto r = run_shardquant(
+      with(base_args(gout), {"--gptq", "--bits", "4", "--mse", "2.4", "--dump-salient", gdump}));
+  ASSERT_EQ(r.code, 0) << r.all();
+  const auto g = io::read_json_file(gdump);
+  EXPECT_EQ(g.at("method"), "gptq");
+  EXPECT_EQ(g.at("linears").size(), 42u);
+  EXPECT_EQ(g.at("linears").at("model.layers.1.mlp.down_proj").size(), 5u);  // ceil(.004·1024)
+  EXPECT_EQ(io::read_json_file(gout + "/quantize_config.json").at("mse"), 2.4);
 }
 
 }  // namespace

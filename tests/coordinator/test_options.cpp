@@ -141,6 +141,7 @@ TEST(Options, ValidationErrors) {
       {"--model_path", "/m", "--gptq", "--clip-tokens", "0"},       // AWQ only
       {"--model_path", "/m", "--clip-tokens", "-5"},                // >= 0
       {"--model_path", "/m", "--gptq", "--iter", "3"},              // AWQ only
+      {"--model_path", "/m", "--salient-quota", "0.01"},            // needs --dump-salient
       {"--model_path", "/m", "--salient-quota", "1.5"},             // [0, 1]
       {"--model_path", "/m", "--seq_len", "0"},                     // >= 1
       {"--model_path", "/m", "--format", "gptq"},                   // AWQ can't fill it
