@@ -82,15 +82,15 @@ quantize() {
     rtn-w4 | rtn-w3)
       "$QTOOL" rtn "${cell#rtn-w}" "$out" -- --model_path "$MODEL" --device "$DEVICE" "${qd[@]}" ;;
     awq-w4)
-      "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --awq --bits 4 "${awq[@]}" --quiet ;;
+      "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --awq --bits 4 "${awq[@]}" ;;
     awq-w3)
       "$QTOOL" awq 3 "$out" -- --model_path "$MODEL" "${awq[@]}" ;;
     gptq-w4 | gptq-w3)
       "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --gptq --bits "${cell#gptq-w}" \
-        --zero-point "${gptq[@]}" --quiet ;;
+        --zero-point "${gptq[@]}" ;;
     gptq-act-w4 | gptq-act-w3)
       "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --gptq --bits "${cell#gptq-act-w}" \
-        --zero-point --desc-act "${gptq[@]}" --quiet ;;
+        --zero-point --desc-act "${gptq[@]}" ;;
     *) echo "quality.sh: unknown cell $cell" >&2; return 2 ;;
   esac
 }

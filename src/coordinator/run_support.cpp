@@ -252,14 +252,16 @@ void write_salient_dump(const Options& o, const RunSummary& summary, const io::O
       {"statistic", o.method == Method::kAwq ? "mean |x| per input column"
                                              : "Hessian diagonal (sum of x^2) per input column"},
       {"linears", summary.salient()}};
-  const fs::path target = fs::absolute(o.dump_salient).lexically_normal();
-  const fs::path final_dir = fs::path(out.final_path()).lexically_normal();
+  // weakly_canonical on both sides: a symlinked prefix must not hide that the path is inside.
+  const fs::path target = fs::weakly_canonical(fs::absolute(o.dump_salient));
+  const fs::path final_dir = fs::weakly_canonical(out.final_path());
   const fs::path rel = target.lexically_relative(final_dir);
   const bool inside = !rel.empty() && *rel.begin() != ".." && rel != ".";
   if (inside) {
     fs::create_directories((fs::path(out.partial_path()) / rel).parent_path());
     out.write_json(rel.string(), j);
   } else {
+    fs::create_directories(target.parent_path());
     io::write_json_file(target.string(), j);
   }
   log()->info("salient columns of {} linears written to {}", summary.salient().size(),
