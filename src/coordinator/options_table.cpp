@@ -39,9 +39,8 @@ const std::vector<FlagRow> kFlags = {
     {"damp_percent", K::kDouble, "X", "0.01",
      "GPTQ: Hessian damping, fraction of mean diag in (0,1]", "", nullptr},
     {"mse", K::kDouble, "X", "0 (off)",
-     "GPTQ: search each group's range for the smallest sum of abs(error)^X (GPTQModel's mse; 2.4 "
-     "is "
-     "usual; 0 = plain min/max)",
+     "GPTQ: search each group's range for the smallest sum of abs(error)^X (GPTQModel's mse; "
+     "2.4 is usual; 0 = plain min/max)",
      "", nullptr},
     {"true_sequential", K::kBool, "", "on", "GPTQ: quantize a block's linears in sequence", "",
      nullptr},

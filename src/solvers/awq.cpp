@@ -105,6 +105,7 @@ AwqSearchResult awq_search_scales(const at::Tensor& x_mean, const at::Tensor& w_
     for (int j = 1; j <= refine.points_per_side; ++j)
       for (double a : {center - j * spacing, center + j * spacing})
         if (a >= 0.0 && a <= 1.0) alphas.push_back(a);
+    if (alphas.empty()) break;
     const size_t first = r.losses.size();
     run_round(alphas);
     for (size_t i = first; i < r.losses.size(); ++i)
