@@ -27,10 +27,24 @@ at::Tensor with_diagonal_shift(const at::Tensor& h, double shift) {
   return out;
 }
 
-// Damping ×10 per failure up to 1.0; then shift the spectrum so that its minimum is
-// mean(diag H) (the "diagonal floor"). Returns an undefined tensor when even that fails, in
-// which case the caller falls back to RTN.
-at::Tensor robust_hinv(const at::Tensor& h, double damp_percent, SolveStats& stats) {
+// Group parameters at column `col` (processing order) from the current weights: columns inside
+// the current block come from its working copy, later columns from the global weight (only read
+// when the group starts at the block start, where both agree).
+GroupParams params_at_boundary(const at::Tensor& w, const at::Tensor& w1, int64_t i1, int64_t i2,
+                               int64_t col, int64_t group, const QuantScheme& scheme) {
+  const int64_t end = std::min(col + group, w.size(1));
+  const int64_t i = col - i1;
+  at::Tensor slice = end <= i2 ? w1.slice(1, i, i + (end - col))
+                               : at::cat({w1.slice(1, i), w.slice(1, i2, end)}, 1);
+  return find_group_params(slice, scheme, GridKind::kGptq);
+}
+
+}  // namespace
+
+// Why the ladder ends in a spectrum shift: damping only adds to the diagonal, and a Hessian whose
+// negative eigenvalue (rounding in fp32 sums) exceeds 1.0·mean(diag H) needs a shift sized from
+// the spectrum itself before RTN is the only option left.
+at::Tensor damped_inverse_factor(const at::Tensor& h, double damp_percent, SolveStats& stats) {
   const double mean_diag = h.diagonal().mean().item<double>();
   if (!std::isfinite(mean_diag) || !at::isfinite(h).all().item<bool>()) return {};
   double p = damp_percent;
@@ -55,20 +69,6 @@ at::Tensor robust_hinv(const at::Tensor& h, double damp_percent, SolveStats& sta
   if (u.defined()) stats.final_damp_percent = shift / std::max(mean_diag, 1e-8);
   return u;
 }
-
-// Group parameters at column `col` (processing order) from the current weights: columns inside
-// the current block come from its working copy, later columns from the global weight (only read
-// when the group starts at the block start, where both agree).
-GroupParams params_at_boundary(const at::Tensor& w, const at::Tensor& w1, int64_t i1, int64_t i2,
-                               int64_t col, int64_t group, const QuantScheme& scheme) {
-  const int64_t end = std::min(col + group, w.size(1));
-  const int64_t i = col - i1;
-  at::Tensor slice = end <= i2 ? w1.slice(1, i, i + (end - col))
-                               : at::cat({w1.slice(1, i), w.slice(1, i2, end)}, 1);
-  return find_group_params(slice, scheme, GridKind::kGptq);
-}
-
-}  // namespace
 
 QuantizedLinear gptq_quantize(const at::Tensor& w_in, const at::Tensor& h_in,
                               const QuantScheme& scheme, const GptqOptions& opts,
@@ -114,7 +114,7 @@ QuantizedLinear gptq_quantize(const at::Tensor& w_in, const at::Tensor& h_in,
   auto perm_cpu = perm.to(at::kCPU);
   const int64_t* perm_p = perm_cpu.data_ptr<int64_t>();
 
-  auto hinv_full = robust_hinv(h, opts.damp_percent, stats);
+  auto hinv_full = damped_inverse_factor(h, opts.damp_percent, stats);
   if (!hinv_full.defined()) {
     auto out = quantize_rtn(w_in.to(at::kFloat).masked_fill(dead.unsqueeze(0), 0.0), scheme,
                             GridKind::kGptq, name);

@@ -67,6 +67,13 @@ struct GptqOptions {
   bool static_groups = false;  // --static-groups
 };
 
+// Upper Cholesky factor of (H + damp·mean(diag H)·I)⁻¹ with the damping ladder of REFERENCE.md
+// §2: damp ×10 per Cholesky failure up to 1.0, then a spectrum shift to ≥ mean(diag H) (the
+// "diagonal floor"). Records the escalations, the final damp and the floor in `stats`. Returns an
+// undefined tensor when H is non-finite or even the floor fails (the caller falls back to RTN).
+// Shared by the per-linear solver and the fused CUDA driver.
+at::Tensor damped_inverse_factor(const at::Tensor& h, double damp_percent, SolveStats& stats);
+
 // `name` only labels error messages.
 QuantizedLinear gptq_quantize(const at::Tensor& w, const at::Tensor& h, const QuantScheme& scheme,
                               const GptqOptions& opts = {}, const std::string& name = "linear");

@@ -12,48 +12,6 @@
 namespace sq::solvers {
 namespace {
 
-// The same damping ladder as gptq.cpp (×10 per Cholesky failure up to 1.0, then a spectrum
-// shift to ≥ mean(diag H)); undefined when even that fails.
-at::Tensor upper_inverse_factor(const at::Tensor& h) {
-  auto [l, info] = at::linalg_cholesky_ex(h);
-  if (info.item<int64_t>() != 0 || !at::isfinite(l).all().item<bool>()) return {};
-  auto [u, info2] = at::linalg_cholesky_ex(at::cholesky_inverse(l), /*upper=*/true);
-  if (info2.item<int64_t>() != 0 || !at::isfinite(u).all().item<bool>()) return {};
-  return u;
-}
-
-at::Tensor shifted(const at::Tensor& h, double s) {
-  auto out = h.clone();
-  out.diagonal().add_(s);
-  return out;
-}
-
-at::Tensor damped_inverse_factor(const at::Tensor& h, double damp, SolveStats& st) {
-  const double mean_diag = h.diagonal().mean().item<double>();
-  if (!std::isfinite(mean_diag) || !at::isfinite(h).all().item<bool>()) return {};
-  double p = damp;
-  for (int attempt = 0;; ++attempt) {
-    auto u = upper_inverse_factor(shifted(h, p * mean_diag));
-    if (u.defined()) {
-      st.damp_escalations = attempt;
-      st.final_damp_percent = p;
-      return u;
-    }
-    const double next = p > 0 ? p * 10.0 : 0.01;
-    if (p >= 1.0 || next > 1.0 + 1e-9) {
-      st.damp_escalations = attempt;
-      break;
-    }
-    p = next;
-  }
-  st.diagonal_floor = true;
-  const double min_eig = at::linalg_eigvalsh(h).min().item<double>();
-  const double shift = std::max(0.0, -min_eig) + std::max(mean_diag, 1e-8);
-  auto u = upper_inverse_factor(shifted(h, shift));
-  if (u.defined()) st.final_damp_percent = shift / std::max(mean_diag, 1e-8);
-  return u;
-}
-
 void run_block(kernel::GptqBlockArgs& a, const at::Device& dev) {
   if (dev.is_cpu()) {
     kernel::gptq_block_host(a);
