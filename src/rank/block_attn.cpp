@@ -43,7 +43,9 @@ at::Tensor Block::attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const 
     o = layers::attention_fast(q, k, v, window, ctx.padding_mask, scaling);
   } else {
     at::Tensor bias = layers::attention_bias(B, T, window, ctx.padding_mask, device_);
-    o = layers::attention_core(q, k, v, bias, scaling, softcap);
+    // attention_bias is causal, so the query-chunked form applies (half the work and chunk/T of
+    // the score memory at long sequence lengths; the CPU path spends most of its time here).
+    o = layers::attention_causal_chunked(q, k, v, bias, scaling, softcap);
   }
   return o.transpose(1, 2).reshape({B, T, -1});
 }

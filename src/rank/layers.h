@@ -44,6 +44,16 @@ at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
 at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& bias, double scaling, double softcap);
 
+// attention_core() for a causal `bias` (attention_bias(): key j > query i is always masked),
+// computed in blocks of `chunk` queries, each against only the keys it can see ([0, end of the
+// block)): the masked upper triangle is never multiplied, soft-maxed or stored, so a long
+// sequence costs about half the work and chunk/T of the score memory. Equal to attention_core
+// up to summation order (tests/rank/test_attention_chunked.cpp: relative 1e-6 in fp32). T ≤
+// chunk is attention_core itself.
+at::Tensor attention_causal_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias, double scaling, double softcap,
+                                    int64_t chunk = 128);
+
 // Fused attention (at::scaled_dot_product_attention: flash / memory-efficient kernels, no
 // [B,H,T,T] score tensor) for what attention_core() computes from attention_bias(): causal,
 // optional sliding window and key padding. Padding *queries* may differ from the eager path

@@ -1,5 +1,6 @@
 // Attention masks and the attention core (eager attention as transformers writes it, with the
 // softmax and the mask addition in fp32).
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 
@@ -67,6 +68,26 @@ at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Te
   if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
   at::Tensor probs = at::softmax(scores.to(at::kFloat) + bias, -1).to(q.scalar_type());
   return at::matmul(probs, vv);
+}
+
+at::Tensor attention_causal_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias, double scaling, double softcap,
+                                    int64_t chunk) {
+  const int64_t T = q.size(2);
+  if (chunk <= 0 || T <= chunk) return attention_core(q, k, v, bias, scaling, softcap);
+  const at::Tensor kk = repeat_kv(k, q.size(1)), vv = repeat_kv(v, q.size(1));
+  at::Tensor out = at::empty({q.size(0), q.size(1), T, v.size(3)}, v.options());
+  for (int64_t i0 = 0; i0 < T; i0 += chunk) {
+    const int64_t i1 = std::min(T, i0 + chunk);
+    // Queries [i0, i1) see keys [0, i1) at most; the bias masks the rest of that range.
+    const at::Tensor qc = q.narrow(2, i0, i1 - i0);
+    at::Tensor scores = at::matmul(qc, kk.narrow(2, 0, i1).transpose(-1, -2)) * scaling;
+    if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
+    const at::Tensor b = bias.narrow(2, i0, i1 - i0).narrow(3, 0, i1);
+    at::Tensor probs = at::softmax(scores.to(at::kFloat) + b, -1).to(q.scalar_type());
+    out.narrow(2, i0, i1 - i0).copy_(at::matmul(probs, vv.narrow(2, 0, i1)));
+  }
+  return out;
 }
 
 bool fast_attention_usable(const at::Tensor& q, double softcap) {
