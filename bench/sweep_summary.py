@@ -7,6 +7,8 @@ Reads SWEEP lines (one per dtype, run tag, cell and seed) from stdin or the file
 them by (dtype, run tag, cell) and prints, per group, the number of seeds, the mean and sample
 standard deviation of both perplexities, their distance from the reference, the worst seed, and
 whether the mean is inside the 0.2 % bar on both test files. Markdown table on stdout.
+The anchors only mean something for runs of the full protocol (128x512 / 128x2048 calibration,
+all eval windows); reduced runs (GPTQ_N, EVAL_MAX_WINDOWS, ...) are compared all the same.
 """
 import collections
 import fileinput

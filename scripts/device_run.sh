@@ -71,7 +71,10 @@ stage_distgpu() {
   (cd $B && ctest -L dist -j4 --timeout 200 --output-on-failure) 2>&1 | grep -vE "^\s+Start|Passed" | tail -120
 }
 # bench/quality_sweep.sh with this build (DTYPES, SEEDS, CELLS from the environment).
-stage_sweep() { SHARDQUANT=$B/shardquant bash bench/quality_sweep.sh; }
+stage_sweep() {
+  SHARDQUANT=$B/shardquant bash bench/quality_sweep.sh
+  cp "${QUALITY_WORK:-/tmp/sq-quality}-sweep/sweep.txt" "$OUT/sweep.txt" 2>/dev/null || true
+}
 
 # Every named stage runs (device time is scarce: one failing stage must not skip the rest); the
 # exit status is non-zero when any failed. A failed build stops everything after it.
