@@ -50,6 +50,16 @@ at::Tensor repeat_kv(const at::Tensor& kv, int64_t q_heads) {
   return rep > 1 ? kv.repeat_interleave(rep, 1) : kv;
 }
 
+// softmax(q kᵀ · scaling (+softcap) + bias) v for q [B,H,Tq,D] against k/v already repeated to
+// H heads [B,H,Tk,·] and bias [B,1,Tq,Tk]; the eager path and each block of the chunked one.
+at::Tensor attend_rows(const at::Tensor& q, const at::Tensor& kk, const at::Tensor& vv,
+                       const at::Tensor& bias, double scaling, double softcap) {
+  at::Tensor scores = at::matmul(q, kk.transpose(-1, -2)) * scaling;
+  if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
+  at::Tensor probs = at::softmax(scores.to(at::kFloat) + bias, -1).to(q.scalar_type());
+  return at::matmul(probs, vv);
+}
+
 }  // namespace
 
 at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
@@ -63,11 +73,7 @@ at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
 
 at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& bias, double scaling, double softcap) {
-  const at::Tensor kk = repeat_kv(k, q.size(1)), vv = repeat_kv(v, q.size(1));
-  at::Tensor scores = at::matmul(q, kk.transpose(-1, -2)) * scaling;
-  if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
-  at::Tensor probs = at::softmax(scores.to(at::kFloat) + bias, -1).to(q.scalar_type());
-  return at::matmul(probs, vv);
+  return attend_rows(q, repeat_kv(k, q.size(1)), repeat_kv(v, q.size(1)), bias, scaling, softcap);
 }
 
 at::Tensor attention_causal_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -80,12 +86,9 @@ at::Tensor attention_causal_chunked(const at::Tensor& q, const at::Tensor& k, co
   for (int64_t i0 = 0; i0 < T; i0 += chunk) {
     const int64_t i1 = std::min(T, i0 + chunk);
     // Queries [i0, i1) see keys [0, i1) at most; the bias masks the rest of that range.
-    const at::Tensor qc = q.narrow(2, i0, i1 - i0);
-    at::Tensor scores = at::matmul(qc, kk.narrow(2, 0, i1).transpose(-1, -2)) * scaling;
-    if (softcap > 0) scores = at::tanh(scores / softcap) * softcap;
-    const at::Tensor b = bias.narrow(2, i0, i1 - i0).narrow(3, 0, i1);
-    at::Tensor probs = at::softmax(scores.to(at::kFloat) + b, -1).to(q.scalar_type());
-    out.narrow(2, i0, i1 - i0).copy_(at::matmul(probs, vv.narrow(2, 0, i1)));
+    out.narrow(2, i0, i1 - i0)
+        .copy_(attend_rows(q.narrow(2, i0, i1 - i0), kk.narrow(2, 0, i1), vv.narrow(2, 0, i1),
+                           bias.narrow(2, i0, i1 - i0).narrow(3, 0, i1), scaling, softcap));
   }
   return out;
 }
