@@ -5,6 +5,7 @@
 #   DTYPES="auto fp16 fp32" SEEDS="42 1 2" CELLS="gptq-w4 awq-w3" bash bench/quality_sweep.sh
 # Ends with the multi-seed means of the runs (bench/sweep_summary.py); all SWEEP lines of every
 # invocation accumulate in $QUALITY_WORK-sweep/sweep.txt.
+# SWEEP_LABEL (optional) is appended to each run's tag (e.g. to name an environment toggle).
 # Other environment as for bench/quality.sh (SHARDQUANT, DEVICE, ...). NOTES is not touched.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,7 @@ LINES=$BASE/sweep-$$.txt
 : > "$LINES"
 for dt in $DTYPES; do
   for seed in $SEEDS; do
-    tag=$seed-${CALIB_MIX:-proportional}-${CALIB_SAMPLING:-windows}-$(echo "${AWQ_EXTRA---no-duo-scaling}" | tr -d ' -' | cut -c1-24)-$(echo "${GPTQ_EXTRA:-}" | tr -d ' -')
+    tag=$seed-${CALIB_MIX:-proportional}-${CALIB_SAMPLING:-windows}-$(echo "${AWQ_EXTRA---no-duo-scaling}" | tr -d ' -' | cut -c1-24)-$(echo "${GPTQ_EXTRA:-}" | tr -d ' -')${SWEEP_LABEL:+-$SWEEP_LABEL}
     work=$BASE/$dt-$tag
     QUANT_DTYPE=$dt SEED=$seed QUALITY_WORK=$work NOTES=- bash "$ROOT/bench/quality.sh" >/dev/null 2>"$work.err" ||
       echo "sweep: dtype $dt seed $seed failed (see $work.err)"

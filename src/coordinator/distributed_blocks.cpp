@@ -83,7 +83,8 @@ rank::NamedTensors run_blocks_mode(RankRun& run, RankReport& rep) {
   const rank::MicroSink sink = [&](const rank::MicroBatch& mb, const at::Tensor& y) {
     if (r + 1 < W) rank::send_activations(t, r + 1, y, mb);
   };
-  const bool relay = run.o.method == Method::kGptq && run.o.propagate == Propagate::kQuant;
+  // Quantized activations exist only once the previous rank's blocks are solved: relay them.
+  const bool relay = run.o.propagate == Propagate::kQuant;
   log()->info("rank {}: blocks {}..{} ({})", r, range.first, range.last - 1,
               relay ? "relay of quantized activations" : "streamed FP activations");
 

@@ -47,8 +47,7 @@ DistMode resolve_mode(const Options& o) {
     case ParallelMode::kAuto:
       break;
   }
-  return o.method == Method::kGptq && o.propagate == Propagate::kQuant ? DistMode::kData
-                                                                       : DistMode::kBlocks;
+  return o.propagate == Propagate::kQuant ? DistMode::kData : DistMode::kBlocks;
 }
 
 std::vector<BlockRange> assign_blocks(const std::vector<int64_t>& costs, int world) {

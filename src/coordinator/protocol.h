@@ -38,8 +38,8 @@ namespace sq::coordinator {
 enum class DistMode { kBlocks, kData };
 const char* to_string(DistMode m);
 
-// --parallel auto: data for GPTQ with quantized propagation (a relay would be serial), else
-// blocks.
+// --parallel auto: data with quantized propagation (GPTQ's default, or AWQ with --propagate
+// quant: a relay would be serial), else blocks.
 DistMode resolve_mode(const Options& o);
 
 struct BlockRange {

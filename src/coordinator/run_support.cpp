@@ -102,6 +102,7 @@ rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch) {
   s.n_grid = o.n_grid;
   s.clip_tokens = o.clip_tokens;
   s.refine = {o.iter, o.search_step};
+  s.propagate_fp = o.propagate == Propagate::kFp;
   s.salient_quota = o.dump_salient.empty() ? -1.0 : o.salient_quota;
   s.micro_batch = micro_batch;
   return s;

@@ -167,7 +167,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   const std::set<std::string> quant_set(quantizable.begin(), quantizable.end());
 
   PhaseClock clock(block.device(), res.phase_seconds);
-  // 1. One FP forward: the next block's input (FP propagation) and every linear's input.
+  // 1. One FP forward: every linear's input and the next block's input under FP propagation.
   InputCapture cap;
   res.next_input = run_block(block, x, mask, st.micro_batch, &cap,
                              [&](const at::Tensor&) { cap.begin_batch(); });
@@ -382,6 +382,12 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     res.quantized.emplace(name, std::move(q));
   }
   clock.lap("awq clip + quantize");
+  // Propagate quant: the next block calibrates on what the quantized model will feed it. The
+  // block now holds the scaled norms and the fake-quantized weights, so a plain forward is that.
+  if (!st.propagate_fp) {
+    res.next_input = run_block(block, x, mask, st.micro_batch);
+    clock.lap("awq propagate");
+  }
   return res;
 }
 

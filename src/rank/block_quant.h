@@ -8,8 +8,10 @@
 //   undefined = no padding).
 //   Output: the canonical QuantizedLinear of every quantized linear (solvers/quant_grid.h), a
 //   report line per linear, and the next block's input [n, T, H]:
-//     AWQ  — the block's full-precision output computed before any change (FP propagation);
-//     GPTQ — the quantized block's output (propagate quant) or the FP output (propagate fp).
+//     propagate fp    — the block's full-precision output computed before any change (AWQ's
+//                       default, AutoAWQ/llm-awq semantics);
+//     propagate quant — the quantized block's output (GPTQ's default; for AWQ one more forward
+//                       after the block is scaled, clipped and quantized).
 //   Linears for which keep_fp(name) is true are neither scaled nor quantized (AWQ skips a
 //   scaling group that contains one). Forward passes run in micro-batches of `micro_batch`
 //   samples so activation memory stays bounded.
@@ -42,6 +44,7 @@ struct AwqSettings {
   int64_t clip_tokens = 512;  // clip search tokens (stride sampled); 0 = every token
   solvers::AwqRefine refine;  // --iter / --search-step rounds of the scale search
   double salient_quota = -1;  // ≥ 0: report each linear's salient columns (--dump-salient)
+  bool propagate_fp = true;   // false: the next block sees this block's quantized output
   int64_t micro_batch = 8;
 };
 

@@ -204,5 +204,58 @@ TEST_F(QuantizeE2E, AwqSearchKnobsAndSalientDump) {
   EXPECT_EQ(io::read_json_file(gout + "/quantize_config.json").at("mse"), 2.4);
 }
 
+// AWQ with --propagate quant: block 0 is solved exactly as with FP propagation (its inputs are
+// the embeddings either way) and its next input is the quantized block's output; later blocks
+// calibrate on those and so come out different.
+TEST_F(QuantizeE2E, AwqPropagateQuant) {
+  const std::string fp_out = tmp_ / "awq_fp", q_out = tmp_ / "awq_q";
+  const auto q_args = with(base_args(q_out), {"--propagate", "quant"});
+  auto r = run_shardquant(base_args(fp_out));
+  ASSERT_EQ(r.code, 0) << r.all();
+  run_and_check(q_args, q_out, Expect{"awq", 4, 128, false, false});
+  if (HasFatalFailure()) return;
+  check_block0_matches_solver(q_args, q_out);
+  EXPECT_EQ(io::read_json_file(q_out + "/shardquant_summary.json").at("settings").at("propagate"),
+            "quant");
+
+  io::ModelWeights a(fp_out), b(q_out);
+  int later_differ = 0;
+  for (int layer = 0; layer < 6; ++layer)
+    for (const char* l : {"self_attn.q_proj", "self_attn.o_proj", "mlp.down_proj"}) {
+      const std::string name = "model.layers." + std::to_string(layer) + "." + l + ".weight";
+      const bool same = at::equal(a.get(name), b.get(name));
+      if (layer == 0) EXPECT_TRUE(same) << name << " differs: block 0 must not depend on it";
+      if (layer > 0 && !same) ++later_differ;
+    }
+  EXPECT_GT(later_differ, 0) << "--propagate quant changed no later block";
+
+  // In process: the next input is the quantized block's forward, not the FP one.
+  const coordinator::Options o = coordinator::parse_options(q_args, {}).options;
+  io::ModelWeights w(o.model_path);
+  const io::ModelConfig cfg = io::load_model_config(o.model_path);
+  auto tok = io::Tokenizer::load(o.model_path);
+  const io::CalibSet calib = io::build_calibration(coordinator::calib_options(o), *tok);
+  const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
+  const at::Device cpu(at::kCPU);
+  const at::ScalarType dtype = coordinator::compute_dtype(cpu, cfg);
+  rank::Model model(w, cfg, cpu, dtype);
+  const at::Tensor x = model.embed(calib.tokens, rank::make_context(n, T, cpu));
+  const rank::KeepFp keep_none = [](const std::string&) { return false; };
+  const int64_t mb = coordinator::micro_batch_for(o, T);
+  rank::AwqSettings st = coordinator::awq_settings(o, mb);
+  ASSERT_FALSE(st.propagate_fp);
+  rank::Block qblock(w, cfg, 0, cpu, dtype);
+  const at::Tensor next_q =
+      rank::awq_quantize_block(qblock, x, at::Tensor(), cfg, w, st, keep_none).next_input;
+  EXPECT_TRUE(at::equal(next_q, rank::run_block(qblock, x, at::Tensor(), mb)));
+  st.propagate_fp = true;
+  rank::Block fblock(w, cfg, 0, cpu, dtype);
+  const at::Tensor fp_in = rank::run_block(fblock, x, at::Tensor(), mb);  // before any change
+  const at::Tensor next_fp =
+      rank::awq_quantize_block(fblock, x, at::Tensor(), cfg, w, st, keep_none).next_input;
+  EXPECT_TRUE(at::equal(next_fp, fp_in));
+  EXPECT_FALSE(at::equal(next_q, next_fp));
+}
+
 }  // namespace
 }  // namespace sq::test::e2e

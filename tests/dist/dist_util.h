@@ -76,9 +76,10 @@ inline void expect_same_layout(const std::string& a, const std::string& b) {
   }
 }
 
-// Fraction of identical 4-bit codes over every packed "qweight" of two output directories
-// (0 when the tensors differ in presence or size, or none exist).
-inline double same_code_fraction(const std::string& a, const std::string& b) {
+// Fraction of identical 4-bit codes over every packed "qweight" of two output directories whose
+// name starts with name_prefix (0 when the tensors differ in presence or size, or none exist).
+inline double same_code_fraction(const std::string& a, const std::string& b,
+                                 const std::string& name_prefix = "") {
   int64_t same = 0, total = 0;
   for (const auto& e : fs::directory_iterator(a)) {
     if (e.path().extension() != ".safetensors") continue;
@@ -86,6 +87,7 @@ inline double same_code_fraction(const std::string& a, const std::string& b) {
     auto fb = io::SafetensorsFile::open(b + "/" + e.path().filename().string());
     for (const auto& t : fa->tensors()) {
       if (t.name.size() < 7 || t.name.compare(t.name.size() - 7, 7, "qweight") != 0) continue;
+      if (t.name.compare(0, name_prefix.size(), name_prefix) != 0) continue;
       const auto* tb = fb->find(t.name);
       if (tb == nullptr || tb->end - tb->begin != t.end - t.begin) return 0.0;
       const auto* pa = reinterpret_cast<const uint32_t*>(fa->data(t));

@@ -85,16 +85,24 @@ TEST_P(DistBlocks, ByteIdenticalToSingleProcess) {
 INSTANTIATE_TEST_SUITE_P(Methods, DistBlocks,
                          ::testing::Values(ModeCase{"awq", "--awq", {1, 2, 3, 4}},
                                            ModeCase{"gptq_relay", "--gptq --bits 4", {2, 3}},
+                                           ModeCase{"awq_relay", "--awq --propagate quant", {2}},
                                            ModeCase{
                                                "gptq_fp", "--gptq --bits 4 --propagate fp", {2}}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // --parallel data (issue 6 point 7): codes ≥ 99.9 % identical to the single process and the
 // perplexity of the written model within 0.1 % (20 windows of 256 tokens of Brown test).
+// AWQ with --propagate quant: block 0 to the same 99.9 %, the whole model to min_codes. Sums
+// over the ranks (x_mean, losses) round differently from the single process, so a block's scales
+// can differ in their last bits; under quantized propagation those bits reach the next block's
+// inputs, where AWQ's grid arg-mins (α, clip) flip on near ties (under FP propagation every block
+// sees bit-identical inputs). Measured, 2 ranks: block 0 100 %, all 97.1 % of the codes,
+// perplexity 0.08 % apart.
 struct DataCase {
   const char* name;
   const char* args;
   int ranks;
+  double min_codes = 0.999;
 };
 
 class DistData : public DistQuantize, public ::testing::WithParamInterface<DataCase> {};
@@ -115,12 +123,15 @@ TEST_P(DistData, CodesAndPerplexityMatchSingleProcess) {
   ASSERT_EQ(l.rc, 0) << l.output;
   expect_same_layout(tmp_ / "single", out);
   const double f = same_code_fraction(tmp_ / "single", out);
-  EXPECT_GE(f, 0.999) << c.ranks << " ranks: only " << f * 100 << " % of the codes match";
+  EXPECT_GE(f, c.min_codes) << c.ranks << " ranks: only " << f * 100 << " % of the codes match";
+  const double f0 = same_code_fraction(tmp_ / "single", out, "model.layers.0.");
+  EXPECT_GE(f0, 0.999) << c.ranks << " ranks: only " << f0 * 100 << " % of block 0's codes match";
   head_lines(sq::test::shared("data/corpus/brown-test.txt"), tmp_ / "eval.txt", 600);
   const double p1 = eval_ppl(tmp_ / "single", tmp_ / "eval.txt");
   const double pn = eval_ppl(out, tmp_ / "eval.txt");
   EXPECT_LE(std::abs(pn - p1), 1e-3 * p1) << "perplexity " << pn << " vs single process " << p1;
-  std::cout << "[ measured ] " << c.name << ": " << f * 100 << " % identical codes, perplexity "
+  std::cout << "[ measured ] " << c.name << ": " << f * 100 << " % identical codes (block 0 "
+            << f0 * 100 << " %), perplexity "
             << pn << " vs " << p1 << " single process\n";
 }
 
@@ -128,6 +139,7 @@ INSTANTIATE_TEST_SUITE_P(Methods, DistData,
                          ::testing::Values(DataCase{"gptq_2", "--gptq --bits 4", 2},
                                            DataCase{"gptq_4", "--gptq --bits 4", 4},
                                            DataCase{"awq_2", "--awq", 2},
+                                           DataCase{"awq_quant_2", "--awq --propagate quant", 2, 0.95},
                                            DataCase{"awq_4", "--awq", 4}),
                          [](const auto& info) { return std::string(info.param.name); });
 
