@@ -61,6 +61,7 @@ struct Options {
   Propagate propagate = Propagate::kFp;  // --propagate; default quant for GPTQ, fp for AWQ
   bool duo_scaling = true;               // --no-duo-scaling (AWQ)
   bool clip = true;                      // --no-clip (AWQ)
+  bool clip_asym = false;                // --clip-asym (AWQ): lower/upper clip bounds apart
   int64_t clip_tokens = 512;             // --clip-tokens (AWQ): 0 = every token
   int n_grid = 20;                       // --n-grid (AWQ α grid points)
   int iter = 1;                          // --iter (scale-search iterations)

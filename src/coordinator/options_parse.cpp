@@ -251,6 +251,7 @@ const std::vector<SetterRow>& setters() {
       {"no_clip", [](Options& o, const Given& g) { o.clip = !as_bool(g); }},
       {"n_grid", [](Options& o, const Given& g) { o.n_grid = static_cast<int>(as_int(g)); }},
       {"clip_tokens", [](Options& o, const Given& g) { o.clip_tokens = as_int(g); }},
+      {"clip_asym", [](Options& o, const Given& g) { o.clip_asym = as_bool(g); }},
       {"iter", [](Options& o, const Given& g) { o.iter = static_cast<int>(as_int(g)); }},
       {"search_step",
        [](Options& o, const Given& g) { o.search_step = static_cast<int>(as_int(g)); }},

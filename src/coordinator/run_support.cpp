@@ -101,6 +101,7 @@ rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch) {
   s.clip = o.clip;
   s.n_grid = o.n_grid;
   s.clip_tokens = o.clip_tokens;
+  s.clip_asym = o.clip_asym;
   s.refine = {o.iter, o.search_step};
   s.propagate_fp = o.propagate == Propagate::kFp;
   s.salient_quota = o.dump_salient.empty() ? -1.0 : o.salient_quota;
@@ -197,6 +198,7 @@ RunSummary::RunSummary(const Options& o, const Plan& plan) {
                     {"clip", o.clip},
                     {"n_grid", o.n_grid},
                     {"clip_tokens", o.clip_tokens},
+                    {"clip_asym", o.clip_asym},
                     {"iter", o.iter},
                     {"search_step", o.search_step},
                     {"seq_len_requested", o.seq_len},

@@ -112,21 +112,21 @@ at::Tensor real_rows(const at::Tensor& x, const at::Tensor& mask, bool dense) {
 
 // --parallel data clip of one linear: this rank's real input rows `xin` (possibly none) are a
 // contiguous slice of the ranks' rows in rank order; every rank samples what the single process
-// would, sums its errors, and all pick from the totals. Returns an undefined tensor when no rank
+// would, sums its errors, and all pick from the totals. Returns undefined bounds when no rank
 // has a token.
-at::Tensor clip_max_data_parallel(const at::Tensor& w, const at::Tensor& xin,
-                                  const solvers::QuantScheme& scheme,
-                                  const solvers::AwqClipOptions& opts, const Reducer& r) {
+solvers::AwqClipResult clip_data_parallel(const at::Tensor& w, const at::Tensor& xin,
+                                          const solvers::QuantScheme& scheme,
+                                          const solvers::AwqClipOptions& opts, const Reducer& r) {
   at::Tensor counts = at::zeros({r.world()}, at::kLong);
   counts[r.rank()] = xin.size(0);
   r.sum(counts);
   const int64_t total = counts.sum().item<int64_t>();
-  if (total == 0) return at::Tensor();
+  if (total == 0) return {};
   const int64_t offset = counts.slice(0, 0, r.rank()).sum().item<int64_t>();
   const at::Tensor xs = solvers::awq_clip_sample(xin, offset, total, opts);
   at::Tensor sums = solvers::awq_clip_error_sums(w, xs, scheme, opts);
   r.sum(sums);
-  return solvers::awq_clip_pick(w, sums, r.sum(xs.size(0)), scheme, opts).max_val;
+  return solvers::awq_clip_pick(w, sums, r.sum(xs.size(0)), scheme, opts);
 }
 
 // --dump-salient: each quantized linear's salient columns by mean |x| of its unscaled input
@@ -352,6 +352,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   // 4. Clip, then 5. quantize every quantizable linear.
   solvers::AwqClipOptions clip_opts;
   clip_opts.n_sample_tokens = st.clip_tokens;
+  clip_opts.asym = st.clip_asym;
   for (const auto& name : quantizable) {
     auto t0 = std::chrono::steady_clock::now();
     Linear& l = block.linear(name);
@@ -360,13 +361,13 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
                                  ? real_rows(cap.input(name), mask, true)
                                  : at::empty({0, l.weight.size(1)},
                                              at::TensorOptions(at::kFloat).device(block.device()));
-      const at::Tensor max_val = clip_max_data_parallel(l.weight, xin, st.scheme, clip_opts, *dp);
-      if (max_val.defined()) solvers::awq_apply_clip(l.weight, max_val);
+      const auto clip = clip_data_parallel(l.weight, xin, st.scheme, clip_opts, *dp);
+      if (clip.max_val.defined()) solvers::awq_apply_clip(l.weight, clip.min_val, clip.max_val);
     } else if (st.clip && solvers::awq_clip_applies(name) && cap.has(name)) {
       at::Tensor xin = real_rows(cap.input(name), mask, true);
       if (xin.size(0) > 0) {
         auto clip = solvers::awq_clip_search(l.weight, xin, st.scheme, clip_opts);
-        solvers::awq_apply_clip(l.weight, clip.max_val);
+        solvers::awq_apply_clip(l.weight, clip.min_val, clip.max_val);
       }
     }
     solvers::QuantizedLinear q =

@@ -42,6 +42,7 @@ struct AwqSettings {
   bool clip = true;
   int n_grid = 20;
   int64_t clip_tokens = 512;  // clip search tokens (stride sampled); 0 = every token
+  bool clip_asym = false;     // lower and upper clip bounds searched apart (--clip-asym)
   solvers::AwqRefine refine;  // --iter / --search-step rounds of the scale search
   double salient_quota = -1;  // ≥ 0: report each linear's salient columns (--dump-salient)
   bool propagate_fp = true;   // false: the next block sees this block's quantized output

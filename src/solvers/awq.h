@@ -132,15 +132,21 @@ bool awq_clip_applies(const std::string& linear_name);
 struct AwqClipOptions {
   int n_grid = 20;
   double max_shrink = 0.5;
+  // false (AWQ): clamp to ±f·max|W|, f = 1 − i/n_grid, i < max_shrink·n_grid. true (--clip-asym):
+  // clamp to [−f_lo·max|W|, f_hi·max|W|] over every (f_hi, f_lo) pair of those factors; the
+  // pairs f_lo = f_hi are the symmetric search, so per (row, group) its error is never larger.
+  bool asym = false;
   int64_t n_sample_tokens = 512;                  // ≤ 0: every token (stride 1)
   int64_t max_chunk_elements = int64_t{1} << 26;  // bounds the [rows, tokens, groups] buffers
 };
 
 // float32 — float64 when the weight and inputs are float64 (the references and tests).
 struct AwqClipResult {
-  at::Tensor max_val;    // [N, n_groups], best clamp per (row, group)
-  at::Tensor shrink;     // [N, n_groups], the chosen factor 1 − i/n_grid
-  at::Tensor min_error;  // [N, n_groups], the error of the chosen factor
+  at::Tensor max_val;       // [N, n_groups], best upper clamp per (row, group)
+  at::Tensor shrink;        // [N, n_groups], the chosen (upper) factor 1 − i/n_grid
+  at::Tensor min_error;     // [N, n_groups], the error of the chosen factors
+  at::Tensor min_val;       // [N, n_groups], best lower clamp (−max_val when symmetric)
+  at::Tensor shrink_lower;  // [N, n_groups], the lower bound's factor (= shrink when symmetric)
 };
 
 // x [..., K] are the member's (already scaled) inputs; W [N, K] its (already scaled) weight.
@@ -152,7 +158,8 @@ AwqClipResult awq_clip_search(const at::Tensor& w, const at::Tensor& x, const Qu
                               const AwqClipOptions& opts = {});
 // The clip search's token stride: max(1, n_tok / n_sample_tokens), 1 when n_sample_tokens ≤ 0.
 int64_t awq_clip_stride(int64_t n_tok, const AwqClipOptions& opts);
-// W [N, K] clamped in place to ±max_val per (row, group).
+// W [N, K] clamped in place to ±max_val per (row, group), or to [min_val, max_val].
 void awq_apply_clip(at::Tensor& weight, const at::Tensor& max_val);
+void awq_apply_clip(at::Tensor& weight, const at::Tensor& min_val, const at::Tensor& max_val);
 
 }  // namespace sq::solvers

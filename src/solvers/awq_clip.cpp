@@ -26,7 +26,8 @@ namespace {
 
 struct ClipShape {
   int64_t n = 0, k = 0, g = 0, n_groups = 0;
-  int n_steps = 0;
+  int n_steps = 0;   // shrink factors per bound
+  int n_trials = 0;  // n_steps (symmetric) or n_steps² (asymmetric: every (upper, lower) pair)
 };
 
 ClipShape clip_shape(const at::Tensor& w, const QuantScheme& scheme, const AwqClipOptions& opts) {
@@ -39,6 +40,7 @@ ClipShape clip_shape(const at::Tensor& w, const QuantScheme& scheme, const AwqCl
              "AWQ clip: group size " << s.g << " does not divide in_features " << s.k);
   s.n_groups = s.k / s.g;
   s.n_steps = static_cast<int>(opts.max_shrink * opts.n_grid);
+  s.n_trials = opts.asym ? s.n_steps * s.n_steps : s.n_steps;
   return s;
 }
 
@@ -65,6 +67,17 @@ double shrink_factor(int i, const AwqClipOptions& opts) {
   return 1.0 - double(i) / opts.n_grid;
 }
 
+// Trial t's factors of max|W| for the upper and the lower bound. Symmetric: both i = t.
+// Asymmetric: upper index t / n_steps, lower index t % n_steps, so the pairs run upper-major and
+// the diagonal is the symmetric search (trial 0 = no clipping on either side).
+struct Factors {
+  double upper, lower;
+};
+Factors trial_factors(int t, const ClipShape& s, const AwqClipOptions& opts) {
+  if (!opts.asym) return {shrink_factor(t, opts), shrink_factor(t, opts)};
+  return {shrink_factor(t / s.n_steps, opts), shrink_factor(t % s.n_steps, opts)};
+}
+
 // The trial weights of one chunk of rows: wg [rows, groups, G] in the work dtype.
 class Trials {
  public:
@@ -76,10 +89,10 @@ class Trials {
   }
   const at::Tensor& org_max() const { return org_max_; }  // [rows, groups, 1]
   at::Tensor max_val(double factor) const { return org_max_ * factor; }
-  // Q(clamp(W, ±max_val)) as [rows, groups, G] in the work dtype.
-  at::Tensor quantized(const at::Tensor& max_val) const {
+  // Q(clamp(W, min_val, max_val)) as [rows, groups, G] in the work dtype.
+  at::Tensor quantized(const at::Tensor& min_val, const at::Tensor& max_val) const {
     const int64_t rows = wg_.size(0);
-    auto cur = at::clamp(wg_, -max_val, max_val).reshape({rows, k_});  // one pass; max_val ≥ 0
+    auto cur = at::clamp(wg_, min_val, max_val).reshape({rows, k_});  // one pass; min ≤ 0 ≤ max
     auto q = unit_.defined() ? awq_trial_weight_as(cur, unit_, scheme_, at::kFloat)
                              : pseudo_quantize(cur, scheme_, GridKind::kAwq);
     return q.to(wg_.scalar_type()).reshape(wg_.sizes());
@@ -106,19 +119,34 @@ void for_row_chunks(const ClipShape& s, const AwqClipOptions& opts, int64_t per_
 // (solvers/tf32.h).
 // The running choice: the first strictly smaller error wins.
 struct Choice {
-  at::Tensor best_max, best_shrink, min_err;  // [rows, groups]
+  at::Tensor best_max, best_min, best_shrink, best_shrink_lower, min_err;  // [rows, groups]
   void start(const at::Tensor& org_max) {
     best_max = org_max.squeeze(-1).clone();
+    best_min = -best_max;
     best_shrink = at::ones_like(best_max);
+    best_shrink_lower = at::ones_like(best_max);
     min_err = at::full_like(best_max, 1e9);
   }
-  void offer(double factor, const at::Tensor& max_val, const at::Tensor& err) {
+  void offer(const Factors& f, const at::Tensor& org_max, const at::Tensor& err) {
     auto better = err < min_err;
     min_err = at::where(better, err, min_err);
-    best_max = at::where(better, max_val.squeeze(-1), best_max);
-    best_shrink = at::where(better, at::full_like(best_shrink, factor), best_shrink);
+    best_max = at::where(better, org_max.squeeze(-1) * f.upper, best_max);
+    best_min = at::where(better, org_max.squeeze(-1) * -f.lower, best_min);
+    best_shrink = at::where(better, at::full_like(best_shrink, f.upper), best_shrink);
+    best_shrink_lower =
+        at::where(better, at::full_like(best_shrink_lower, f.lower), best_shrink_lower);
+  }
+  AwqClipResult result() const {
+    return {best_max, best_shrink, min_err, best_min, best_shrink_lower};
   }
 };
+
+// Q(clamp(W)) of trial t for a chunk's trials.
+at::Tensor trial_weight(const Trials& trials, int t, const ClipShape& s,
+                        const AwqClipOptions& opts) {
+  const Factors f = trial_factors(t, s, opts);
+  return trials.quantized(trials.max_val(f.lower).neg_(), trials.max_val(f.upper));
+}
 
 }  // namespace
 
@@ -133,7 +161,7 @@ AwqClipResult awq_clip_search_reference(const at::Tensor& w_in, const at::Tensor
   const int64_t t = x.size(0);
   auto xg = x.reshape({t, s.n_groups, s.g}).permute({1, 0, 2}).contiguous();  // [groups, T, G]
 
-  std::vector<at::Tensor> best_max, best_shrink, min_err;
+  std::vector<AwqClipResult> parts;
   for_row_chunks(s, opts, t * s.n_groups * 2 + s.k * 2, [&](int64_t r0, int64_t r1) {
     auto wg = w.slice(0, r0, r1).reshape({r1 - r0, s.n_groups, s.g});
     const Trials trials(wg, scheme, s);
@@ -141,17 +169,19 @@ AwqClipResult awq_clip_search_reference(const at::Tensor& w_in, const at::Tensor
     auto org_out = at::bmm(xg, wg.permute({1, 2, 0}));
     Choice c;
     c.start(trials.org_max());
-    for (int i = 0; i < s.n_steps; ++i) {
-      const double factor = shrink_factor(i, opts);
-      auto max_val = trials.max_val(factor);
-      auto out = at::bmm(xg, trials.quantized(max_val).permute({1, 2, 0}));
-      c.offer(factor, max_val, (out - org_out).pow(2).mean(1).t());
+    for (int t = 0; t < s.n_trials; ++t) {
+      auto out = at::bmm(xg, trial_weight(trials, t, s, opts).permute({1, 2, 0}));
+      c.offer(trial_factors(t, s, opts), trials.org_max(), (out - org_out).pow(2).mean(1).t());
     }
-    best_max.push_back(c.best_max);
-    best_shrink.push_back(c.best_shrink);
-    min_err.push_back(c.min_err);
+    parts.push_back(c.result());
   });
-  return {at::cat(best_max, 0), at::cat(best_shrink, 0), at::cat(min_err, 0)};
+  auto cat = [&](at::Tensor AwqClipResult::*field) {
+    std::vector<at::Tensor> v;
+    for (const auto& p : parts) v.push_back(p.*field);
+    return at::cat(v, 0);
+  };
+  return {cat(&AwqClipResult::max_val), cat(&AwqClipResult::shrink), cat(&AwqClipResult::min_error),
+          cat(&AwqClipResult::min_val), cat(&AwqClipResult::shrink_lower)};
 }
 
 AwqClipResult awq_clip_search(const at::Tensor& w, const at::Tensor& x_in,
@@ -186,7 +216,7 @@ at::Tensor awq_clip_error_sums(const at::Tensor& w_in, const at::Tensor& x_in,
   SQ_REQUIRE(x_in.size(-1) == s.k,
              "AWQ clip: inputs have " << x_in.size(-1) << " features, weight " << s.k);
   const at::Tensor x_rows = x_in.reshape({-1, s.k});
-  auto sums = at::zeros({s.n_steps, s.n, s.n_groups}, w.options());
+  auto sums = at::zeros({s.n_trials, s.n, s.n_groups}, w.options());
   const int64_t t = x_rows.size(0);
   if (t == 0) return sums;
   const CublasTf32 exact_fp32(false);
@@ -204,11 +234,11 @@ at::Tensor awq_clip_error_sums(const at::Tensor& w_in, const at::Tensor& x_in,
   for_row_chunks(s, opts, 8 * s.k, [&](int64_t r0, int64_t r1) {
     auto wg = w.slice(0, r0, r1).reshape({r1 - r0, s.n_groups, s.g});
     const Trials trials(wg, scheme, s);
-    for (int i = 0; i < s.n_steps; ++i) {
+    for (int t = 0; t < s.n_trials; ++t) {
       // The trial weight is a fresh tensor: Δ and ΔC·Δ are formed in place.
-      auto d = trials.quantized(trials.max_val(shrink_factor(i, opts))).sub_(wg).transpose(0, 1);
+      auto d = trial_weight(trials, t, s, opts).sub_(wg).transpose(0, 1);
       auto dc = at::bmm(d, c).mul_(d);                 // [groups, rows, G]
-      sums[i].slice(0, r0, r1).copy_(dc.sum(-1).t());  // Δᵀ C Δ per (row, group)
+      sums[t].slice(0, r0, r1).copy_(dc.sum(-1).t());  // Δᵀ C Δ per (row, group)
     }
   });
   return sums;
@@ -218,9 +248,9 @@ AwqClipResult awq_clip_pick(const at::Tensor& w_in, const at::Tensor& error_sums
                             const QuantScheme& scheme, const AwqClipOptions& opts) {
   const ClipShape s = clip_shape(w_in, scheme, opts);
   SQ_REQUIRE(tokens > 0, "AWQ clip: no calibration token");
-  SQ_REQUIRE(error_sums.dim() == 3 && error_sums.size(0) == s.n_steps &&
+  SQ_REQUIRE(error_sums.dim() == 3 && error_sums.size(0) == s.n_trials &&
                  error_sums.size(1) == s.n && error_sums.size(2) == s.n_groups,
-             "AWQ clip: error sums " << error_sums.sizes() << ", expected [" << s.n_steps << ", "
+             "AWQ clip: error sums " << error_sums.sizes() << ", expected [" << s.n_trials << ", "
                                      << s.n << ", " << s.n_groups << "]");
   const at::ScalarType dt = work_type(w_in, error_sums);
   auto w = w_in.to(dt);
@@ -228,11 +258,9 @@ AwqClipResult awq_clip_pick(const at::Tensor& w_in, const at::Tensor& error_sums
   auto sums = error_sums.to(w.device(), dt);
   Choice c;
   c.start(trials.org_max());
-  for (int i = 0; i < s.n_steps; ++i) {
-    const double factor = shrink_factor(i, opts);
-    c.offer(factor, trials.max_val(factor), sums[i] / static_cast<double>(tokens));
-  }
-  return {c.best_max, c.best_shrink, c.min_err};
+  for (int t = 0; t < s.n_trials; ++t)
+    c.offer(trial_factors(t, s, opts), trials.org_max(), sums[t] / static_cast<double>(tokens));
+  return c.result();
 }
 
 int64_t awq_clip_stride(int64_t n_tok, const AwqClipOptions& opts) {
@@ -241,15 +269,22 @@ int64_t awq_clip_stride(int64_t n_tok, const AwqClipOptions& opts) {
 }
 
 void awq_apply_clip(at::Tensor& weight, const at::Tensor& max_val) {
+  SQ_REQUIRE(max_val.defined(), "AWQ clip: no max_val");
+  awq_apply_clip(weight, -max_val, max_val);
+}
+
+void awq_apply_clip(at::Tensor& weight, const at::Tensor& min_val, const at::Tensor& max_val) {
   SQ_REQUIRE(weight.dim() == 2 && max_val.dim() == 2 && max_val.size(0) == weight.size(0) &&
-                 weight.size(1) % max_val.size(1) == 0,
-             "AWQ clip: max_val " << max_val.sizes() << " does not fit weight " << weight.sizes());
+                 weight.size(1) % max_val.size(1) == 0 && min_val.sizes() == max_val.sizes(),
+             "AWQ clip: bounds " << min_val.sizes() << " / " << max_val.sizes()
+                                 << " do not fit weight " << weight.sizes());
   const int64_t n = weight.size(0), groups = max_val.size(1);
   // float64 weights are clamped in float64 (a float32 round trip would round them).
   const at::ScalarType dt = weight.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  auto m = max_val.to(weight.device(), dt).unsqueeze(-1);
+  auto hi = max_val.to(weight.device(), dt).unsqueeze(-1);
+  auto lo = min_val.to(weight.device(), dt).unsqueeze(-1);
   auto wg = weight.to(dt).reshape({n, groups, -1});
-  weight.copy_(at::max(at::min(wg, m), -m).reshape(weight.sizes()).to(weight.dtype()));
+  weight.copy_(at::max(at::min(wg, hi), lo).reshape(weight.sizes()).to(weight.dtype()));
 }
 
 }  // namespace sq::solvers

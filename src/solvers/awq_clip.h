@@ -30,13 +30,15 @@
 //     `total`-row whole; returns the rows the single-process awq_clip_search(whole) samples
 //     (global stride max(1, total / n_sample_tokens) from global row 0) that fall in this slice,
 //     in order. offset 0 and total = rows gives exactly awq_clip_search's sample.
-//   * awq_clip_error_sums(w, x_sampled, scheme, opts): [n_steps, N, n_groups], n_steps =
-//     int(max_shrink · n_grid); entry [i, r, g] = Δᵀ C_g Δ for Δ = Q(clamp(W_rg, ±(1 −
-//     i/n_grid)·max|W_rg|)) − W_rg and C_g = Σ over the given tokens of x_tg x_tgᵀ, i.e. the sum
-//     over those tokens of the squared partial-dot difference. Zero tokens → zeros. Sums of
-//     several ranks add up to the whole's sums up to rounding.
+//   * awq_clip_error_sums(w, x_sampled, scheme, opts): [n_trials, N, n_groups], n_steps =
+//     int(max_shrink · n_grid), n_trials = n_steps (symmetric); entry [i, r, g] = Δᵀ C_g Δ for
+//     Δ = Q(clamp(W_rg, ±(1 − i/n_grid)·max|W_rg|)) − W_rg and C_g = Σ over the given tokens of
+//     x_tg x_tgᵀ, i.e. the sum over those tokens of the squared partial-dot difference. With
+//     opts.asym n_trials = n_steps² and trial t clamps to [−(1 − (t mod n_steps)/n_grid)·max|W|,
+//     (1 − ⌊t / n_steps⌋/n_grid)·max|W|] (upper-major; the diagonal is the symmetric search).
+//     Zero tokens → zeros. Sums of several ranks add up to the whole's sums up to rounding.
 //   * awq_clip_pick(w, sums, tokens, scheme, opts): error = sums / tokens; per (row, group) the
-//     first factor with a strictly smaller error wins, starting from 1e9 (so factor 1 is kept
+//     first trial with a strictly smaller error wins, starting from 1e9 (so factor 1 is kept
 //     unless shrinking helps). tokens < 1 or sums of the wrong shape is an InputError.
 #pragma once
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "common/check.h"
@@ -102,12 +103,19 @@ AwqClipResult awq_clip_f64(const at::Tensor& w_in, const at::Tensor& x_in,
   for (int64_t t = 0; t < x.size(0); t += stride) tokens.push_back(t);
   auto wa = w.accessor<double, 2>();
   auto xa = x.accessor<double, 2>();
-  AwqClipResult out{at::zeros({n, n_groups}, at::kDouble), at::zeros({n, n_groups}, at::kDouble),
-                    at::zeros({n, n_groups}, at::kDouble)};
+  auto zeros = [&] { return at::zeros({n, n_groups}, at::kDouble); };
+  AwqClipResult out{zeros(), zeros(), zeros(), zeros(), zeros()};
   auto ma = out.max_val.accessor<double, 2>();
   auto sa = out.shrink.accessor<double, 2>();
   auto ea = out.min_error.accessor<double, 2>();
+  auto mina = out.min_val.accessor<double, 2>();
+  auto sla = out.shrink_lower.accessor<double, 2>();
   const int steps = static_cast<int>(opts.max_shrink * opts.n_grid);
+  // Upper-major pairs (i_hi, i_lo); symmetric = the diagonal only.
+  std::vector<std::pair<int, int>> pairs;
+  for (int hi = 0; hi < steps; ++hi)
+    for (int lo = 0; lo < steps; ++lo)
+      if (opts.asym || lo == hi) pairs.emplace_back(hi, lo);
   std::vector<double> orig(g), cur(g);
   for (int64_t r = 0; r < n; ++r) {
     for (int64_t gi = 0; gi < n_groups; ++gi) {
@@ -116,10 +124,12 @@ AwqClipResult awq_clip_f64(const at::Tensor& w_in, const at::Tensor& x_in,
         orig[j] = wa[r][gi * g + j];
         amax = std::max(amax, std::fabs(orig[j]));
       }
-      double best_err = 1e9, best_max = amax, best_shrink = 1.0;
-      for (int i = 0; i < steps; ++i) {
-        const double f = 1.0 - double(i) / opts.n_grid, mv = amax * f;
-        for (int64_t j = 0; j < g; ++j) cur[j] = std::clamp(orig[j], -mv, mv);
+      double best_err = 1e9, best_max = amax, best_shrink = 1.0, best_min = -amax,
+             best_shrink_lo = 1.0;
+      for (const auto& [ih, il] : pairs) {
+        const double f = 1.0 - double(ih) / opts.n_grid, mv = amax * f;
+        const double f_lo = 1.0 - double(il) / opts.n_grid, lv = -(amax * f_lo);
+        for (int64_t j = 0; j < g; ++j) cur[j] = std::clamp(orig[j], lv, mv);
         awq_group_f64(cur.data(), g, scheme);
         double err = 0;
         for (int64_t t : tokens) {
@@ -132,11 +142,15 @@ AwqClipResult awq_clip_f64(const at::Tensor& w_in, const at::Tensor& x_in,
           best_err = err;
           best_max = mv;
           best_shrink = f;
+          best_min = lv;
+          best_shrink_lo = f_lo;
         }
       }
       ma[r][gi] = best_max;
       sa[r][gi] = best_shrink;
       ea[r][gi] = best_err;
+      mina[r][gi] = best_min;
+      sla[r][gi] = best_shrink_lo;
     }
   }
   return out;

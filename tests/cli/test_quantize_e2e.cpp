@@ -159,21 +159,22 @@ TEST_F(QuantizeE2E, GptqW4SymActOrder) {
   check_block0_matches_solver(args, tmp_ / "gptq_act");
 }
 
-// The --max_quality knobs on a real run: --iter/--search-step/--clip-tokens reach the solver
-// (block 0 re-solved in-process with the same options matches the file), and --dump-salient
+// The --max_quality knobs on a real run: --iter/--search-step/--clip-tokens/--clip-asym reach the
+// solver (block 0 re-solved in-process with the same options matches the file), and --dump-salient
 // writes every quantized linear's salient columns — inside the output directory it appears
 // with the checkpoint, outside it at the path given.
 TEST_F(QuantizeE2E, AwqSearchKnobsAndSalientDump) {
   const std::string out = tmp_ / "knobs";
-  const auto args =
-      with(base_args(out), {"--iter", "3", "--search-step", "2", "--clip-tokens", "0",
-                            "--dump-salient", out + "/outlier.json", "--salient-quota", "0.01"});
+  const auto args = with(base_args(out),
+                         {"--iter", "3", "--search-step", "2", "--clip-tokens", "0", "--clip-asym",
+                          "--dump-salient", out + "/outlier.json", "--salient-quota", "0.01"});
   run_and_check(args, out, Expect{"awq", 4, 128, false, false});
   if (HasFatalFailure()) return;
   check_block0_matches_solver(args, out);
   const auto summary = io::read_json_file(out + "/shardquant_summary.json");
   EXPECT_EQ(summary.at("settings").at("iter"), 3);
   EXPECT_EQ(summary.at("settings").at("clip_tokens"), 0);
+  EXPECT_EQ(summary.at("settings").at("clip_asym"), true);
   const auto dump = io::read_json_file(out + "/outlier.json");
   EXPECT_EQ(dump.at("method"), "awq");
   const auto& linears = dump.at("linears");

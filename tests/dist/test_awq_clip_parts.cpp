@@ -45,6 +45,24 @@ TEST(AwqClipParts, OneRankIsTheSingleProcessSearchBitForBit) {
   }
 }
 
+// --clip-asym: one sum per (upper, lower) pair, and the pick from them is the search.
+TEST(AwqClipParts, AsymSumsThenPickIsTheSearch) {
+  const Problem p = make_problem(900);
+  AwqClipOptions opts;
+  opts.asym = true;
+  const AwqClipResult whole = awq_clip_search(p.w, p.x, kScheme, opts);
+  const at::Tensor xs = awq_clip_sample(p.x, 0, 900, opts);
+  const at::Tensor sums = awq_clip_error_sums(p.w, xs, kScheme, opts);
+  EXPECT_EQ(sums.sizes(), (std::vector<int64_t>{100, 48, 4}));
+  const AwqClipResult parts = awq_clip_pick(p.w, sums, xs.size(0), kScheme, opts);
+  expect_bitwise(parts.max_val, whole.max_val, "max_val");
+  expect_bitwise(parts.min_val, whole.min_val, "min_val");
+  expect_bitwise(parts.min_error, whole.min_error, "min_error");
+  // Symmetric sums are the wrong shape for an asymmetric pick.
+  EXPECT_THROW(awq_clip_pick(p.w, awq_clip_error_sums(p.w, xs, kScheme), xs.size(0), kScheme, opts),
+               sq::InputError);
+}
+
 TEST(AwqClipParts, RanksSampleTheWholeSampleAndTheirSumsAddUp) {
   const int64_t tokens = 1537;  // stride 3 with the default 512 sampled tokens
   const Problem p = make_problem(tokens);

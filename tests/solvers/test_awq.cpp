@@ -244,5 +244,52 @@ TEST(AwqClip, ShrinksOnlyWhereItLowersError) {
       (clipped.abs().reshape({n, k / gs, gs}).amax(-1) <= r.max_val + 1e-7).all().item<bool>());
 }
 
+// --clip-asym: the lower and upper bounds searched apart. In float64 the production search
+// (Gram form) equals the plain per-(row, group) reference (reference::awq_clip_f64, direct form)
+// in its choices; its error is never above the symmetric search's (the symmetric pairs are among
+// the trials, computed the same way), and it is strictly below where a group is lopsided.
+TEST(AwqClip, AsymmetricBoundsMatchTheReferenceAndNeverLoseToSymmetric) {
+  const int64_t n = 20, k = 128, gs = 32;
+  const QuantScheme s{4, gs, true};
+  auto x = test::correlated_inputs(700, k, 60, at::kDouble);
+  auto w = at::randn({n, k}, test::rng(61), at::kDouble) * 0.02;
+  // Lopsided groups: one large positive entry per row in group 0 and a large negative one in
+  // group 2, so the best clamp of one side is not the best of the other.
+  w.select(1, 5).fill_(0.25);
+  w.select(1, 70).fill_(-0.2);
+  AwqClipOptions sym_opts;
+  sym_opts.n_sample_tokens = 350;  // stride 2
+  AwqClipOptions asym_opts = sym_opts;
+  asym_opts.asym = true;
+  const AwqClipResult sym = awq_clip_search(w, x, s, sym_opts);
+  const AwqClipResult asym = awq_clip_search(w, x, s, asym_opts);
+  const AwqClipResult ref = reference::awq_clip_f64(w, x, s, asym_opts);
+
+  auto amax = w.abs().reshape({n, k / gs, gs}).amax(-1);
+  EXPECT_TRUE(at::allclose(asym.max_val, amax * asym.shrink, 0, 0));
+  EXPECT_TRUE(at::allclose(asym.min_val, -amax * asym.shrink_lower, 0, 0));
+  EXPECT_TRUE(at::allclose(sym.min_val, -sym.max_val, 0, 0));
+  EXPECT_TRUE(at::equal(sym.shrink_lower, sym.shrink));
+  // Against the reference: identical choices, errors equal to rounding.
+  EXPECT_TRUE(at::equal(asym.shrink, ref.shrink));
+  EXPECT_TRUE(at::equal(asym.shrink_lower, ref.shrink_lower));
+  EXPECT_TRUE(at::allclose(asym.min_error, ref.min_error, 1e-9, 1e-18));
+  // Never worse than symmetric; strictly better somewhere, with different factors there.
+  EXPECT_TRUE((asym.min_error <= sym.min_error).all().item<bool>());
+  const auto better = asym.min_error < sym.min_error * (1 - 1e-9);
+  EXPECT_GT(better.sum().item<int64_t>(), 0) << "asymmetric bounds never helped";
+  EXPECT_TRUE((asym.shrink.ne(asym.shrink_lower) | ~better).all().item<bool>());
+
+  auto clipped = w.clone();
+  awq_apply_clip(clipped, asym.min_val, asym.max_val);
+  auto g = clipped.reshape({n, k / gs, gs});
+  EXPECT_TRUE((g.amax(-1) <= asym.max_val).all().item<bool>());
+  EXPECT_TRUE((g.amin(-1) >= asym.min_val).all().item<bool>());
+  auto sym_clipped = w.clone(), sym_clipped2 = w.clone();
+  awq_apply_clip(sym_clipped, sym.max_val);
+  awq_apply_clip(sym_clipped2, sym.min_val, sym.max_val);
+  EXPECT_TRUE(at::equal(sym_clipped, sym_clipped2));
+}
+
 }  // namespace
 }  // namespace sq::solvers

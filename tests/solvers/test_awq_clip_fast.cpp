@@ -54,14 +54,15 @@ at::Tensor outlier_weight(int64_t n, int64_t k, uint64_t seed, at::ScalarType dt
   return w.to(dt);
 }
 
-// The direct-form error of clamping W to ±max_val per (row, group), on the search's sample,
-// in the work dtype, written independently of awq_clip.cpp (pseudo_quantize is the shared grid).
-at::Tensor direct_error(const at::Tensor& w, const at::Tensor& x_sampled, const at::Tensor& max_val,
-                        const QuantScheme& scheme) {
+// The direct-form error of clamping W to [min_val, max_val] per (row, group), on the search's
+// sample, in the work dtype, written independently of awq_clip.cpp (pseudo_quantize is the
+// shared grid).
+at::Tensor direct_error(const at::Tensor& w, const at::Tensor& x_sampled, const at::Tensor& min_val,
+                        const at::Tensor& max_val, const QuantScheme& scheme) {
   const int64_t n = w.size(0), k = w.size(1), groups = max_val.size(1), g = k / groups;
-  auto m = max_val.unsqueeze(-1);
+  auto hi = max_val.unsqueeze(-1), lo = min_val.unsqueeze(-1);
   auto wg = w.reshape({n, groups, g});
-  auto cur = at::max(at::min(wg, m), -m).reshape({n, k});
+  auto cur = at::max(at::min(wg, hi), lo).reshape({n, k});
   auto d = (pseudo_quantize(cur, scheme, GridKind::kAwq).to(w.scalar_type()) - w)
                .reshape({n, groups, g});
   auto parts = at::einsum("tgj,ngj->ntg", {x_sampled.reshape({-1, groups, g}), d});
@@ -84,12 +85,13 @@ Comparison compare(const AwqClipResult& fast, const AwqClipResult& ref, const at
   auto rel = (fe - re).abs() / re.abs().clamp_min(1e-30);
   c.max_err_rel = rel.max().item<double>();
   c.within = (rel <= tol_rel).to(at::kDouble).mean().item<double>();
-  auto same = fast.shrink.eq(ref.shrink);
+  auto same = fast.shrink.eq(ref.shrink) & fast.shrink_lower.eq(ref.shrink_lower);
   c.agree = same.to(at::kDouble).mean().item<double>();
   c.differing = (~same).sum().item<int64_t>();
   if (c.differing > 0) {
-    auto e_fast =
-        direct_error(w, x_sampled, fast.max_val.to(w.scalar_type()), scheme).to(at::kDouble);
+    auto e_fast = direct_error(w, x_sampled, fast.min_val.to(w.scalar_type()),
+                               fast.max_val.to(w.scalar_type()), scheme)
+                      .to(at::kDouble);
     auto excess = ((e_fast - re) / re.abs().clamp_min(1e-30)).masked_select(~same);
     c.worst_near_tie = excess.abs().max().item<double>();
   }
@@ -160,6 +162,28 @@ TEST(AwqClipFast, GramFormMatchesTheDirectReference) {
   }
 }
 
+// --clip-asym: the same agreement for the (upper, lower) pairs, on a subset of the cases.
+TEST(AwqClipFast, AsymGramFormMatchesTheDirectReference) {
+  uint64_t seed = 500;
+  for (const Case& c : {kCases[0], kCases[1], kCases[5], kCases[6]}) {
+    const QuantScheme scheme{c.bits, c.group, c.zero_point};
+    const at::Tensor w = outlier_weight(c.n, c.k, seed++, c.dtype);
+    const at::Tensor x = test::correlated_inputs(c.tokens, c.k, seed++, c.dtype);
+    AwqClipOptions opts;
+    opts.max_chunk_elements = c.max_chunk;
+    opts.asym = true;
+    const AwqClipResult fast = awq_clip_search(w, x, scheme, opts);
+    const AwqClipResult ref = awq_clip_search_reference(w, x, scheme, opts);
+    const double lopsided = fast.shrink.ne(fast.shrink_lower).to(at::kDouble).mean().item<double>();
+    EXPECT_GT(lopsided, 0.0) << describe(c) << ": no group took different bounds";
+    const Comparison cmp =
+        compare(fast, ref, w, sample_of(x, opts), scheme, tolerance_for(c.dtype).err_rel);
+    expect_close(cmp, tolerance_for(c.dtype), "asym " + describe(c));
+    std::printf("[ measured ] asym %s: different bounds %.3f, max rel err diff %.2e, agree %.4f\n",
+                describe(c).c_str(), lopsided, cmp.max_err_rel, cmp.agree);
+  }
+}
+
 TEST(AwqClipFast, SearchIsTheSumsThenThePick) {
   const QuantScheme scheme{4, 64, true};
   const at::Tensor w = outlier_weight(40, 256, 7, at::kFloat);
@@ -210,7 +234,8 @@ void expect_gpu_matches(const at::Tensor& w, const at::Tensor& x, const QuantSch
   const Comparison same_q = compare(gpu, gpu_ref, wd, xs.to(dev), scheme, kErrRelTolF32);
   expect_close(same_q, tolerance_for(at::kFloat), "GPU Gram vs GPU reference, " + what);
   const AwqClipResult cpu_ref = awq_clip_search_reference(w, x, scheme, opts);
-  const AwqClipResult host{gpu.max_val.cpu(), gpu.shrink.cpu(), gpu.min_error.cpu()};
+  const AwqClipResult host{gpu.max_val.cpu(), gpu.shrink.cpu(), gpu.min_error.cpu(),
+                           gpu.min_val.cpu(), gpu.shrink_lower.cpu()};
   const Comparison cross = compare(host, cpu_ref, w, xs, scheme, kErrRelTolF32);
   EXPECT_GE(cross.within, 1.0 - kCrossDeviceOutliers) << "GPU Gram vs CPU reference, " << what;
   EXPECT_GE(cross.agree, kShrinkAgreeF32) << "GPU Gram vs CPU reference, " << what;
