@@ -12,6 +12,7 @@
 
 #include "common/check.h"
 #include "coordinator/commands.h"
+#include "coordinator/run_support.h"
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "io/tokenizer.h"
@@ -91,6 +92,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   SQ_REQUIRE(!model_dir.empty(), "shardquant eval: --model DIR is required");
   SQ_REQUIRE(!text.empty(), "shardquant eval: --text FILE is required");
   const at::Device device = parse_device(device_s);
+  prepare_host_for(device);
   const at::ScalarType dtype =
       dtype_s.empty() ? (device.is_cuda() ? at::kHalf : at::kFloat) : parse_dtype(dtype_s);
 

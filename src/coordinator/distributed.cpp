@@ -204,6 +204,7 @@ int run_on(rank::Transport& t, const Options& o) {
   std::unique_ptr<io::ModelWeights> w;
   std::unique_ptr<rank::Model> model;
   const at::Device dev = run_device(o, t.local_rank());
+  prepare_host_for(dev);
   const at::ScalarType dtype = compute_dtype(dev, plan.config, o.compute_dtype);
   rank::agreed_step(t, "calibration", [&] {
     const auto t0 = clock::now();

@@ -30,6 +30,7 @@ int run_quantize(const Options& o, const Plan& plan) {
   RunSummary summary(o, plan);
 
   const at::Device dev = run_device(o);
+  prepare_host_for(dev);
   const at::ScalarType dtype = compute_dtype(dev, plan.config, o.compute_dtype);
   io::ModelWeights w(o.model_path);
   const io::ModelConfig& cfg = plan.config;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/check.h"
+#include "common/host_memory.h"
 #include "common/log.h"
 #include "io/gptq_rewrite.h"
 #include "rank/device.h"
@@ -25,6 +26,12 @@ at::Device run_device(const Options& o, int local_rank) {
     return d;
   }
   return rank::pick_device(false, local_rank);
+}
+
+void prepare_host_for(const at::Device& dev) {
+  if (!dev.is_cpu()) return;
+  const std::string what = keep_freed_host_memory();
+  if (!what.empty()) log()->info("{}", what);
 }
 
 at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,

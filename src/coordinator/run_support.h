@@ -24,6 +24,9 @@ namespace sq::coordinator {
 // The compute device from --force_cpu / --device; "auto" picks GPU local_rank mod #GPUs (a
 // rank's own GPU under mpirun — the NCCL transport binds the same one), else the CPU.
 at::Device run_device(const Options& o, int local_rank = 0);
+// A run computing on the CPU: malloc keeps freed blocks for reuse (common/host_memory.h; CPU
+// ops otherwise page-fault every large output in afresh). Logged; nothing for other devices.
+void prepare_host_for(const at::Device& dev);
 // CPU: float32. GPU: the checkpoint's half type (bf16 unless it is fp16).
 // --compute-dtype: "auto" = fp32 on CPU, the checkpoint's half type (fp16 if it is fp16, else
 // bf16) on GPU; otherwise the named type on any device.
