@@ -172,6 +172,8 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   res.next_input = run_block(block, x, mask, st.micro_batch, &cap,
                              [&](const at::Tensor&) { cap.begin_batch(); });
   cap.finish();
+  // Propagate quant replaces it at the end; don't hold an [n, T, H] tensor through the search.
+  if (!st.propagate_fp) res.next_input = at::Tensor();
   clock.lap("awq capture");
   // Before any scaling touches the cached inputs.
   const auto salient = st.salient_quota >= 0
