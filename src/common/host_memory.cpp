@@ -2,7 +2,7 @@
 // every block above its mmap threshold (at most 32 MiB) with a fresh mmap() and unmaps it on
 // free, so the next op's output is page-faulted in again, one zero-filled 4 KiB page at a time.
 // A CPU GPTQ run of the house model at 64×2048 took 16 M minor faults and 187 s of system time
-// in 343 s of wall time; keeping the blocks in the heap brought it to 0.4 M faults and 163 s.
+// in 343 s of wall time; keeping the blocks in the heap brought it to 0.4 M faults and 166 s.
 #include "common/host_memory.h"
 
 #include <climits>

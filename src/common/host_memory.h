@@ -9,7 +9,7 @@
 //     MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_ or GLIBC_TUNABLES (their
 //     choice wins), when SHARDQUANT_KEEP_HOST_MEMORY=0, or when the C library is not glibc.
 //   - Process-wide and not undone; call it once the run is known to compute on the CPU.
-//   Cost: the process's resident size stays at its peak until it exits (measured +17 % peak RSS
+//   Cost: the process's resident size stays at its peak until it exits (measured +22 % peak RSS
 //   on a CPU GPTQ run of the house model, bench/NOTES.md "CPU page faults").
 #pragma once
 

@@ -34,31 +34,49 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
   return a;
 }
 
-// Solves block 0 in-process exactly as the run does (same options → same calibration, device,
-// dtype and settings) and compares every quantized linear's fake-quantized weight with the
-// dequantized weight read back from the written files.
+const rank::KeepFp keep_none = [](const std::string&) { return false; };
+
+// Block 0 and its calibration input exactly as the run builds them (same options → same
+// calibration, device, dtype and micro-batch).
+struct Block0Input {
+  coordinator::Options o;
+  io::ModelWeights w;
+  io::ModelConfig cfg;
+  at::Device dev;
+  at::ScalarType dtype;
+  at::Tensor x, mask;  // mask undefined when nothing is padded
+  int64_t mb = 0;
+
+  explicit Block0Input(const std::vector<std::string>& args)
+      : o(coordinator::parse_options(args, {}).options),
+        w(o.model_path),
+        cfg(io::load_model_config(o.model_path)),
+        dev(coordinator::run_device(o)),
+        dtype(coordinator::compute_dtype(dev, cfg)) {
+    auto tok = io::Tokenizer::load(o.model_path);
+    const io::CalibSet calib = io::build_calibration(coordinator::calib_options(o), *tok);
+    const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
+    if (!calib.mask.all().item<bool>()) mask = calib.mask.to(dev);
+    rank::Model model(w, cfg, dev, dtype);
+    x = model.embed(calib.tokens.to(dev), rank::make_context(n, T, dev));
+    mb = coordinator::micro_batch_for(o, T);
+  }
+  rank::Block block() const { return rank::Block(w, cfg, 0, dev, dtype); }
+};
+
+// Solves block 0 in-process exactly as the run does and compares every quantized linear's
+// fake-quantized weight with the dequantized weight read back from the written files.
 void check_block0_matches_solver(const std::vector<std::string>& args, const std::string& out) {
-  const coordinator::Options o = coordinator::parse_options(args, {}).options;
-  io::ModelWeights w(o.model_path);
-  const io::ModelConfig cfg = io::load_model_config(o.model_path);
-  const at::Device dev = coordinator::run_device(o);
-  const at::ScalarType dtype = coordinator::compute_dtype(dev, cfg);
-  auto tok = io::Tokenizer::load(o.model_path);
-  const io::CalibSet calib = io::build_calibration(coordinator::calib_options(o), *tok);
-  const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
-  at::Tensor mask;
-  if (!calib.mask.all().item<bool>()) mask = calib.mask.to(dev);
-  rank::Model model(w, cfg, dev, dtype);
-  const at::Tensor x = model.embed(calib.tokens.to(dev), rank::make_context(n, T, dev));
-  rank::Block block(w, cfg, 0, dev, dtype);
-  const int64_t mb = coordinator::micro_batch_for(o, T);
-  const rank::KeepFp keep_none = [](const std::string&) { return false; };
+  const Block0Input in(args);
+  const coordinator::Options& o = in.o;
+  const io::ModelWeights& w = in.w;
+  rank::Block block = in.block();
   rank::BlockQuantResult res =
       o.method == coordinator::Method::kAwq
-          ? rank::awq_quantize_block(block, x, mask, cfg, w, coordinator::awq_settings(o, mb),
-                                     keep_none)
-          : rank::gptq_quantize_block(block, x, mask, cfg, w, coordinator::gptq_settings(o, mb),
-                                      keep_none);
+          ? rank::awq_quantize_block(block, in.x, in.mask, in.cfg, w,
+                                     coordinator::awq_settings(o, in.mb), keep_none)
+          : rank::gptq_quantize_block(block, in.x, in.mask, in.cfg, w,
+                                      coordinator::gptq_settings(o, in.mb), keep_none);
   ASSERT_EQ(res.quantized.size(), 7u);
 
   io::ModelWeights q(out);  // dequantize-on-load
@@ -231,29 +249,18 @@ TEST_F(QuantizeE2E, AwqPropagateQuant) {
   EXPECT_GT(later_differ, 0) << "--propagate quant changed no later block";
 
   // In process: the next input is the quantized block's forward, not the FP one.
-  const coordinator::Options o = coordinator::parse_options(q_args, {}).options;
-  io::ModelWeights w(o.model_path);
-  const io::ModelConfig cfg = io::load_model_config(o.model_path);
-  auto tok = io::Tokenizer::load(o.model_path);
-  const io::CalibSet calib = io::build_calibration(coordinator::calib_options(o), *tok);
-  const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
-  const at::Device cpu(at::kCPU);
-  const at::ScalarType dtype = coordinator::compute_dtype(cpu, cfg);
-  rank::Model model(w, cfg, cpu, dtype);
-  const at::Tensor x = model.embed(calib.tokens, rank::make_context(n, T, cpu));
-  const rank::KeepFp keep_none = [](const std::string&) { return false; };
-  const int64_t mb = coordinator::micro_batch_for(o, T);
-  rank::AwqSettings st = coordinator::awq_settings(o, mb);
+  const Block0Input in(q_args);
+  rank::AwqSettings st = coordinator::awq_settings(in.o, in.mb);
   ASSERT_FALSE(st.propagate_fp);
-  rank::Block qblock(w, cfg, 0, cpu, dtype);
+  rank::Block qblock = in.block();
   const at::Tensor next_q =
-      rank::awq_quantize_block(qblock, x, at::Tensor(), cfg, w, st, keep_none).next_input;
-  EXPECT_TRUE(at::equal(next_q, rank::run_block(qblock, x, at::Tensor(), mb)));
+      rank::awq_quantize_block(qblock, in.x, in.mask, in.cfg, in.w, st, keep_none).next_input;
+  EXPECT_TRUE(at::equal(next_q, rank::run_block(qblock, in.x, in.mask, in.mb)));
   st.propagate_fp = true;
-  rank::Block fblock(w, cfg, 0, cpu, dtype);
-  const at::Tensor fp_in = rank::run_block(fblock, x, at::Tensor(), mb);  // before any change
+  rank::Block fblock = in.block();
+  const at::Tensor fp_in = rank::run_block(fblock, in.x, in.mask, in.mb);  // before any change
   const at::Tensor next_fp =
-      rank::awq_quantize_block(fblock, x, at::Tensor(), cfg, w, st, keep_none).next_input;
+      rank::awq_quantize_block(fblock, in.x, in.mask, in.cfg, in.w, st, keep_none).next_input;
   EXPECT_TRUE(at::equal(next_fp, fp_in));
   EXPECT_FALSE(at::equal(next_q, next_fp));
 }
