@@ -6,11 +6,17 @@
 // so `shardquant eval` measures exactly the quantized model.
 //
 // usage: sq_quality_quant rtn|awq|gptq BITS OUT_DIR -- <shardquant options>
+//        sq_quality_quant calib 0 OUT_DIR -- <shardquant options>
+//   calib: writes only the calibration token ids the options select (OUT_DIR/calib_tokens.i64,
+//   int64 little-endian [n, T] row-major, and calib_tokens.json with n, T and the provenance), so
+//   an independent implementation (bench/peer/) can calibrate on exactly the same windows.
 //   The shardquant options (model, calibration, group size, zero point, seed …) are parsed by the
 //   real option parser with a bit width it accepts; BITS then replaces it.
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
+#include "common/check.h"
 #include "common/errors.h"
 #include "coordinator/options.h"
 #include "coordinator/run_support.h"
@@ -43,6 +49,21 @@ rank::BlockQuantResult rtn_block(rank::Block& block, const coordinator::Options&
   return res;
 }
 
+// The calibration ids for bench/peer/ (see the usage above); padded rows would need the mask, so
+// only full rows are accepted.
+int write_calib(const std::string& out_dir, const io::CalibSet& calib) {
+  SQ_REQUIRE(calib.mask.all().item<bool>(), "calib: padded calibration rows are not supported");
+  fs::create_directories(out_dir);
+  const at::Tensor t = calib.tokens.to(at::kCPU).to(at::kLong).contiguous();
+  std::ofstream f(out_dir + "/calib_tokens.i64", std::ios::binary);
+  f.write(static_cast<const char*>(t.data_ptr()), std::streamsize(t.numel() * sizeof(int64_t)));
+  nlohmann::json j{{"n", t.size(0)}, {"T", t.size(1)}, {"provenance", calib.provenance}};
+  std::ofstream(out_dir + "/calib_tokens.json") << j.dump(1) << "\n";
+  SQ_REQUIRE(f.good(), "calib: cannot write " << out_dir << "/calib_tokens.i64");
+  std::cerr << "wrote " << t.size(0) << " x " << t.size(1) << " calibration ids to " << out_dir << "\n";
+  return 0;
+}
+
 int run(int argc, char** argv) {
   if (argc < 5 || std::string(argv[4]) != "--") {
     std::cerr << "usage: sq_quality_quant rtn|awq|gptq BITS OUT_DIR -- <shardquant options>\n";
@@ -68,6 +89,7 @@ int run(int argc, char** argv) {
     auto tok = io::Tokenizer::load(o.model_path);
     const io::CalibSet calib = io::build_calibration(coordinator::calib_options(o), *tok);
     const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
+    if (mode == "calib") return write_calib(out_dir, calib);
     if (!calib.mask.all().item<bool>()) mask = calib.mask.to(dev);
     mb = coordinator::micro_batch_for(o, T);
     x = model.embed(calib.tokens.to(dev), rank::make_context(n, T, dev));
