@@ -209,7 +209,7 @@ def clip_search(w, x, args):
         wb = w[b:b + bs]
         org_max = wb.abs().amax(dim=-1, keepdim=True)
         best_max = org_max.clone()
-        min_err = torch.full_like(org_max, 1e9, dtype=torch.float32 if args.clip_err_fp32 else wb.dtype)
+        min_err = torch.full_like(org_max, float("inf"), dtype=torch.float32 if args.clip_err_fp32 else wb.dtype)
         ref = (x * wb).sum(dim=-1)
         for k in range(int(0.5 * 20)):
             mx = org_max * (1 - k / 20)
@@ -224,6 +224,58 @@ def clip_search(w, x, args):
             best_max[better] = mx[better]
         outs.append(best_max)
     return torch.cat(outs, dim=0)
+
+
+def gptq_quantize(w, x, bits, group, damp=0.01, block=128, mse=0.0):
+    """GPTQ rounding (lazy 128-column blocks, zero point, groups in column order, the GPTQ
+    quantizer's range that always holds 0) of w [out, in] against inputs x [..., in]; float32;
+    returns the dequantized weight in w's dtype."""
+    W = w.float().clone()
+    X = x.reshape(-1, x.shape[-1]).float()
+    H = X.T @ X * (2.0 / X.shape[0])
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    H += damp * torch.mean(torch.diag(H)) * torch.eye(H.shape[0], device=H.device)
+    Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+    qmax = 2 ** bits - 1
+    Q = torch.zeros_like(W)
+    cols = W.shape[1]
+    for i1 in range(0, cols, block):
+        i2 = min(i1 + block, cols)
+        W1 = W[:, i1:i2].clone()
+        E1 = torch.zeros_like(W1)
+        Hi = Hinv[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            c = i1 + i
+            if c % group == 0:
+                g = torch.cat([W1[:, i:], W[:, i2:]], dim=1)[:, :group]
+                lo = torch.clamp(g.amin(dim=1), max=0)
+                hi = torch.clamp(g.amax(dim=1), min=0)
+                both0 = (lo == 0) & (hi == 0)
+                lo[both0], hi[both0] = -1, 1
+                sc = (hi - lo) / qmax
+                z = torch.round(-lo / sc)
+                if mse > 0:  # GPTQ's range search: shrink both ends by p, keep the best
+                    best = torch.full_like(lo, float("inf"))
+                    for k in range(80):
+                        p = 1 - k / 100
+                        l1, h1 = p * lo, p * hi
+                        s1 = (h1 - l1) / qmax
+                        z1 = torch.round(-l1 / s1)
+                        q1 = (torch.clamp(torch.round(g / s1[:, None]) + z1[:, None], 0, qmax)
+                              - z1[:, None]) * s1[:, None]
+                        e = (q1 - g).abs().pow(mse).sum(1)
+                        better = e < best
+                        best[better], sc[better], z[better] = e[better], s1[better], z1[better]
+            col = W1[:, i]
+            q = (torch.clamp(torch.round(col / sc) + z, 0, qmax) - z) * sc
+            Q[:, c] = q
+            err = (col - q) / Hi[i, i]
+            W1[:, i:] -= err.unsqueeze(1) @ Hi[i, i:].unsqueeze(0)
+            E1[:, i] = err
+        W[:, i2:] -= E1 @ Hinv[i1:i2, i2:]
+    return Q.to(w.dtype)
 
 
 @torch.no_grad()
@@ -272,7 +324,15 @@ def run_awq(model, calib, args, log):
                 shp = w.shape
                 w = w.reshape(shp[0], 1, -1, args.group)
                 model.w[k] = torch.clamp(w, -mx, mx).reshape(shp)
+        if args.rounding == "gptq":  # AWQ scales (and clip), then GPTQ rounding on scaled inputs
+            for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                      "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"):
+                k = P(n + ".weight")
+                model.w[k] = gptq_quantize(model.w[k], feats[n], args.bits, args.group,
+                                           mse=args.gptq_mse)
         h = nxt
+    if args.rounding == "gptq":
+        return
     for i in range(model.L):
         for n in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                   "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"):
@@ -292,6 +352,10 @@ def main():
     ap.add_argument("--no_clip", action="store_true")
     ap.add_argument("--clip_err_fp32", action="store_true",
                     help="clip errors in float32 (llm-awq computes them in the model's fp16)")
+    ap.add_argument("--rounding", choices=["rtn", "gptq"], default="rtn",
+                    help="final rounding of the scaled (and clipped) weights: AWQ's RTN or GPTQ")
+    ap.add_argument("--gptq_mse", type=float, default=0.0,
+                    help="with --rounding gptq: GPTQ's range search with this norm (0 = min/max)")
     ap.add_argument("--fp", action="store_true", help="also evaluate the unquantized model")
     ap.add_argument("--rtn", action="store_true", help="also evaluate plain RTN")
     ap.add_argument("--alphas", action="store_true")

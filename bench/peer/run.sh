@@ -19,6 +19,13 @@ for stage in "${@:-w4}"; do
     w3) peer --bits 3 --rtn --calib $(seeds $W3_SEEDS) ;;
     fp32) peer --dtype fp32 --alphas --calib $(seeds $W3_SEEDS) ;;
     fp32err) peer --clip_err_fp32 --variant clipfp32 --calib $(seeds $W4_SEEDS) ;;
+    gptq4) peer --rounding gptq --variant awq+gptq --calib $(seeds $W4_SEEDS) ;;
+    gptq4noclip) peer --rounding gptq --no_clip --variant awq+gptq-noclip --calib $(seeds $W4_SEEDS) ;;
+    gptq3) peer --bits 3 --rounding gptq --variant awq+gptq --calib $(seeds $W3_SEEDS) ;;
+    gptq3noclip) peer --bits 3 --rounding gptq --no_clip --variant awq+gptq-noclip --calib $(seeds $W3_SEEDS) ;;
+    gptq4mse) peer --rounding gptq --gptq_mse 2.4 --variant awq+gptq-mse --calib $(seeds $W4_SEEDS) ;;
+    gptq3mse) peer --bits 3 --rounding gptq --gptq_mse 2.4 --variant awq+gptq-mse --calib $(seeds $W3_SEEDS) ;;
+    gptq4mseonly) peer --rounding gptq --no_clip --gptq_mse 2.4 --variant awq+gptq-mse-noclip --calib $(seeds $W4_SEEDS) ;;
     *) echo "unknown stage $stage" ;;
   esac
 done 2>&1 | tee -a "$OUT/peer.txt"
