@@ -33,12 +33,14 @@ enum class Propagate { kQuant, kFp };  // GPTQ block-input source (DESIGN.md §2
 enum class ParallelMode { kAuto, kBlocks, kData };
 enum class TransportKind { kAuto, kNccl, kMpi, kLocal };
 enum class OutputFormat { kAwq, kGptq, kCompressedTensors };
+enum class AwqRounding { kRtn, kGptq };  // how AWQ rounds its scaled weights (--awq-rounding)
 
 const char* to_string(Method m);         // "awq", "gptq"
 const char* to_string(Propagate p);      // "quant", "fp"
 const char* to_string(ParallelMode p);   // "auto", "blocks", "data"
 const char* to_string(TransportKind t);  // "auto", "nccl", "mpi", "local"
 const char* to_string(OutputFormat f);   // "awq", "gptq", "compressed-tensors"
+const char* to_string(AwqRounding r);    // "rtn", "gptq"
 
 struct Options {
   // --- what and where ---------------------------------------------------------------------
@@ -63,9 +65,10 @@ struct Options {
   bool clip = true;                      // --no-clip (AWQ)
   bool clip_asym = false;                // --clip-asym (AWQ): lower/upper clip bounds apart
   int64_t clip_tokens = 512;             // --clip-tokens (AWQ): 0 = every token
-  int n_grid = 20;                       // --n-grid (AWQ α grid points)
-  int iter = 1;                          // --iter (scale-search iterations)
-  int search_step = 1;                   // --search-step (search step multiplier)
+  AwqRounding awq_rounding = AwqRounding::kRtn;  // --awq-rounding (AWQ)
+  int n_grid = 20;                               // --n-grid (AWQ α grid points)
+  int iter = 1;                                  // --iter (scale-search iterations)
+  int search_step = 1;                           // --search-step (search step multiplier)
   // --keep-fp-layers: integers are block indices (negative = from the end), other entries are
   // substrings of linear names ("mlp.down_proj"). Matching linears stay in floating point.
   std::vector<std::string> keep_fp_layers;

@@ -252,6 +252,11 @@ const std::vector<SetterRow>& setters() {
       {"n_grid", [](Options& o, const Given& g) { o.n_grid = static_cast<int>(as_int(g)); }},
       {"clip_tokens", [](Options& o, const Given& g) { o.clip_tokens = as_int(g); }},
       {"clip_asym", [](Options& o, const Given& g) { o.clip_asym = as_bool(g); }},
+      {"awq_rounding",
+       [](Options& o, const Given& g) {
+         o.awq_rounding = enum_from<AwqRounding>(
+             as_choice(g, "rtn|gptq"), {{"rtn", AwqRounding::kRtn}, {"gptq", AwqRounding::kGptq}});
+       }},
       {"iter", [](Options& o, const Given& g) { o.iter = static_cast<int>(as_int(g)); }},
       {"search_step",
        [](Options& o, const Given& g) { o.search_step = static_cast<int>(as_int(g)); }},

@@ -37,7 +37,8 @@ const std::vector<FlagRow> kFlags = {
     {"static_groups", K::kBool, "", "off", "GPTQ: group parameters from the unpermuted weights", "",
      nullptr},
     {"damp_percent", K::kDouble, "X", "0.01",
-     "GPTQ: Hessian damping, fraction of mean diag in (0,1]", "", nullptr},
+     "GPTQ (and AWQ with --awq-rounding gptq): Hessian damping, fraction of mean diag in (0,1]", "",
+     nullptr},
     {"mse", K::kDouble, "X", "0 (off)",
      "GPTQ: search each group's range for the smallest sum of abs(error)^X (GPTQModel's mse; "
      "2.4 is usual; 0 = plain min/max)",
@@ -53,6 +54,10 @@ const std::vector<FlagRow> kFlags = {
      "AWQ: search the clip's lower and upper bounds separately (every pair of the clip factors: "
      "10x the trials; per group never a larger error than the symmetric search)",
      "", nullptr},
+    {"awq_rounding", K::kChoice, "R", "rtn",
+     "AWQ: how the scaled and clipped weights are rounded: rtn (AutoAWQ, llm-awq) or gptq "
+     "(GPTQ's error-compensating solve on the scaled inputs; same AWQ checkpoint, no act order)",
+     "rtn|gptq", nullptr},
     {"clip_tokens", K::kInt, "N", "512",
      "AWQ: calibration tokens the clip search measures (every n/N-th; 0 = all of them)", "",
      nullptr},
@@ -157,7 +162,8 @@ const std::vector<MethodRow> kMethods = {
      Propagate::kFp,
      OutputFormat::kAwq,
      {OutputFormat::kAwq, OutputFormat::kCompressedTensors},
-     {"no_duo_scaling", "no_clip", "clip_asym", "n_grid", "clip_tokens", "iter", "search_step"}},
+     {"no_duo_scaling", "no_clip", "clip_asym", "awq_rounding", "n_grid", "clip_tokens", "iter",
+      "search_step"}},
     {Method::kGptq,
      "gptq",
      "GPTQ",
@@ -167,7 +173,7 @@ const std::vector<MethodRow> kMethods = {
      Propagate::kQuant,
      OutputFormat::kGptq,
      {OutputFormat::kGptq, OutputFormat::kCompressedTensors},
-     {"static_groups", "damp_percent", "mse"}},
+     {"static_groups", "mse"}},
 };
 
 const std::vector<ExclusionRow> kExclusions = {
@@ -182,6 +188,12 @@ bool cuda_with_force_cpu(const Options& o) {
 // An explicit --salient-quota does nothing without a dump to write.
 bool salient_quota_without_dump(const Options& o) {
   return o.is_explicit("salient_quota") && o.dump_salient.empty();
+}
+
+// --damp-percent is GPTQ's: under AWQ only the GPTQ rounding reads it.
+bool damp_without_gptq_solve(const Options& o) {
+  return o.is_explicit("damp_percent") && o.method == Method::kAwq &&
+         o.awq_rounding != AwqRounding::kGptq;
 }
 
 bool calib_cache_not_hdf5(const Options& o) {
@@ -200,6 +212,12 @@ const std::vector<RuleRow> kRules = {
     {"calibration cache is HDF5", calib_cache_not_hdf5,
      [](const Options& o) {
        return "--calib-cache '" + o.calib_cache + "': expected a .h5 or .hdf5 file name";
+     }},
+    {"damp percent needs a GPTQ solve", damp_without_gptq_solve,
+     [](const Options&) {
+       return std::string(
+           "--damp-percent applies to GPTQ and to AWQ with --awq-rounding gptq (method is AWQ, "
+           "rounding rtn)");
      }},
     {"salient quota needs a dump", salient_quota_without_dump,
      [](const Options&) {

@@ -50,6 +50,9 @@ constexpr SizeUnit kSizeUnits[] = {{"tib", 1099511627776.0},
 const char* to_string(Method m) {
   return m == Method::kAwq ? "awq" : "gptq";
 }
+const char* to_string(AwqRounding r) {
+  return r == AwqRounding::kGptq ? "gptq" : "rtn";
+}
 const char* to_string(Propagate p) {
   return p == Propagate::kQuant ? "quant" : "fp";
 }

@@ -109,6 +109,8 @@ rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch) {
   s.n_grid = o.n_grid;
   s.clip_tokens = o.clip_tokens;
   s.clip_asym = o.clip_asym;
+  s.gptq_rounding = o.awq_rounding == AwqRounding::kGptq;
+  s.gptq.damp_percent = o.damp_percent;  // act order stays off: AWQ GEMM has no g_idx
   s.refine = {o.iter, o.search_step};
   s.propagate_fp = o.propagate == Propagate::kFp;
   s.salient_quota = o.dump_salient.empty() ? -1.0 : o.salient_quota;
@@ -206,6 +208,7 @@ RunSummary::RunSummary(const Options& o, const Plan& plan) {
                     {"n_grid", o.n_grid},
                     {"clip_tokens", o.clip_tokens},
                     {"clip_asym", o.clip_asym},
+                    {"awq_rounding", to_string(o.awq_rounding)},
                     {"iter", o.iter},
                     {"search_step", o.search_step},
                     {"seq_len_requested", o.seq_len},

@@ -1,12 +1,14 @@
 // AWQ on one block (REFERENCE.md §1): capture → per-group scale search on the inspect scope →
-// apply → clip → quantize. The search's loss runs the real block code (forward_scope), so every
-// architecture's attention/MLP/MoE semantics come from one place.
+// apply → clip → quantize (RTN, or with --awq-rounding gptq the GPTQ solve on the scaled inputs).
+// The search's loss runs the real block code (forward_scope), so every architecture's
+// attention/MLP/MoE semantics come from one place.
 // --parallel data (a Reducer of more than one rank): each rank holds its own samples' inputs;
 // the x statistics, the grid losses and the clip errors are sums all-reduced with their counts,
 // so every rank takes the same decisions and ends with the same weights. A rank that no token
 // reached for a group (an expert) still joins every collective, with zeros.
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -355,6 +357,35 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   solvers::AwqClipOptions clip_opts;
   clip_opts.n_sample_tokens = st.clip_tokens;
   clip_opts.asym = st.clip_asym;
+  // --awq-rounding gptq: the Hessian of a linear's captured input — already divided by the
+  // group's scales, so it is the input the scaled weight will see — one per capture (q/k/v and
+  // gate/up share theirs). Data parallel: raw sums and token counts all-reduced, like GPTQ's.
+  // Undefined when no rank has a token for it (an unreached expert): that linear falls back to RTN.
+  // The sharing key is the first linear of the name's GPTQ input set: the same on every rank, so
+  // every rank makes the same all-reduce calls whichever captures it holds.
+  std::map<std::string, std::string> set_of;
+  if (st.gptq_rounding)
+    for (const auto& step : gptq_steps(cfg, w, block.index()))
+      for (const auto& set : step.input_sets)
+        for (const auto& m : set) set_of.emplace(m, set.front());
+  std::map<std::string, at::Tensor> hessians;
+  auto awq_gptq_hessian = [&](const std::string& name) -> at::Tensor {
+    const auto leader = set_of.find(name);
+    const std::string key = leader == set_of.end() ? name : leader->second;
+    if (auto it = hessians.find(key); it != hessians.end()) return it->second;
+    const bool have = cap.has(name);
+    const int64_t K = block.linear(name).weight.size(1);
+    solvers::HessianAccumulator acc(K, block.device());
+    if (have) acc.add(real_rows(cap.input(name), mask, true));
+    if (dp) {
+      dp->sum(acc.sum());
+      acc.set_tokens(dp->sum(acc.tokens()));
+    }
+    at::Tensor h = acc.tokens() > 0 ? acc.finalize() : at::Tensor();
+    if (!h.defined()) res.notes.push_back("rounded " + name + " by RTN: no tokens reached it");
+    hessians[key] = h;
+    return h;
+  };
   for (const auto& name : quantizable) {
     auto t0 = std::chrono::steady_clock::now();
     Linear& l = block.linear(name);
@@ -372,8 +403,10 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
         solvers::awq_apply_clip(l.weight, clip.min_val, clip.max_val);
       }
     }
+    at::Tensor h = st.gptq_rounding ? awq_gptq_hessian(name) : at::Tensor();
     solvers::QuantizedLinear q =
-        solvers::quantize_rtn(l.weight, st.scheme, solvers::GridKind::kAwq, name);
+        h.defined() ? solvers::gptq_quantize(l.weight, h, st.scheme, st.gptq, name)
+                    : solvers::quantize_rtn(l.weight, st.scheme, solvers::GridKind::kAwq, name);
     l.weight = q.dequant.to(l.weight.scalar_type());
     LinearReport r;
     r.name = name;

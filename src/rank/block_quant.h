@@ -43,6 +43,11 @@ struct AwqSettings {
   int n_grid = 20;
   int64_t clip_tokens = 512;  // clip search tokens (stride sampled); 0 = every token
   bool clip_asym = false;     // lower and upper clip bounds searched apart (--clip-asym)
+  // --awq-rounding gptq: each linear's scaled, clipped weight is rounded by the GPTQ solve
+  // (solvers/gptq.h) against the Hessian of its scaled captured inputs instead of by RTN; linears
+  // that share an input share the Hessian. act_order is never set (AWQ GEMM has no g_idx).
+  bool gptq_rounding = false;
+  solvers::GptqOptions gptq;
   solvers::AwqRefine refine;  // --iter / --search-step rounds of the scale search
   double salient_quota = -1;  // ≥ 0: report each linear's salient columns (--dump-salient)
   bool propagate_fp = true;   // false: the next block sees this block's quantized output

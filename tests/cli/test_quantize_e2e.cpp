@@ -4,6 +4,7 @@
 // in-process solve of block 0 with the same inputs, a repeated run is byte-identical, the input
 // directory is untouched, and `shardquant eval` accepts the quantized directory.
 #include <cmath>
+#include <iostream>
 #include <set>
 
 #include "cli/test_quantize_e2e_checks.h"
@@ -263,6 +264,53 @@ TEST_F(QuantizeE2E, AwqPropagateQuant) {
       rank::awq_quantize_block(fblock, in.x, in.mask, in.cfg, in.w, st, keep_none).next_input;
   EXPECT_TRUE(at::equal(next_fp, fp_in));
   EXPECT_FALSE(at::equal(next_q, next_fp));
+}
+
+// --awq-rounding gptq: the same AWQ checkpoint layout (every format check), the file equals an
+// in-process solve, and on block 0 the scale search and clip are untouched (the norms come out
+// identical to RTN rounding's) while the GPTQ rounding gives different codes and a smaller output
+// error of the quantized block against the FP block on its calibration inputs than RTN does.
+TEST_F(QuantizeE2E, AwqGptqRounding) {
+  const std::string out = tmp_ / "awq_gptq";
+  const auto args = with(base_args(out), {"--awq-rounding", "gptq", "--damp-percent", "0.02"});
+  run_and_check(args, out, Expect{"awq", 4, 128, false, false});
+  if (HasFatalFailure()) return;
+  check_block0_matches_solver(args, out);
+  const auto settings = io::read_json_file(out + "/shardquant_summary.json").at("settings");
+  EXPECT_EQ(settings.at("awq_rounding"), "gptq");
+  EXPECT_EQ(settings.at("damp_percent"), 0.02);
+
+  const Block0Input in(args);
+  rank::AwqSettings st = coordinator::awq_settings(in.o, in.mb);
+  ASSERT_TRUE(st.gptq_rounding);
+  EXPECT_FALSE(st.gptq.act_order);
+  EXPECT_DOUBLE_EQ(st.gptq.damp_percent, 0.02);
+  rank::Block fp = in.block();
+  const at::Tensor y_fp = rank::run_block(fp, in.x, in.mask, in.mb);
+  auto out_error = [&](rank::Block& b) {
+    return (rank::run_block(b, in.x, in.mask, in.mb).to(at::kDouble) - y_fp.to(at::kDouble))
+        .pow(2)
+        .sum()
+        .item<double>();
+  };
+  rank::Block bg = in.block(), br = in.block();
+  const rank::BlockQuantResult rg =
+      rank::awq_quantize_block(bg, in.x, in.mask, in.cfg, in.w, st, keep_none);
+  st.gptq_rounding = false;
+  const rank::BlockQuantResult rr =
+      rank::awq_quantize_block(br, in.x, in.mask, in.cfg, in.w, st, keep_none);
+  const double err_gptq = out_error(bg), err_rtn = out_error(br);
+  for (const char* n :
+       {"model.layers.0.input_layernorm", "model.layers.0.post_attention_layernorm"})
+    EXPECT_TRUE(at::equal(bg.norm(n).weight, br.norm(n).weight)) << n << ": scales differ";
+  int differ = 0;
+  for (const auto& [name, q] : rg.quantized)
+    if (!at::equal(q.dequant, rr.quantized.at(name).dequant)) ++differ;
+  EXPECT_EQ(differ, 7) << "GPTQ rounding left some linears exactly as RTN rounded them";
+  EXPECT_LT(err_gptq, err_rtn) << "block 0 output error: GPTQ rounding " << err_gptq << ", RTN "
+                               << err_rtn;
+  std::cout << "[ info ] block 0 output error vs FP: GPTQ rounding " << err_gptq << ", RTN "
+            << err_rtn << " (" << 100.0 * (err_gptq / err_rtn - 1) << " %)\n";
 }
 
 }  // namespace

@@ -141,6 +141,9 @@ TEST(Options, ValidationErrors) {
       {"--model_path", "/m", "--gptq", "--clip-tokens", "0"},       // AWQ only
       {"--model_path", "/m", "--clip-tokens", "-5"},                // >= 0
       {"--model_path", "/m", "--gptq", "--iter", "3"},              // AWQ only
+      {"--model_path", "/m", "--gptq", "--awq-rounding", "gptq"},   // AWQ only
+      {"--model_path", "/m", "--awq-rounding", "best"},             // choices
+      {"--model_path", "/m", "--damp-percent", "0.02"},             // AWQ: needs GPTQ rounding
       {"--model_path", "/m", "--salient-quota", "0.01"},            // needs --dump-salient
       {"--model_path", "/m", "--salient-quota", "1.5"},             // [0, 1]
       {"--model_path", "/m", "--seq_len", "0"},                     // >= 1
@@ -171,6 +174,13 @@ TEST(Options, MseAndClipTokensReachTheSolvers) {
   const Options r = parse({"--model_path", "/m", "--iter", "4", "--search-step", "2"});
   EXPECT_EQ(awq_settings(r, 1).refine.rounds, 4);
   EXPECT_EQ(awq_settings(r, 1).refine.points_per_side, 2);
+  // --awq-rounding gptq takes --damp-percent (GPTQ's) and never act order (AWQ GEMM has no g_idx).
+  const Options ag =
+      parse({"--model_path", "/m", "--awq-rounding=gptq", "--damp_percent", "0.05", "--desc-act"});
+  EXPECT_TRUE(awq_settings(ag, 1).gptq_rounding);
+  EXPECT_DOUBLE_EQ(awq_settings(ag, 1).gptq.damp_percent, 0.05);
+  EXPECT_FALSE(awq_settings(ag, 1).gptq.act_order);
+  EXPECT_FALSE(awq_settings(parse({"--model_path", "/m"}), 1).gptq_rounding);
   // --max_quality's AWQ presets do not stop a GPTQ run.
   EXPECT_EQ(parse({"--model_path", "/m", "--gptq", "--max_quality"}).iter, 40);
 }

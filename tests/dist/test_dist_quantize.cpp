@@ -86,6 +86,7 @@ INSTANTIATE_TEST_SUITE_P(Methods, DistBlocks,
                          ::testing::Values(ModeCase{"awq", "--awq", {1, 2, 3, 4}},
                                            ModeCase{"gptq_relay", "--gptq --bits 4", {2, 3}},
                                            ModeCase{"awq_relay", "--awq --propagate quant", {2}},
+                                           ModeCase{"awq_gptq", "--awq --awq-rounding gptq", {2}},
                                            ModeCase{
                                                "gptq_fp", "--gptq --bits 4 --propagate fp", {2}}),
                          [](const auto& info) { return std::string(info.param.name); });
@@ -131,17 +132,17 @@ TEST_P(DistData, CodesAndPerplexityMatchSingleProcess) {
   const double pn = eval_ppl(out, tmp_ / "eval.txt");
   EXPECT_LE(std::abs(pn - p1), 1e-3 * p1) << "perplexity " << pn << " vs single process " << p1;
   std::cout << "[ measured ] " << c.name << ": " << f * 100 << " % identical codes (block 0 "
-            << f0 * 100 << " %), perplexity "
-            << pn << " vs " << p1 << " single process\n";
+            << f0 * 100 << " %), perplexity " << pn << " vs " << p1 << " single process\n";
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, DistData,
-                         ::testing::Values(DataCase{"gptq_2", "--gptq --bits 4", 2},
-                                           DataCase{"gptq_4", "--gptq --bits 4", 4},
-                                           DataCase{"awq_2", "--awq", 2},
-                                           DataCase{"awq_quant_2", "--awq --propagate quant", 2, 0.95},
-                                           DataCase{"awq_4", "--awq", 4}),
-                         [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Methods, DistData,
+    ::testing::Values(DataCase{"gptq_2", "--gptq --bits 4", 2},
+                      DataCase{"gptq_4", "--gptq --bits 4", 4}, DataCase{"awq_2", "--awq", 2},
+                      DataCase{"awq_quant_2", "--awq --propagate quant", 2, 0.95},
+                      DataCase{"awq_4", "--awq", 4},
+                      DataCase{"awq_gptq_2", "--awq --awq-rounding gptq", 2}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(DistQuantize, DryRunPrintsTheDistributedPlan) {
   const Launch l = quantize(3, model_, tmp_ / "dry", "--awq --dry-run");

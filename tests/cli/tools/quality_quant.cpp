@@ -60,7 +60,8 @@ int write_calib(const std::string& out_dir, const io::CalibSet& calib) {
   nlohmann::json j{{"n", t.size(0)}, {"T", t.size(1)}, {"provenance", calib.provenance}};
   std::ofstream(out_dir + "/calib_tokens.json") << j.dump(1) << "\n";
   SQ_REQUIRE(f.good(), "calib: cannot write " << out_dir << "/calib_tokens.i64");
-  std::cerr << "wrote " << t.size(0) << " x " << t.size(1) << " calibration ids to " << out_dir << "\n";
+  std::cerr << "wrote " << t.size(0) << " x " << t.size(1) << " calibration ids to " << out_dir
+            << "\n";
   return 0;
 }
 
