@@ -7,7 +7,10 @@
 # 128x512 for AWQ and 128x2048 for GPTQ; evaluation = `shardquant eval` on brown-test and
 # pydoc-test (whole file, no special tokens, non-overlapping 512-token windows, fp16 on CUDA).
 #
-# Cells: fp16, rtn-w4, rtn-w3, awq-w4, awq-w3, gptq-w4, gptq-w3, gptq-act-w4, gptq-act-w3.
+# Cells: fp16, rtn-w4, rtn-w3, awq-w4, awq-w3, gptq-w4, gptq-w3, gptq-act-w4, gptq-act-w3 (the
+# reference algorithms' semantics), then shardquant's opt-in quality knobs against the same
+# reference rows: awq-gptq-w4, awq-gptq-w3 (--awq-rounding gptq), gptq-mse-w4, gptq-mse-w3,
+# gptq-act-mse-w4, gptq-act-mse-w3 (--mse 2.4).
 # awq-w4 and every gptq cell are real packed checkpoints written by `shardquant`, read back by
 # `shardquant eval` (dequantize-on-load). rtn-* and awq-w3 (AWQ GEMM stores 4-bit only, and the
 # CLI refuses AWQ w3) are fake-quantized checkpoints written by the test tool sq_quality_quant
@@ -49,7 +52,7 @@ WORK=${QUALITY_WORK:-/tmp/sq-quality}
 AWQ_N=${AWQ_N:-128}; AWQ_T=${AWQ_T:-512}
 GPTQ_N=${GPTQ_N:-128}; GPTQ_T=${GPTQ_T:-2048}
 DEVICE=${DEVICE:-auto}
-CELLS=${CELLS:-"fp16 rtn-w4 rtn-w3 awq-w4 awq-w3 gptq-w4 gptq-w3 gptq-act-w4 gptq-act-w3"}
+CELLS=${CELLS:-"fp16 rtn-w4 rtn-w3 awq-w4 awq-w3 gptq-w4 gptq-w3 gptq-act-w4 gptq-act-w3 awq-gptq-w4 awq-gptq-w3 gptq-mse-w4 gptq-mse-w3 gptq-act-mse-w4 gptq-act-mse-w3"}
 NOTES=${NOTES:-$ROOT/bench/NOTES.md}
 
 MODEL=$SHARED/models/house-llama-13m
@@ -85,6 +88,17 @@ quantize() {
       "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --awq --bits 4 "${awq[@]}" ;;
     awq-w3)
       "$QTOOL" awq 3 "$out" -- --model_path "$MODEL" "${awq[@]}" ;;
+    awq-gptq-w4)
+      "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --awq --bits 4 "${awq[@]}" \
+        --awq-rounding gptq ;;
+    awq-gptq-w3)
+      "$QTOOL" awq 3 "$out" -- --model_path "$MODEL" "${awq[@]}" --awq-rounding gptq ;;
+    gptq-mse-w4 | gptq-mse-w3)
+      "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --gptq --bits "${cell#gptq-mse-w}" \
+        --zero-point --mse 2.4 "${gptq[@]}" ;;
+    gptq-act-mse-w4 | gptq-act-mse-w3)
+      "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --gptq \
+        --bits "${cell#gptq-act-mse-w}" --zero-point --desc-act --mse 2.4 "${gptq[@]}" ;;
     gptq-w4 | gptq-w3)
       "$SHARDQUANT" --model_path "$MODEL" --output_dir "$out" --gptq --bits "${cell#gptq-w}" \
         --zero-point "${gptq[@]}" ;;

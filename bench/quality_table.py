@@ -23,6 +23,16 @@ REFERENCE = {
     "gptq-w3": ("GPTQ asym w3 g128", "IST gptq", (114.81, 39.07)),
     "gptq-act-w4": ("GPTQ asym w4 g128 act order", "IST gptq + act order", (110.77, 37.56)),
     "gptq-act-w3": ("GPTQ asym w3 g128 act order", "IST gptq + act order", (114.97, 39.23)),
+    # shardquant's opt-in knobs, against the same reference rows
+    "awq-gptq-w4": ("AWQ w4 g128, `--awq-rounding gptq`", "llm-awq", (111.17, 37.30)),
+    "awq-gptq-w3": ("AWQ w3 g128, `--awq-rounding gptq` (fake-quant tool)", "llm-awq",
+                    (115.82, 39.17)),
+    "gptq-mse-w4": ("GPTQ asym w4 g128, `--mse 2.4`", "IST gptq", (110.89, 37.42)),
+    "gptq-mse-w3": ("GPTQ asym w3 g128, `--mse 2.4`", "IST gptq", (114.81, 39.07)),
+    "gptq-act-mse-w4": ("GPTQ asym w4 g128 act order, `--mse 2.4`", "IST gptq + act order",
+                        (110.77, 37.56)),
+    "gptq-act-mse-w3": ("GPTQ asym w3 g128 act order, `--mse 2.4`", "IST gptq + act order",
+                        (114.97, 39.23)),
 }
 TOLERANCE_PCT = 0.2
 

@@ -20,6 +20,10 @@ REF = {  # REFERENCE.md §7 (brown, pydoc)
     "gptq-w4": (110.89, 37.42), "gptq-w3": (114.81, 39.07),
     "gptq-act-w4": (110.77, 37.56), "gptq-act-w3": (114.97, 39.23),
 }
+# bench/quality.sh's knob cells share their method's reference row.
+for knob, base in (("awq-gptq", "awq"), ("gptq-mse", "gptq"), ("gptq-act-mse", "gptq-act")):
+    for w in ("w4", "w3"):
+        REF[f"{knob}-{w}"] = REF[f"{base}-{w}"]
 BAR = 0.002
 LINE = re.compile(r"SWEEP dtype=(\S+)\s+run=(\d+)-(\S*)\s+(\S+)\s+brown (\S+) pydoc (\S+)")
 
