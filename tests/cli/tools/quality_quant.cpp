@@ -80,6 +80,7 @@ int run(int argc, char** argv) {
   o.bits = bits;
 
   const at::Device dev = coordinator::run_device(o);
+  coordinator::prepare_host_for(dev);  // as the CLI does (CPU: large blocks stay in the heap)
   io::ModelWeights w(o.model_path);
   const io::ModelConfig cfg = io::load_model_config(o.model_path);
   const at::ScalarType dtype = coordinator::compute_dtype(dev, cfg, o.compute_dtype);
