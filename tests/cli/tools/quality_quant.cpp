@@ -57,9 +57,10 @@ int write_calib(const std::string& out_dir, const io::CalibSet& calib) {
   const at::Tensor t = calib.tokens.to(at::kCPU).to(at::kLong).contiguous();
   std::ofstream f(out_dir + "/calib_tokens.i64", std::ios::binary);
   f.write(static_cast<const char*>(t.data_ptr()), std::streamsize(t.numel() * sizeof(int64_t)));
+  f.close();  // a write error can surface only when the buffer is flushed
+  SQ_REQUIRE(f.good(), "calib: cannot write " << out_dir << "/calib_tokens.i64");
   nlohmann::json j{{"n", t.size(0)}, {"T", t.size(1)}, {"provenance", calib.provenance}};
   std::ofstream(out_dir + "/calib_tokens.json") << j.dump(1) << "\n";
-  SQ_REQUIRE(f.good(), "calib: cannot write " << out_dir << "/calib_tokens.i64");
   std::cerr << "wrote " << t.size(0) << " x " << t.size(1) << " calibration ids to " << out_dir
             << "\n";
   return 0;
@@ -67,7 +68,8 @@ int write_calib(const std::string& out_dir, const io::CalibSet& calib) {
 
 int run(int argc, char** argv) {
   if (argc < 5 || std::string(argv[4]) != "--") {
-    std::cerr << "usage: sq_quality_quant rtn|awq|gptq BITS OUT_DIR -- <shardquant options>\n";
+    std::cerr
+        << "usage: sq_quality_quant rtn|awq|gptq|calib BITS OUT_DIR -- <shardquant options>\n";
     return 2;
   }
   const std::string mode = argv[1], out_dir = argv[3];
@@ -84,7 +86,6 @@ int run(int argc, char** argv) {
   io::ModelWeights w(o.model_path);
   const io::ModelConfig cfg = io::load_model_config(o.model_path);
   const at::ScalarType dtype = coordinator::compute_dtype(dev, cfg, o.compute_dtype);
-  rank::Model model(w, cfg, dev, dtype);
   at::Tensor x, mask;
   int64_t mb = 1;
   if (mode != "rtn") {
@@ -94,6 +95,7 @@ int run(int argc, char** argv) {
     if (mode == "calib") return write_calib(out_dir, calib);
     if (!calib.mask.all().item<bool>()) mask = calib.mask.to(dev);
     mb = coordinator::micro_batch_for(o, T);
+    rank::Model model(w, cfg, dev, dtype);  // only its embedding is used
     x = model.embed(calib.tokens.to(dev), rank::make_context(n, T, dev));
     std::cerr << "calibration: " << n << " x " << T << "\n";
   }
