@@ -123,7 +123,8 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
 
   std::vector<std::string> files;
   {
-    io::ShardedWriter writer(out.partial_path(), o.max_shard_size_bytes);
+    io::ShardedWriter writer(out.partial_path(), o.max_shard_size_bytes, {{"format", "pt"}},
+                             weight_file_stem(o));
     for (const auto& name : plan.non_block) writer.add(name, w.get(name));
     for (int r = 0; r < dp.world; ++r) {
       const std::string f = fragment_path(dp.partial_dir, r);
@@ -274,7 +275,11 @@ int run_on(rank::Transport& t, const Options& o) {
 
 bool distributed_requested(const Options& o) {
   if (o.transport == TransportKind::kMpi || o.transport == TransportKind::kNccl) return true;
-  return env_int("OMPI_COMM_WORLD_SIZE") > 1 || env_int("PMI_SIZE") > 1;
+  // mpirun sets OMPI_COMM_WORLD_SIZE, PMI-1/2 launchers PMI_SIZE; `srun --mpi=pmix` sets neither,
+  // only PMIX_RANK and the step's task count (without this, each srun task quantized on its own
+  // into the same output directory).
+  return env_int("OMPI_COMM_WORLD_SIZE") > 1 || env_int("PMI_SIZE") > 1 ||
+         (std::getenv("PMIX_RANK") != nullptr && env_int("SLURM_STEP_NUM_TASKS") > 1);
 }
 
 int run_distributed(const Options& o) {

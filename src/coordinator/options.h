@@ -99,7 +99,10 @@ struct Options {
   int comm_timeout_s = 600;                        // --comm-timeout (seconds)
   uint64_t gpu_mem_limit_bytes = 0;                // --gpu-mem-limit (e.g. 20GB; 0 = no limit)
   uint64_t max_shard_size_bytes = 5000000000ull;   // --max-shard-size (5GB)
-  Verbosity verbosity = Verbosity::kNormal;        // --verbose / --quiet
+  // --output-layout: "default" (AWQ-4bit/, model-*.safetensors) or "suffixed"
+  // (<name>-AWQ/, model-AWQ-*.safetensors); weight_file_stem() gives the file names' stem.
+  std::string output_layout = "default";
+  Verbosity verbosity = Verbosity::kNormal;  // --verbose / --quiet
 
   // Canonical (snake_case) names of every flag the user set on the command line, in EXTRA_ARGS
   // or through an env variable — not presets or defaults.
@@ -125,6 +128,8 @@ std::map<std::string, std::string> environment_from_process();
 
 // --help text and the README flag table, both generated from the option table.
 std::string help_text();
+// Stem of the weight files: "model" (default layout) or "model-AWQ" / "model-GPTQ" (suffixed).
+std::string weight_file_stem(const Options& o);
 std::string help_markdown();
 
 // Canonical names of the flags the user set whose behaviour is not built yet.

@@ -7,6 +7,7 @@
 // short options.
 #include <boost/program_options.hpp>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <set>
@@ -313,6 +314,8 @@ const std::vector<SetterRow>& setters() {
        [](Options& o, const Given& g) { o.comm_timeout_s = static_cast<int>(as_int(g)); }},
       {"gpu_mem_limit",
        [](Options& o, const Given& g) { o.gpu_mem_limit_bytes = parse_size(g.value, g.source); }},
+      {"output_layout",
+       [](Options& o, const Given& g) { o.output_layout = as_choice(g, "default|suffixed"); }},
       {"max_shard_size",
        [](Options& o, const Given& g) { o.max_shard_size_bytes = parse_size(g.value, g.source); }},
       {"log_file", [](Options& o, const Given& g) { o.log_file = g.value; }},
@@ -456,9 +459,17 @@ ParseResult parse_options(const std::vector<std::string>& args,
   }
 
   while (o.model_path.size() > 1 && o.model_path.back() == '/') o.model_path.pop_back();
-  if (o.output_dir_defaulted && !o.model_path.empty())
-    o.output_dir = o.model_path + "/" + m.dir_name + "-" + std::to_string(o.bits) + "bit" +
-                   (o.max_quality ? "-MAX" : "");
+  if (o.output_dir_defaulted && !o.model_path.empty()) {
+    const std::string mx = o.max_quality ? "-MAX" : "";
+    if (o.output_layout == "suffixed") {  // <model>/<model name>-AWQ[-MAX]
+      namespace fs = std::filesystem;
+      fs::path p = fs::absolute(o.model_path).lexically_normal();
+      if (p.filename().empty()) p = p.parent_path();  // "dir/" normalises to a trailing ""
+      o.output_dir = o.model_path + "/" + p.filename().string() + "-" + m.dir_name + mx;
+    } else {
+      o.output_dir = o.model_path + "/" + m.dir_name + "-" + std::to_string(o.bits) + "bit" + mx;
+    }
+  }
   if (o.max_quality && o.dump_salient.empty() && !o.output_dir.empty())
     o.dump_salient = o.output_dir + "/outlier.json";
   validate(o, all);

@@ -121,6 +121,11 @@ const std::vector<FlagRow> kFlags = {
     {"gpu_mem_limit", K::kSize, "SIZE", "none", "cap on GPU memory per rank (e.g. 20GB)", "",
      nullptr},
     {"max_shard_size", K::kSize, "SIZE", "5GB", "largest output shard", "", nullptr},
+    {"output_layout", K::kChoice, "L", "default",
+     "default: <model>/AWQ-4bit/ with model-0000i-of-0000N.safetensors; suffixed: "
+     "<model>/<name>-AWQ/ (or -GPTQ) with model-AWQ-0000i-of-0000N.safetensors and "
+     "model-AWQ.safetensors.index.json (the layout of the AWQ/GPTQ container tool)",
+     "default|suffixed", nullptr},
     {"log_file", K::kString, "PATH", "<output_dir>/quantize.log", "log file (also for --dry-run)",
      "", nullptr},
     {"verbose", K::kBool, "", "off", "debug logging; excludes --quiet", "", nullptr},

@@ -229,3 +229,12 @@ std::string help_markdown() {
 }
 
 }  // namespace sq::coordinator
+
+namespace sq::coordinator {
+
+std::string weight_file_stem(const Options& o) {
+  if (o.output_layout != "suffixed") return "model";
+  return std::string("model-") + table::method_row(o.method).dir_name;
+}
+
+}  // namespace sq::coordinator

@@ -71,7 +71,8 @@ int run_quantize(const Options& o, const Plan& plan) {
   summary.add_phase("calibration", seconds_between(t0, clock::now()));
 
   // Blocks, streamed: build, solve, pack, hand to the writer, drop.
-  io::ShardedWriter writer(out.partial_path(), o.max_shard_size_bytes);
+  io::ShardedWriter writer(out.partial_path(), o.max_shard_size_bytes, {{"format", "pt"}},
+                           weight_file_stem(o));
   for (const auto& name : plan.non_block) writer.add(name, w.get(name));
   const rank::KeepFp keep_fp = keep_fp_from_plan(plan);
   const rank::ExportOptions xo = export_options(o);

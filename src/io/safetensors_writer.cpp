@@ -86,10 +86,10 @@ constexpr Unit kUnits[] = {
     {"", 1.0, false},
 };
 
-std::string shard_name(size_t i, size_t n) {
+std::string shard_name(const std::string& stem, size_t i, size_t n) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", i + 1, n);
-  return buf;
+  std::snprintf(buf, sizeof buf, "-%05zu-of-%05zu.safetensors", i + 1, n);
+  return stem + buf;
 }
 
 }  // namespace
@@ -169,8 +169,11 @@ uint64_t parse_size(const std::string& text) {
 }
 
 ShardedWriter::ShardedWriter(std::string dir, uint64_t max_shard_bytes,
-                             std::map<std::string, std::string> metadata)
-    : dir_(std::move(dir)), max_(max_shard_bytes), metadata_(std::move(metadata)) {
+                             std::map<std::string, std::string> metadata, std::string stem)
+    : dir_(std::move(dir)),
+      max_(max_shard_bytes),
+      metadata_(std::move(metadata)),
+      stem_(std::move(stem)) {
   SQ_REQUIRE(max_ > 0, dir_ << ": max shard size must be positive");
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -214,7 +217,7 @@ std::vector<std::string> ShardedWriter::finish() {
   const size_t n = shard_names_.size();
   std::vector<std::string> files;
   for (size_t i = 0; i < n; ++i) {
-    files.push_back(n == 1 ? "model.safetensors" : shard_name(i, n));
+    files.push_back(n == 1 ? stem_ + ".safetensors" : shard_name(stem_, i, n));
     rename_into_place(temp_files_[i], (fs::path(dir_) / files.back()).string());
   }
   finished_ = true;
@@ -224,7 +227,7 @@ std::vector<std::string> ShardedWriter::finish() {
     index["weight_map"] = nlohmann::json::object();
     for (size_t i = 0; i < n; ++i)
       for (const auto& name : shard_names_[i]) index["weight_map"][name] = files[i];
-    write_text_file((fs::path(dir_) / "model.safetensors.index.json").string(),
+    write_text_file((fs::path(dir_) / (stem_ + ".safetensors.index.json")).string(),
                     index.dump(2) + "\n");
   }
   return files;

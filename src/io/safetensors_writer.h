@@ -43,13 +43,16 @@ uint64_t parse_size(const std::string& text);
 // Writes a Hugging Face sharded model directory. Tensors arrive in order (add()); a shard is
 // closed when the next tensor would take it past max_shard_bytes (a tensor larger than the limit
 // gets a shard of its own). Closed shards are written at once under temporary names and renamed
-// by finish() to model-0000i-of-0000N.safetensors, plus model.safetensors.index.json
+// by finish() to <stem>-0000i-of-0000N.safetensors, plus <stem>.safetensors.index.json
 // {"metadata":{"total_size":bytes},"weight_map":{name:file}} (sorted, 2-space indent); a single
-// shard is written as model.safetensors with no index. Memory held: one shard's tensors.
+// shard is written as <stem>.safetensors with no index. The stem is "model" (Hugging Face's
+// names) unless the caller picks another (--output-layout suffixed: "model-AWQ").
+// Memory held: one shard's tensors.
 class ShardedWriter {
  public:
   ShardedWriter(std::string dir, uint64_t max_shard_bytes,
-                std::map<std::string, std::string> metadata = {{"format", "pt"}});
+                std::map<std::string, std::string> metadata = {{"format", "pt"}},
+                std::string stem = "model");
   ~ShardedWriter();  // removes temporary shards when finish() was never called
   ShardedWriter(const ShardedWriter&) = delete;
   ShardedWriter& operator=(const ShardedWriter&) = delete;
@@ -66,6 +69,7 @@ class ShardedWriter {
   std::string dir_;
   uint64_t max_;
   std::map<std::string, std::string> metadata_;
+  std::string stem_;
   std::vector<TensorToWrite> pending_;
   uint64_t pending_bytes_ = 0;
   uint64_t total_ = 0;
