@@ -44,6 +44,7 @@ fresh_model() {
   rm -rf "$d"
   mkdir -p "$d"
   cp -r "$HOUSE" "$d/house"
+  chmod -R u+w "$d/house"  # shared/ may be read-only; containers write next to the model
   echo "$d/house"
 }
 sums() { (cd "$1" && find . -maxdepth 1 -type f -print0 | sort -z | xargs -0 sha256sum); }
@@ -153,6 +154,7 @@ env)
   mkdir -p "$base/models" "$base/out"
   cp -r "$HOUSE" "$base/models/a"
   cp -r "$HOUSE" "$base/models/b"
+  chmod -R u+w "$base/models"
   v() { prun -v "$base/models:/models" -v "$base/out:/out" "$@" >"$base/run.log" 2>&1 ||
           { tail -20 "$base/run.log"; fail "run with $* failed"; }; }
   S=/models/a/AWQ-4bit/shardquant_summary.json
