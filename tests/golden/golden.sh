@@ -63,11 +63,15 @@ MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self
 usage() { sed -n '2,10p' "$0" >&2; exit 2; }
 
 # Hash of the summary's non-timing content (summary_content.js says what is dropped and why).
+# An unreadable summary gives "<summary-unreadable>", which never matches a recorded hash.
 summary_digest() {
-  node "$HERE/summary_content.js" "$1" | sha256sum | cut -d' ' -f1
+  local c
+  c=$(node "$HERE/summary_content.js" "$1") || { echo "<summary-unreadable>"; return; }
+  sha256sum <<<"$c" | cut -d' ' -f1
 }
 
-# run CASE RANKS MODE_FLAGS... -- FLAGS...: quantize into $SCRATCH/CASE@RANKS, print its hash lines.
+# hash_run CASE RANKS FLAGS...: quantize into $SCRATCH/CASE@RANKS (RANKS 1: the plain process,
+# no mpirun), print its hash lines; non-zero (and a `<run-failed>` line) when the run fails.
 hash_run() {
   local case=$1 ranks=$2 out=$SCRATCH/$1@$2
   shift 2
