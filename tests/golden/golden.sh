@@ -156,11 +156,13 @@ case $MODE in
     [ "$PART" = all ] && [ "$CASES" = . ] ||
       { echo "golden: record runs the whole matrix (no PART, no CASES)" >&2; exit 2; }
     lines=$(run_part all) || { echo "golden: a run failed; nothing recorded" >&2; exit 1; }
-    # Every rank count of a case must give the same lines; then the rank column goes.
-    disagree=$(awk '{ k = $2 " " $3; v[k] = v[k] " " $1 "=" $4 }
-                    END { for (k in v) { split(v[k], a, " "); split(a[1], f, "=");
-                          for (i in a) { split(a[i], g, "="); if (g[2] != f[2]) { print k ":" v[k]; break } } } }' \
-                <<<"$lines")
+    # Every rank count of a case must give the same files with the same hashes; then the rank
+    # column goes. (A file that only some rank counts write also disagrees.)
+    disagree=$(awk '{ k = $2 " " $3; v[k] = v[k] " " $1 "=" $4; n[k]++; c[k] = $2
+                      if (!(($2, $1) in seen)) { seen[$2, $1] = 1; nr[$2]++ } }
+                    END { for (k in v) { split(v[k], a, " "); split(a[1], f, "="); bad = n[k] != nr[c[k]]
+                          for (i in a) { split(a[i], g, "="); if (g[2] != f[2]) bad = 1 }
+                          if (bad) print k ":" v[k] } }' <<<"$lines")
     if [ -n "$disagree" ]; then
       echo "golden: rank counts disagree (blocks mode must be byte-identical); nothing recorded:" >&2
       echo "$disagree" >&2
