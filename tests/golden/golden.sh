@@ -103,7 +103,7 @@ hash_run() {
 }
 
 # run_part PART: hash lines of every run of PART, each line prefixed by its rank count
-# ("<ranks> <case> <file> <sha>"), sorted.
+# ("<ranks> <case> <file> <sha>"); non-zero when a run failed.
 run_part() {
   local part=$1 c name flags ranks rc=0
   local block_ranks=()
