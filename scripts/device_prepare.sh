@@ -17,10 +17,12 @@ rm -rf .carry/spdlog && mkdir -p .carry/spdlog/include
 cp -r /usr/include/spdlog /usr/include/fmt .carry/spdlog/include/
 # Boost.Program_options: the headers our translation units include (their closure, read from the
 # local build's dependency records) and the shared library.
-if [ -d build ]; then
+B=${BUILD_DIR:-build}  # a configured local build (its dependency records name the headers)
+[ -d "$B" ] || B=build-test
+if [ -d "$B" ]; then
   rm -rf .carry/boost && mkdir -p .carry/boost/lib .carry/boost/include
-  for o in build/src/coordinator/CMakeFiles/sq_coordinator.dir/*.o; do
-    ninja -C build -t deps "${o#build/}" 2>/dev/null
+  for o in "$B"/src/coordinator/CMakeFiles/sq_coordinator.dir/*.o; do
+    ninja -C "$B" -t deps "${o#"$B"/}" 2>/dev/null
   done | grep -o '/usr/include/boost/[^ ]*' | sort -u | while read -r h; do
     mkdir -p ".carry/boost/include/$(dirname "${h#/usr/include/}")"
     cp "$h" ".carry/boost/include/${h#/usr/include/}"
