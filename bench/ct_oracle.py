@@ -30,8 +30,8 @@ Checks per CT_DIR, each printed as PASS/FAIL/SKIP with numbers:
               Linear stores .weight or is the tied output head; no packed tensor is left over
   decompress  the library decompresses every packed module to weight_shape in weight_scale's
               dtype; with REF_DIR, equal element for element to REF_DIR's weights
-  recompress  the library compresses its decompressed weight (with the scales and zero points it
-              read) back to every stored tensor, bit for bit
+  recompress  the library compresses its decompressed weight (computed in float32, with the
+              scales and zero points it read) back to every stored tensor, bit for bit
   load        AutoModelForCausalLM.from_pretrained(CT_DIR) and a forward on 64 token ids: finite
               logits; each quantized module's weight (after the decompression the first forward
               triggers) equals the library's decompression; with --fp, equal logits
@@ -276,10 +276,15 @@ def check_dir(ct_dir, ref_dir, args, ct):
         for n in sorted(linears - chosen):
             if f"{n}.weight" not in tensors and n not in tied_head:
                 bad.append(f"{n}: float Linear without .weight")
+        in_tree = {n for n, _ in model.named_modules()}
         leftover = sorted(set(packed) - chosen)
-        bad += [f"{n}: packed but not selected by targets/ignore" for n in leftover]
+        bad += [f"{n}: packed but not selected by targets/ignore" for n in leftover if n in in_tree]
+        # transformers 5 fuses some modules at load time (MoE experts): their checkpoint names
+        # are not in the tree; whether the load maps them is the load check's finding.
+        absent = [n for n in leftover if n not in in_tree]
         record(ct_dir, "modules", not bad,
                f"{len(chosen)} selected, {len(linears)} Linear, {len(packed)} packed"
+               + (f", {len(absent)} packed modules not in the tree (e.g. {absent[0]})" if absent else "")
                + (f"; {len(bad)} problems: {bad[:6]}" if bad else ""))
     except ImportError as e:
         record(ct_dir, "modules", None, f"transformers missing ({e})")
@@ -307,7 +312,10 @@ def check_dir(ct_dir, ref_dir, args, ct):
                 d = (w.float() - want.float()).abs().max().item()
                 dec_bad.append(f"{n}: differs from the reference (max |diff| {d:.3g})")
         try:
-            again = comp.compress(w, sd, zp)
+            # From the decompression in float32 (exact): a bf16 product (q - z)·s can round an
+            # 8-bit code by one, so re-quantizing the bf16 weight would test bf16, not the layout.
+            w32, zp = comp.decompress(dict(sd, weight_scale=sd["weight_scale"].float()))
+            again = comp.compress(w32, sd, zp)
             for p, t in sd.items():
                 if p not in again:
                     rec_bad.append(f"{n}.{p}: not produced")

@@ -212,7 +212,9 @@ inline int check_module_tree(const std::string& in_dir, const std::string& out_d
           ADD_FAILURE() << "packed module without " << w.suffix;
           continue;
         }
-        EXPECT_EQ(out.info(t).dtype, w.dtype) << w.suffix;
+        EXPECT_EQ(out.info(t).dtype, w.dtype)
+            << w.suffix << ": " << io::dtype_name(out.info(t).dtype) << ", expected "
+            << io::dtype_name(w.dtype);
         EXPECT_EQ(out.info(t).shape, w.shape) << w.suffix;
       }
     } else {
