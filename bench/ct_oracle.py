@@ -76,6 +76,17 @@ def import_compressed_tensors(src):
     version = "0+src"
     if os.path.exists(os.path.join(src, "VERSION")):
         version = open(os.path.join(src, "VERSION")).read().strip()
+    # transformers asks importlib.metadata whether (and which) compressed-tensors is installed:
+    # a dist-info for the source tree, in a scratch directory on sys.path.
+    import tempfile
+
+    meta = tempfile.mkdtemp(prefix="ct-oracle-")
+    info = os.path.join(meta, f"compressed_tensors-{version}.dist-info")
+    os.makedirs(info)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write(f"Metadata-Version: 2.1\nName: compressed-tensors\nVersion: {version}\n")
+    sys.path.insert(0, meta)
+    notes.append(f"dist-info {version} in {meta}")
     if not os.path.exists(os.path.join(root, "compressed_tensors", "version.py")):
         stub_module(
             "compressed_tensors.version",
@@ -96,7 +107,8 @@ def import_compressed_tensors(src):
         class Logger:  # loguru's surface as the library uses it, onto logging
             def __getattr__(self, name):
                 if name in ("debug", "info", "warning", "error", "critical", "exception"):
-                    return lambda msg, *a, **k: getattr(log, name)(str(msg).format(*a, **k))
+                    return lambda msg, *a, **k: getattr(log, name)(
+                        str(msg).format(*a, **k) if a or k else str(msg))
                 return lambda *a, **k: self
 
         stub_module("loguru", logger=Logger())
@@ -182,10 +194,18 @@ class Compressor:
         self.impl = P() if self.legacy else P
 
     def param_names(self):
-        if self.legacy:
-            names = self.impl.compression_param_names
-            return tuple(names() if callable(names) else names)
-        return tuple(self.impl.compression_param_names(self.scheme))
+        if not self.legacy:
+            return tuple(self.impl.compression_param_names(self.scheme))
+        # The instance interface lists every name the format may use; the scheme decides.
+        names = self.impl.compression_param_names
+        names = names() if callable(names) else names
+        w = self.scheme.weights
+        drop = set()
+        if w.symmetric:
+            drop.add("weight_zero_point")
+        if getattr(w.actorder, "value", w.actorder) != "group":
+            drop.add("weight_g_idx")
+        return tuple(n for n in names if n not in drop)
 
     def decompress(self, sd):
         """-> (weight, unpacked zero point or None)."""
@@ -345,9 +365,13 @@ def check_dir(ct_dir, ref_dir, args, ct):
         with torch.no_grad():
             logits = model(ids).logits.float()
         problems = [] if torch.isfinite(logits).all() else ["non-finite logits"]
-        same = 0
+        same, outside = 0, []
         for n, w in decompressed.items():
-            mod = model.get_submodule(n)
+            try:
+                mod = model.get_submodule(n)
+            except AttributeError:  # fused at load time (transformers 5 MoE experts)
+                outside.append(n)
+                continue
             got = getattr(mod, "weight", None)
             if got is None or got.device.type == "meta":
                 problems.append(f"{n}: no dense weight after the forward")
@@ -356,8 +380,12 @@ def check_dir(ct_dir, ref_dir, args, ct):
             else:
                 problems.append(f"{n}: weight {got.dtype} differs from the library's decompression")
         detail = f"{type(model).__name__} {dtype}, {same}/{len(decompressed)} module weights equal"
+        if outside:
+            detail += f", {len(outside)} packed modules not in the loaded tree (e.g. {outside[0]})"
         fp_dir = fp_model_dir(ct_dir) if args.fp else None
-        if fp_dir:
+        if fp_dir and outside:
+            detail += ", no logits comparison (the fp model cannot take those weights by name)"
+        elif fp_dir:
             fp = AutoModelForCausalLM.from_pretrained(fp_dir, dtype=dtype).to(args.device).eval()
             with torch.no_grad():
                 for n, w in decompressed.items():
