@@ -6,7 +6,7 @@ transformers. It fetches nothing. How to run it on the GPU machine: bench/NOTES.
 "compressed-tensors oracle".
 
 usage: bench/ct_oracle.py [--ct-src DIR] [--fp] [--device DEV] [--text FILE] [--no-load]
-                          [--json FILE] CT_DIR[=REF_DIR] ...
+                          [--layout-only] [--json FILE] CT_DIR[=REF_DIR] ...
 
   CT_DIR      a shardquant --format compressed-tensors output directory
   REF_DIR     the --format awq or gptq output of the same run options (the same solve): every
@@ -20,8 +20,13 @@ usage: bench/ct_oracle.py [--ct-src DIR] [--fp] [--device DEV] [--text FILE] [--
               library's decompressed weights put in its quantized modules
   --text      a text file: perplexity of CT_DIR (and with --fp of the unquantized model) on its
               first 4096 tokens, for directories that carry a tokenizer_config.json
+  --layout-only  only the layout check, from --ct-src's pack_quantized/helpers.py loaded alone
+              (needs nothing but torch: for a machine without transformers or a recent torch)
 
 Checks per CT_DIR, each printed as PASS/FAIL/SKIP with numbers:
+  layout      the library's unpack_from_int32 reads weight_packed and weight_zero_point; with
+              REF_DIR, (q - z) * s in weight_scale's dtype equals REF_DIR's weights, and
+              pack_to_int32 of the codes and zero points gives the stored words back
   config      QuantizationConfig parses quantization_config (pydantic validation): pack-quantized,
               compressed, one config group
   modules     transformers' module tree of the model (built on the meta device from config.json):
@@ -127,8 +132,10 @@ def import_compressed_tensors(src):
 
 
 def read_tensors(d):
-    from safetensors import safe_open
-
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        return read_tensors_plain(d)
     out = {}
     for f in sorted(os.listdir(d)):
         if f.endswith(".safetensors"):
@@ -136,6 +143,80 @@ def read_tensors(d):
                 for k in sf.keys():
                     out[k] = sf.get_tensor(k)
     return out
+
+
+def read_tensors_plain(d):
+    """The safetensors layout (REFERENCE.md 3.4) read directly, for a machine without the package."""
+    import struct
+
+    import torch
+
+    dtypes = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I32": torch.int32, "I64": torch.int64, "I8": torch.int8, "U8": torch.uint8}
+    out = {}
+    for f in sorted(os.listdir(d)):
+        if not f.endswith(".safetensors"):
+            continue
+        raw = open(os.path.join(d, f), "rb").read()
+        n = struct.unpack("<Q", raw[:8])[0]
+        for k, v in json.loads(raw[8 : 8 + n]).items():
+            if k == "__metadata__":
+                continue
+            b, e = v["data_offsets"]
+            buf = bytearray(raw[8 + n + b : 8 + n + e])
+            dt = dtypes[v["dtype"]]
+            t = (torch.frombuffer(buf, dtype=torch.int16).view(torch.bfloat16)
+                 if dt == torch.bfloat16 else torch.frombuffer(buf, dtype=dt))
+            out[k] = t.reshape(v["shape"])
+    return out
+
+
+def load_helpers(src):
+    """compressed-tensors' pack_quantized/helpers.py (imports torch and math only), loaded alone."""
+    import importlib.util
+
+    path = os.path.join(src, "src", "compressed_tensors", "compressors", "pack_quantized", "helpers.py")
+    spec = importlib.util.spec_from_file_location("ct_pack_helpers", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def check_layout(ct_dir, ref_dir, helpers):
+    """The layout check of the docstring, with the library's own packing helpers."""
+    import torch
+
+    config = json.load(open(os.path.join(ct_dir, "config.json")))
+    bits = config["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"]
+    ct = read_tensors(ct_dir)
+    ref = read_tensors(ref_dir) if ref_dir else None
+    ref_qc = json.load(open(os.path.join(ref_dir, "config.json")))["quantization_config"] if ref_dir else None
+    off = 1 << (bits - 1)
+    bad, n = [], 0
+    for k in sorted(ct):
+        if not k.endswith(".weight_packed"):
+            continue
+        lin = k[: -len(".weight_packed")]
+        n += 1
+        shape = torch.Size(ct[lin + ".weight_shape"].tolist())
+        s = ct[lin + ".weight_scale"]
+        q = helpers.unpack_from_int32(ct[k], bits, shape)  # signed: code - 2^(b-1)
+        zk = lin + ".weight_zero_point"
+        z = (helpers.unpack_from_int32(ct[zk], bits, torch.Size((shape[0], s.shape[1])), packed_dim=0)
+             if zk in ct else torch.zeros(shape[0], s.shape[1], dtype=torch.int8))
+        g = (ct[lin + ".weight_g_idx"].long() if lin + ".weight_g_idx" in ct
+             else torch.arange(shape[1]) // (shape[1] // s.shape[1]))
+        if not torch.equal(helpers.pack_to_int32(q, bits), ct[k]):
+            bad.append(f"{lin}: weight_packed does not repack")
+        if zk in ct and not torch.equal(helpers.pack_to_int32(z, bits, packed_dim=0), ct[zk]):
+            bad.append(f"{lin}: weight_zero_point does not repack")
+        if ref is not None:
+            w = (q.to(s.dtype) - z[:, g].to(s.dtype)) * s[:, g]
+            if not torch.equal(w, reference_weight(ref, ref_qc, lin, s.dtype)):
+                bad.append(f"{lin}: differs from the reference")
+    record(ct_dir, "layout", not bad and n > 0, f"{n} modules, {bits}-bit, codes offset {off}"
+           + (", equal to the reference" if ref is not None and not bad else "")
+           + (f"; {bad[:4]}" if bad else ""))
 
 
 def unpack_stream(words, bits, count):
@@ -442,11 +523,27 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--text")
     ap.add_argument("--no-load", action="store_true")
+    ap.add_argument("--layout-only", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args()
     try:
         import torch
-
+    except ImportError as e:
+        print(f"missing package: {e}", file=sys.stderr)
+        return 2
+    if args.layout_only:
+        if not args.ct_src:
+            print("--layout-only needs --ct-src", file=sys.stderr)
+            return 2
+        print(f"versions {{'torch': '{torch.__version__}'}}; compressed-tensors helpers.py of "
+              f"{args.ct_src}", flush=True)
+        helpers = load_helpers(args.ct_src)
+        for spec in args.dirs:
+            ct_dir, _, ref_dir = spec.partition("=")
+            print(ct_dir + (f" (reference {ref_dir})" if ref_dir else ""), flush=True)
+            check_layout(ct_dir, ref_dir or None, helpers)
+        return finish(args, {"torch": torch.__version__, "compressed_tensors": "helpers.py"})
+    try:
         ct, how = import_compressed_tensors(args.ct_src)
     except ImportError as e:
         print(f"missing package: {e}", file=sys.stderr)
@@ -459,12 +556,19 @@ def main():
     except ImportError:
         versions["transformers"] = None
     print(f"versions {versions}; compressed-tensors {how}", flush=True)
+    helpers = load_helpers(args.ct_src) if args.ct_src else None
     for spec in args.dirs:
         ct_dir, _, ref_dir = spec.partition("=")
         try:
+            if helpers:
+                check_layout(ct_dir, ref_dir or None, helpers)
             check_dir(ct_dir, ref_dir or None, args, ct)
         except Exception as e:
             record(ct_dir, "oracle", False, f"{type(e).__name__}: {e}")
+    return finish(args, versions)
+
+
+def finish(args, versions):
     failed = sum(r["status"] == "FAIL" for r in RESULTS)
     print(f"{len(RESULTS)} checks, {failed} failed, "
           f"{sum(r['status'] == 'SKIP' for r in RESULTS)} skipped")
