@@ -110,21 +110,10 @@ class ModuleTree : public ::testing::TestWithParam<std::string> {
     write_head(shared("data/corpus/brown-train.txt"), tmp_ / "calib.txt", 200);
     // Fixtures: hidden 32, every in_features a multiple of 8. The house model: group 128, and
     // the down projections kept besides the last block.
-    common_ = {"--model_path",
-               model_,
-               "--calib-file",
-               tmp_ / "calib.txt",
-               "--calib-size",
-               "4",
-               "--seq_len",
-               "32",
-               "--device",
-               "cpu",
-               "--quiet",
-               "--q-group-size",
-               house ? "128" : "8",
-               "--keep-fp-layers",
-               house ? "-1,mlp.down_proj" : "-1"};
+    common_ = {"--model_path",   model_,         "--calib-file", tmp_ / "calib.txt",
+               "--calib-size=4", "--seq_len=32", "--device=cpu", "--quiet"};
+    common_.push_back(house ? "--q-group-size=128" : "--q-group-size=8");
+    common_.push_back(house ? "--keep-fp-layers=-1,mlp.down_proj" : "--keep-fp-layers=-1");
   }
   std::string model_;
   std::vector<std::string> common_;
