@@ -100,6 +100,8 @@ rank::ExportOptions export_options(const Options& o, const Plan& plan) {
   x.bits = o.bits;
   x.group_size = o.group_size;
   x.pack.symmetric = !o.zero_point;
+  const io::QuantSettings qs = quant_settings(o, false);
+  x.pack.g_idx = qs.desc_act && !qs.static_groups;  // the config's actorder "group" (quant_config)
   // The solvers' scales are fp16 values: exact in an fp32 or fp16 model; a bf16 model rounds
   // them once more, as a bf16 runtime does to the fp16 scales of the AWQ/GPTQ formats on load.
   x.pack.scale_dtype = io::to_scalar_type(plan.model_dtype);
@@ -141,7 +143,7 @@ io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
   q.bits = o.bits;
   q.group_size = o.group_size;
   q.zero_point = o.zero_point;
-  q.desc_act = o.desc_act;
+  q.desc_act = o.desc_act && o.method == Method::kGptq;  // AWQ has no act order
   q.static_groups = o.static_groups;
   q.true_sequential = o.true_sequential;
   q.damp_percent = o.damp_percent;

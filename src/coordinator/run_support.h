@@ -37,9 +37,9 @@ int64_t micro_batch_for(const Options& o, int64_t seq_len);
 
 io::CalibOptions calib_options(const Options& o);
 rank::KeepFp keep_fp_from_plan(const Plan& plan);
-// compressed-tensors: symmetric as the options say (the config's "symmetric" decides whether a
-// loader expects weight_zero_point, whatever one linear's zeros are) and weight_scale in the
-// model dtype, as llm-compressor writes it (REFERENCE.md §3.3).
+// compressed-tensors: symmetric and weight_g_idx as the options say (the config's "symmetric" and
+// "actorder" decide which tensors a loader expects, whatever one linear's zeros or g_idx are) and
+// weight_scale in the model dtype, as llm-compressor writes it (REFERENCE.md §3.3).
 rank::ExportOptions export_options(const Options& o, const Plan& plan);
 rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch);
 rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch);
