@@ -61,6 +61,7 @@ case_ house-gptq-w4-sym "$H" --gptq --bits 4
 case_ house-gptq-w4-asym "$H" --gptq --bits 4 --zero-point
 case_ house-gptq-w8-sym "$H" --gptq --bits 8
 case_ house-gptq-w4-actorder "$H" --gptq --bits 4 --desc-act
+case_ house-gptq-w4-static "$H" --gptq --bits 4 --desc-act --static-groups
 case_ house-gptq-w4-kept "$H" --gptq --bits 4 --keep-fp-layers 0,mlp.down_proj
 for fx in llama_bias_tied phi3 mixtral qwen2_moe deepseek_v3; do
   d=$(fixture "$fx" | tail -1)
