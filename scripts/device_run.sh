@@ -74,6 +74,13 @@ stage_sweep() {
   cp "${QUALITY_WORK:-/tmp/sq-quality}-sweep/sweep.txt" "$OUT/sweep.txt" 2>/dev/null || true
 }
 
+# The compressed-tensors oracle (bench/ct_oracle.sh, bench/NOTES.md): compressed-tensors' source
+# is taken from .carry/compressed-tensors when the machine lacks the package.
+stage_ctoracle() {
+  local src=$PWD/.carry/compressed-tensors
+  SHARDQUANT=$B/shardquant OUT=$OUT CT_SRC=$([ -d "$src" ] && echo "$src") bash bench/ct_oracle.sh
+}
+
 # Every named stage runs (device time is scarce: one failing stage must not skip the rest); the
 # exit status is non-zero when any failed. A failed build stops everything after it.
 failed=0

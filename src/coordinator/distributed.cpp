@@ -11,7 +11,6 @@
 #include <exception>
 #include <iostream>
 #include <memory>
-#include <set>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -104,7 +103,6 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
   io::ModelWeights w(o.model_path);
   bool zero_zero = false;
   std::vector<std::string> v1_qzeros;
-  std::set<std::string> not_converted;
   std::vector<nlohmann::json> blocks;
   nlohmann::json ranks = nlohmann::json::array();
   for (const auto& bytes : reports) {
@@ -112,7 +110,6 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
     ranks.push_back(j.at("rank_stats"));
     zero_zero |= j.at("zero_zero").get<bool>();
     for (const auto& n : j.at("v1_qzeros")) v1_qzeros.push_back(n);
-    for (const auto& n : j.at("not_converted")) not_converted.insert(n.get<std::string>());
     for (const auto& b : j.at("blocks")) blocks.push_back(b);
   }
   std::sort(blocks.begin(), blocks.end(), [](const auto& a, const auto& b) {
@@ -134,7 +131,7 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
     files = writer.finish();
   }
   remove_fragments(dp.partial_dir);
-  const auto [qs, copied] = finish_checkpoint(out, o, files, zero_zero, v1_qzeros, not_converted);
+  const auto [qs, copied] = finish_checkpoint(out, o, plan, files, zero_zero, v1_qzeros);
   summary.add_phase("write", seconds_between(t0, clock::now()));
   summary.set_output(files, copied, qs);
   summary.set_total(seconds_between(t_start, clock::now()));

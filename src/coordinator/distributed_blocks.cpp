@@ -41,10 +41,7 @@ rank::BlockQuantResult solve(const RankRun& run, rank::Block& block, const at::T
 
 void record_block(const RankRun& run, rank::Block& block, const rank::BlockQuantResult& res,
                   double seconds, RankReport& rep, rank::NamedTensors& out) {
-  for (const auto& name : block.linear_names())
-    if (!res.quantized.count(name))
-      rep.not_converted.push_back(name.substr(block.prefix().size() + 1));
-  rank::ExportOptions xo = export_options(run.o);
+  rank::ExportOptions xo = export_options(run.o, run.plan);
   // Once a zero point of 0 occurred on this rank, later blocks go out as v2 directly; rank 0
   // rewrites the v1 ones of every rank when any rank saw one (the single-process outcome).
   if (rep.zero_zero && xo.format == io::PackFormat::kGptqV1) xo.format = io::PackFormat::kGptqV2;

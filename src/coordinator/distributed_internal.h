@@ -37,7 +37,6 @@ struct RankRun {
 struct RankReport {
   bool zero_zero = false;
   std::vector<std::string> v1_qzeros;
-  std::vector<std::string> not_converted;
   nlohmann::json blocks = nlohmann::json::array();  // {index, seconds, notes, reports}
   // {rank, quantize_s, peak_gpu_allocated_gib, bytes_out, bytes_in, calls}: the benchmarks'
   // per-rank time, memory and transport payload up to the end of the quantize step

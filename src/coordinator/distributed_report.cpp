@@ -7,7 +7,6 @@ namespace sq::coordinator::dist {
 nlohmann::json to_json(const RankReport& r) {
   return {{"zero_zero", r.zero_zero},
           {"v1_qzeros", r.v1_qzeros},
-          {"not_converted", r.not_converted},
           {"blocks", r.blocks},
           {"rank_stats", r.rank_stats}};
 }

@@ -209,6 +209,12 @@ bool calib_cache_not_hdf5(const Options& o) {
   return !o.calib_cache.empty() && !ends(".h5") && !ends(".hdf5");
 }
 
+// compressed-tensors 0.17+ packs 3-bit values across word boundaries, earlier versions ten per
+// word: no layout loads in every version (and vLLM's W*A16 path takes 4 and 8 bits only).
+bool three_bit_compressed_tensors(const Options& o) {
+  return o.format == OutputFormat::kCompressedTensors && o.bits == 3;
+}
+
 const std::vector<RuleRow> kRules = {
     {"device vs force_cpu", cuda_with_force_cpu,
      [](const Options& o) {
@@ -223,6 +229,13 @@ const std::vector<RuleRow> kRules = {
        return std::string(
            "--damp-percent applies to GPTQ and to AWQ with --awq-rounding gptq (method is AWQ, "
            "rounding rtn)");
+     }},
+    {"compressed-tensors has no portable 3-bit layout", three_bit_compressed_tensors,
+     [](const Options&) {
+       return std::string(
+           "--bits 3 --format compressed-tensors: compressed-tensors 0.17 and later pack 3-bit "
+           "values across int32 words, earlier versions ten to a word, so no 3-bit checkpoint "
+           "loads in every version; use --format gptq");
      }},
     {"salient quota needs a dump", salient_quota_without_dump,
      [](const Options&) {

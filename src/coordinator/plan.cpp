@@ -157,6 +157,7 @@ Plan make_plan(const Options& opts) {
                             << " but config.json has num_hidden_layers " << cfg.num_hidden_layers);
   plan.non_block = rank::non_block_tensors(cfg, w);
   apply_keep(plan, opts);
+  detail::plan_float_modules(plan, opts, w);
 
   const auto scheme = opts.scheme();
   for (const auto& blk : plan.blocks)

@@ -8,7 +8,10 @@
 //   * every tensor the config implies is present with the shape the config implies (shape rules
 //     per tensor role in plan_shapes.cpp) and every block 0..num_hidden_layers-1 has linears;
 //   * the group size divides in_features of every linear that will be quantized;
-//   * every --keep-fp-layers entry matches at least one linear;
+//   * every --keep-fp-layers entry matches at least one linear, and keeps all or none of each
+//     set of linears runtimes fuse into one layer (rank::fused_linear_sets: q/k/v, gate/up, the
+//     routed experts of an MoE block): vLLM refuses a fused layer whose parts differ;
+//   * --format compressed-tensors needs torch.nn.Linear modules (not GPT-2's Conv1D);
 //   * the output directory is not the model directory, not one of its files, not an ancestor of
 //     it, and is writable (a probe file is created and removed in the nearest existing parent).
 //
@@ -70,6 +73,15 @@ struct Plan {
 
   std::vector<PlannedBlock> blocks;
   std::vector<std::string> non_block;  // tensors outside blocks, kept in floating point
+  // Every linear module the checkpoint leaves in floating point, by module name ("lm_head",
+  // "model.layers.0.mlp.gate"), sorted: rank::never_quantized_linears() (output head, routers,
+  // ...), the linears kept by --keep-fp-layers, and the experts module of an MoE block whose
+  // routed experts are all kept (vLLM matches them as that one layer). The one list behind the
+  // formats' "ignore" / "modules_to_not_convert".
+  std::vector<std::string> float_modules;
+  // The checkpoint's floating dtype: config.json's dtype / torch_dtype (bfloat16, float16,
+  // float32), else that of its first F32/F16/BF16 tensor, else F16.
+  io::DType model_dtype = io::DType::F16;
 
   int64_t total_params = 0;
   int64_t quantized_params = 0;  // weights of quantized linears

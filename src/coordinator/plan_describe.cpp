@@ -85,6 +85,8 @@ std::string describe_plan(const Plan& p, const Options& o) {
      << "quantized linears: " << p.quantized_linears << "\n"
      << "kept linears: " << p.kept_linears << "\n"
      << "kept tensors: " << p.kept_tensors << "\n"
+     << "float linear modules: " << p.float_modules.size()
+     << " (the format's ignore / modules_to_not_convert list)\n"
      << "method: " << (o.method == Method::kAwq ? "AWQ" : "GPTQ") << " " << o.scheme().describe()
      << ", format " << to_string(o.format) << "\n"
      << "calibration: " << o.calib_size << " x " << o.seq_len << " tokens, seed " << o.seed << "\n"

@@ -13,4 +13,9 @@ void check_shapes(const io::ModelConfig& cfg, const io::ModelWeights& w);
 // Fills plan.memory from the plan's blocks and the options (formula in plan.h).
 void estimate_memory(Plan& plan, const Options& opts);
 
+// The float-module facts of plan.h (plan_float.cpp), after --keep-fp-layers marked plan.blocks:
+// refuses a keep that splits a fused set or a format the architecture's modules cannot hold
+// (InputError naming the entry / format), then fills plan.float_modules and plan.model_dtype.
+void plan_float_modules(Plan& plan, const Options& opts, const io::ModelWeights& w);
+
 }  // namespace sq::coordinator::detail

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
-#include <set>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -75,10 +74,9 @@ int run_quantize(const Options& o, const Plan& plan) {
                            weight_file_stem(o));
   for (const auto& name : plan.non_block) writer.add(name, w.get(name));
   const rank::KeepFp keep_fp = keep_fp_from_plan(plan);
-  const rank::ExportOptions xo = export_options(o);
+  const rank::ExportOptions xo = export_options(o, plan);
   bool zero_zero = false;
   std::vector<std::string> v1_qzeros;
-  std::set<std::string> not_converted;
   double solve_s = 0, load_s = 0, quant_only_s = 0;  // quant_only_s: the solve alone
   double export_s = 0;                               // packing + handing tensors to the writer
   const int64_t L = static_cast<int64_t>(plan.blocks.size());
@@ -118,8 +116,6 @@ int run_quantize(const Options& o, const Plan& plan) {
         });
     rank::Block& block = *bp;
     for (const auto& note : res.notes) log()->debug("block {}: {}", i, note);
-    for (const auto& name : block.linear_names())
-      if (!res.quantized.count(name)) not_converted.insert(name.substr(block.prefix().size() + 1));
     rank::ExportOptions bxo = xo;
     if (zero_zero && bxo.format == io::PackFormat::kGptqV1) bxo.format = io::PackFormat::kGptqV2;
     const auto te = clock::now();
@@ -148,7 +144,7 @@ int run_quantize(const Options& o, const Plan& plan) {
   // Write: last shard, index, configs, aux files, summary; then the atomic rename.
   t0 = clock::now();
   std::vector<std::string> files = writer.finish();
-  const auto [qs, copied] = finish_checkpoint(out, o, files, zero_zero, v1_qzeros, not_converted);
+  const auto [qs, copied] = finish_checkpoint(out, o, plan, files, zero_zero, v1_qzeros);
   summary.add_phase("write", seconds_between(t0, clock::now()));
   summary.set_output(files, copied, qs);
   summary.set_total(seconds_between(t_start, clock::now()));

@@ -11,6 +11,7 @@
 #include "common/host_memory.h"
 #include "common/log.h"
 #include "io/gptq_rewrite.h"
+#include "io/tensor.h"
 #include "rank/device.h"
 
 namespace fs = std::filesystem;
@@ -93,11 +94,17 @@ const FormatRow& format_row(OutputFormat f) {
 }
 }  // namespace
 
-rank::ExportOptions export_options(const Options& o) {
+rank::ExportOptions export_options(const Options& o, const Plan& plan) {
   rank::ExportOptions x;
   x.format = format_row(o.format).pack;
   x.bits = o.bits;
   x.group_size = o.group_size;
+  x.pack.symmetric = !o.zero_point;
+  const io::QuantSettings qs = quant_settings(o, false);
+  x.pack.g_idx = qs.desc_act && !qs.static_groups;  // the config's actorder "group" (quant_config)
+  // The solvers' scales are fp16 values: exact in an fp32 or fp16 model; a bf16 model rounds
+  // them once more, as a bf16 runtime does to the fp16 scales of the AWQ/GPTQ formats on load.
+  x.pack.scale_dtype = io::to_scalar_type(plan.model_dtype);
   return x;
 }
 
@@ -136,7 +143,7 @@ io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
   q.bits = o.bits;
   q.group_size = o.group_size;
   q.zero_point = o.zero_point;
-  q.desc_act = o.desc_act;
+  q.desc_act = o.desc_act && o.method == Method::kGptq;  // AWQ has no act order
   q.static_groups = o.static_groups;
   q.true_sequential = o.true_sequential;
   q.damp_percent = o.damp_percent;
@@ -145,17 +152,16 @@ io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
   return q;
 }
 
-FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o,
+FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o, const Plan& plan,
                                      const std::vector<std::string>& shard_files, bool gptq_v2,
-                                     const std::vector<std::string>& v1_qzeros,
-                                     const std::set<std::string>& not_converted) {
+                                     const std::vector<std::string>& v1_qzeros) {
   if (gptq_v2 && !v1_qzeros.empty()) {
     for (const auto& f : shard_files) io::rewrite_qzeros_v1_to_v2(out.file(f), v1_qzeros, o.bits);
     log()->info("an asymmetric zero point of 0 occurred: checkpoint written as gptq_v2");
   }
   FinishedCheckpoint done;
   done.settings = quant_settings(o, gptq_v2);
-  done.settings.modules_to_not_convert.assign(not_converted.begin(), not_converted.end());
+  done.settings.modules_to_not_convert = plan.float_modules;
   nlohmann::json cfg_json = io::read_json_file(o.model_path + "/config.json");
   out.write_json("config.json", io::quantized_model_config(cfg_json, done.settings));
   for (const auto& [fname, j] : io::format_side_files(done.settings)) out.write_json(fname, j);

@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -38,22 +37,25 @@ int64_t micro_batch_for(const Options& o, int64_t seq_len);
 
 io::CalibOptions calib_options(const Options& o);
 rank::KeepFp keep_fp_from_plan(const Plan& plan);
-rank::ExportOptions export_options(const Options& o);
+// compressed-tensors: symmetric and weight_g_idx as the options say (the config's "symmetric" and
+// "actorder" decide which tensors a loader expects, whatever one linear's zeros or g_idx are) and
+// weight_scale in the model dtype, as llm-compressor writes it (REFERENCE.md §3.3).
+rank::ExportOptions export_options(const Options& o, const Plan& plan);
 rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch);
 rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch);
 io::QuantSettings quant_settings(const Options& o, bool gptq_v2);
 
 // Everything after the last shard, shared by the single-process and the distributed run: the
 // in-place gptq_v2 rewrite of earlier v1 qzeros when an asymmetric zero of 0 occurred, config.json
-// with quantization_config, the format's side files, the copied tokenizer/aux files.
+// with quantization_config (its ignore / modules_to_not_convert = plan.float_modules), the
+// format's side files, the copied tokenizer/aux files.
 struct FinishedCheckpoint {
   io::QuantSettings settings;
   std::vector<std::string> copied;
 };
-FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o,
+FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o, const Plan& plan,
                                      const std::vector<std::string>& shard_files, bool gptq_v2,
-                                     const std::vector<std::string>& v1_qzeros,
-                                     const std::set<std::string>& not_converted);
+                                     const std::vector<std::string>& v1_qzeros);
 
 double seconds_between(std::chrono::steady_clock::time_point a,
                        std::chrono::steady_clock::time_point b);

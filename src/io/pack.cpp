@@ -187,8 +187,11 @@ PackedLinear pack_compressed(const QuantLinear& q, const PackOptions& opts) {
   if (!sym)
     p.tensors["weight_zero_point"] =
         pack_bits(q.zeros, b, BitLayout::kWordAligned).t().contiguous();
-  if (!is_trivial_g_idx(q.g_idx, q.group_size))
-    p.tensors["weight_g_idx"] = q.g_idx.to(at::kInt).contiguous();
+  const bool trivial = is_trivial_g_idx(q.g_idx, q.group_size);
+  SQ_CHECK(
+      opts.g_idx.value_or(true) || trivial,
+      "pack-quantized: an act-order g_idx cannot be left out (actorder \"weight\" needs k / G)");
+  if (opts.g_idx.value_or(!trivial)) p.tensors["weight_g_idx"] = q.g_idx.to(at::kInt).contiguous();
   return p;
 }
 

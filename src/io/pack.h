@@ -68,6 +68,10 @@ struct PackOptions {
   std::optional<bool> symmetric;
   // compressed-tensors weight_scale dtype (the model dtype). AWQ/GPTQ always store fp16.
   at::ScalarType scale_dtype = at::kHalf;
+  // compressed-tensors only: emit weight_g_idx (the config's actorder "group" makes loaders expect
+  // it even when an act-order permutation happens to leave every column in its group). Unset:
+  // when g_idx is not the trivial k / G. false with a non-trivial g_idx is an InternalError.
+  std::optional<bool> g_idx;
 };
 
 // g_idx without act order: g_idx[k] = k / G (G = K when group_size <= 0).

@@ -47,7 +47,10 @@ nlohmann::json ct_config(const QuantSettings& s) {
       {"symmetric", !s.zero_point},
       {"strategy", s.group_size > 0 ? "group" : "channel"},
       {"group_size", s.group_size > 0 ? nlohmann::json(s.group_size) : nlohmann::json()},
-      {"actorder", s.desc_act ? nlohmann::json("group") : nlohmann::json()},
+      // Act order with static groups keeps g_idx = k / G: llm-compressor's "weight" ordering.
+      {"actorder", !s.desc_act       ? nlohmann::json()
+                   : s.static_groups ? nlohmann::json("weight")
+                                     : nlohmann::json("group")},
       {"dynamic", false},
       {"observer", s.mse > 0 ? "mse" : "minmax"}};
   return {{"quant_method", "compressed-tensors"},

@@ -26,6 +26,9 @@ struct QuantSettings {
   double damp_percent = 0.01;
   double mse = 0.0;      // GPTQ range-search norm (0 = min/max), recorded when used
   bool gptq_v2 = false;  // true zeros (an asymmetric zero of 0 occurred)
+  // Every linear module left in floating point, by full module name ("lm_head",
+  // "model.layers.0.mlp.gate"): AWQ's and GPTQ's "modules_to_not_convert" (loaders match entries
+  // as substrings or name prefixes) and compressed-tensors' "ignore" (exact names).
   std::vector<std::string> modules_to_not_convert;
   nlohmann::json provenance;  // calibration provenance etc., recorded where the format allows
 };

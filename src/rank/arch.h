@@ -7,6 +7,20 @@
 //                                 and anything else never quantized are excluded.
 //   non_block_tensors(cfg, w)     every tensor that is not inside a block (embeddings, final norm,
 //                                 lm_head), kept in floating point.
+//   never_quantized_linears(cfg, w)  the linear modules no option quantizes, by module name (the
+//                                 tensor prefix, as transformers' named_modules() spells it),
+//                                 sorted: the output head (the row's lm_head; a module even when
+//                                 tied to the embedding and absent from the checkpoint) and, in
+//                                 every block, each linear role that block_linears() leaves out
+//                                 (MoE routers, shared-expert gates, ...).
+//   fused_linear_sets(cfg, w, i)  sets of block i's quantizable linears that runtimes load as one
+//                                 layer, so a checkpoint must quantize all or none of a set: each
+//                                 set sharing one input (q,k,v → vLLM's qkv_proj; gate,up →
+//                                 gate_up_proj; q_a,kv_a → fused_qkv_a_proj; an expert's gate,up)
+//                                 and, in an MoE block, all routed-expert linears (one
+//                                 fused-experts layer). Sets of one linear are not listed.
+//   experts_module(cfg, i)        the module holding block i's routed experts
+//                                 ("model.layers.3.mlp.experts"); "" for a dense block.
 #pragma once
 
 #include <cstdint>
@@ -29,5 +43,10 @@ std::string block_prefix(const io::ModelConfig& cfg, int64_t block);
 std::vector<LinearRef> block_linears(const io::ModelConfig& cfg, const io::ModelWeights& w,
                                      int64_t block);
 std::vector<std::string> non_block_tensors(const io::ModelConfig& cfg, const io::ModelWeights& w);
+std::vector<std::string> never_quantized_linears(const io::ModelConfig& cfg,
+                                                 const io::ModelWeights& w);
+std::vector<std::vector<std::string>> fused_linear_sets(const io::ModelConfig& cfg,
+                                                        const io::ModelWeights& w, int64_t block);
+std::string experts_module(const io::ModelConfig& cfg, int64_t block);
 
 }  // namespace sq::rank

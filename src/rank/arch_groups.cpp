@@ -103,7 +103,7 @@ std::vector<LinearGroup> awq_groups(const io::ModelConfig& cfg, const io::ModelW
       lg.expert = g.per_expert ? e : -1;
       const bool act = g.prev_op.rfind("act:", 0) == 0;
       const std::string prev_role = act ? g.prev_op.substr(4) : g.prev_op;
-      const bool prev_norm = prev_role.find("norm") != std::string::npos;
+      const bool prev_norm = role_kind(prev_role) == RoleKind::Norm;
       if (!act) {
         lg.prev_op = g.per_expert ? x.resolve_one(prev_role, e)
                                   : (x.resolve(prev_role).empty() ? "" : x.resolve(prev_role)[0]);

@@ -370,6 +370,11 @@ const std::string& ArchSpec::role(const std::string& r) const {
   return it == names.end() ? none : it->second;
 }
 
+RoleKind role_kind(const std::string& role) {
+  if (role == "router_bias") return RoleKind::Tensor;
+  return role.find("norm") != std::string::npos ? RoleKind::Norm : RoleKind::Linear;
+}
+
 const std::vector<ArchSpec>& arch_specs() {
   static const std::vector<ArchSpec> rows = build_rows();
   return rows;

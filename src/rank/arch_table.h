@@ -94,6 +94,12 @@ struct ArchSpec {
   const std::string& role(const std::string& r) const;
 };
 
+// What a role in ArchSpec::names holds: a norm (the role name contains "norm"), a bare tensor
+// ("router_bias", stored without a ".weight" suffix), or else a linear ("<name>.weight" [out, in],
+// optional "<name>.bias").
+enum class RoleKind { Norm, Tensor, Linear };
+RoleKind role_kind(const std::string& role);
+
 const ArchSpec& arch_spec(const std::string& model_type);
 const std::vector<ArchSpec>& arch_specs();
 

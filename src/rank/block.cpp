@@ -33,10 +33,6 @@ constexpr ActRow kActivations[] = {
     {"gelu_python", Activation::GeluErf}, {"relu", Activation::Relu},
 };
 
-bool is_norm_role(const std::string& role) {
-  return role.find("norm") != std::string::npos;
-}
-
 }  // namespace
 
 Activation activation_from_config(const std::string& hidden_act, Activation fallback) {
@@ -102,7 +98,7 @@ void Block::load_tensors(const io::ModelWeights& w) {
     const int64_t reps = expert ? n_experts_ : 1;
     for (int64_t e = 0; e < reps; ++e) {
       const std::string name = pre + expand_expert(rel, e);
-      if (role == "router_bias") {
+      if (role_kind(role) == RoleKind::Tensor) {
         if (w.has(name)) {
           claimed.insert(name);
           extras_[name] = w.get_as(name, at::kFloat).to(device_);
@@ -110,7 +106,7 @@ void Block::load_tensors(const io::ModelWeights& w) {
         continue;
       }
       if (!w.has(name + ".weight")) continue;
-      if (is_norm_role(role)) {
+      if (role_kind(role) == RoleKind::Norm) {
         Norm n;
         n.name = name;
         n.kind = spec_->norm;

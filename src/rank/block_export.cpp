@@ -62,7 +62,7 @@ NamedTensors export_block(const Block& block,
           fmt = io::PackFormat::kGptqV2;
         }
         if (fmt == io::PackFormat::kGptqV1 && v1_qzeros) v1_qzeros->push_back(base + ".qzeros");
-        io::PackedLinear p = io::pack(ql, fmt);
+        io::PackedLinear p = io::pack(ql, fmt, opts.pack);
         for (auto& kv : p.tensors)
           out.emplace_back(base + "." + kv.first, kv.second.to(at::kCPU).contiguous());
         continue;

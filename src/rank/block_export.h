@@ -4,7 +4,7 @@
 // checkpoint name order, the tensor(s) to write (CPU, contiguous):
 //   - a quantized linear's "<L>.weight" becomes the packed format tensors "<L>.qweight",
 //     "<L>.qzeros", "<L>.scales" (+ "<L>.g_idx" for GPTQ; compressed-tensors names for that
-//     format);
+//     format, packed with opts.pack: weight_scale dtype, weight_zero_point or not);
 //   - every other tensor the block holds (biases, norms, kept linears, routers, extras) is
 //     written from the block — AWQ may have rescaled it — cast back to its checkpoint dtype
 //     (Conv1D weights transposed back to [in, out]);
@@ -33,6 +33,7 @@ struct ExportOptions {
   io::PackFormat format = io::PackFormat::kAwqGemm;
   int bits = 4;
   int64_t group_size = 128;
+  io::PackOptions pack;  // compressed-tensors: symmetric (no zero points), weight_scale dtype
 };
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;

@@ -163,6 +163,17 @@ TEST(Options, ValidationErrors) {
   }
 }
 
+// compressed-tensors' 3-bit packing differs between library versions (options_table.cpp).
+TEST(Options, CompressedTensorsRefusesThreeBits) {
+  EXPECT_THROW(
+      parse_options(
+          {"--model_path", "/m", "--gptq", "--bits", "3", "--format", "compressed-tensors"}, {}),
+      InputError);
+  EXPECT_EQ(parse({"--model_path", "/m", "--gptq", "--bits", "4", "--format", "compressed-tensors"})
+                .format,
+            OutputFormat::kCompressedTensors);
+}
+
 TEST(Options, MseAndClipTokensReachTheSolvers) {
   const Options g = parse({"--model_path", "/m", "--gptq", "--mse=2.4"});
   EXPECT_DOUBLE_EQ(g.scheme().mse_norm, 2.4);

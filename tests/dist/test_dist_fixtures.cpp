@@ -2,18 +2,16 @@
 // from ../shared/fixtures/arch (issue 6 points 7–8): --parallel blocks is byte-identical to the
 // single process at 2 ranks (one block each) for AWQ and GPTQ; --parallel data keeps ≥ 99.9 % of
 // the codes for both (MoE: experts some rank's tokens never reach still join every reduction). The
-// fixtures ship without a tokenizer (vocab 128), so each test builds a model directory of links to
-// the fixture's files plus a character-level BPE tokenizer written here (ids 3..97 = printable
-// ASCII, < vocab_size) and calibrates on a few lines of Brown.
+// fixtures ship without a tokenizer, so each test builds a model directory with a character-level
+// one (tests/fixture_model.h) and calibrates on a few lines of Brown.
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/fs_util.h"
 #include "dist/dist_util.h"
+#include "fixture_model.h"
 
 namespace {
 
@@ -24,27 +22,6 @@ using sq::test::Launch;
 // Calibration: 8 samples of 64 tokens; hidden 32 / intermediate 64 → groups of 32.
 const char* kArgs = " --calib-size 8 --seq_len 64 --q-group-size 32 --quiet --device cpu";
 
-void write_char_tokenizer(const fs::path& dir) {
-  nlohmann::json vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
-  for (int c = 32; c < 127; ++c) vocab[std::string(1, static_cast<char>(c))] = c - 29;
-  nlohmann::json added = nlohmann::json::array();
-  for (const char* t : {"<unk>", "<s>", "</s>"})
-    added.push_back({{"id", vocab[t]}, {"content", t}, {"special", true}, {"normalized", false}});
-  const nlohmann::json tok = {{"version", "1.0"},
-                              {"added_tokens", added},
-                              {"normalizer", nullptr},
-                              {"pre_tokenizer", {{"type", "WhitespaceSplit"}}},
-                              {"post_processor", nullptr},
-                              {"decoder", nullptr},
-                              {"model",
-                               {{"type", "BPE"},
-                                {"vocab", vocab},
-                                {"merges", nlohmann::json::array()},
-                                {"unk_token", "<unk>"},
-                                {"fuse_unk", true}}}};
-  std::ofstream(dir / "tokenizer.json") << tok.dump(1);
-}
-
 class DistFixture : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
@@ -53,18 +30,9 @@ class DistFixture : public ::testing::TestWithParam<const char*> {
     if (!sq::test::have_shared(rel)) GTEST_SKIP() << rel << " not in " << sq::test::shared_dir();
     if (!sq::test::have_shared("data/corpus/brown-test.txt")) GTEST_SKIP() << "no Brown corpus";
     model_ = tmp_ / "model";
-    fs::create_directories(model_);
-    for (const auto& e : fs::directory_iterator(sq::test::shared(rel))) {
-      const std::string name = e.path().filename().string();
-      if (name == "reference.safetensors") continue;  // the fixture's expected activations
-      fs::create_symlink(e.path(), fs::path(model_) / name);
-    }
-    write_char_tokenizer(model_);
+    sq::test::make_fixture_model(sq::test::shared(rel), model_);
     // The first 400 lines of Brown: plenty for 8 × 64 characters.
-    std::ifstream in(sq::test::shared("data/corpus/brown-test.txt"));
-    std::ofstream text(tmp_ / "calib.txt");
-    std::string line;
-    for (int i = 0; i < 400 && std::getline(in, line); ++i) text << line << "\n";
+    sq::test::write_head(sq::test::shared("data/corpus/brown-test.txt"), tmp_ / "calib.txt", 400);
   }
   Launch run(int ranks, const std::string& out, const std::string& args) const {
     return quantize(ranks, "--model_path " + model_ + " --output_dir " + out + " --calib-file " +

@@ -249,6 +249,21 @@ TEST(Pack, CompressedTensorsLayoutAndRoundTrip) {
   expect_same(io::unpack(ps), sym, "compressed sym act-order");
 }
 
+// weight_g_idx follows the option when set: the config's actorder decides what loaders expect.
+TEST(Pack, CompressedTensorsGIdxFollowsTheOption) {
+  io::PackOptions always;
+  always.g_idx = true;
+  auto plain = random_linear(16, 64, 4, 32, false, 0, 3);
+  auto p = io::pack(plain, PackFormat::kCompressedPack, always);
+  ASSERT_TRUE(p.has("weight_g_idx"));
+  EXPECT_TRUE(at::equal(p.get("weight_g_idx"), io::default_g_idx(64, 32)));
+  EXPECT_FALSE(io::pack(plain, PackFormat::kCompressedPack).has("weight_g_idx"));
+  io::PackOptions never;
+  never.g_idx = false;
+  auto act = random_linear(16, 64, 4, 32, true, 0, 4);
+  EXPECT_THROW(io::pack(act, PackFormat::kCompressedPack, never), InternalError);
+}
+
 TEST(Pack, DequantizeMatchesTheFormula) {
   auto q = random_linear(16, 48, 4, 16, true, 0, 21);
   EXPECT_TRUE(at::equal(io::dequantize(q), reference_dequant(q)));

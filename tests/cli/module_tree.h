@@ -1,0 +1,253 @@
+// The linear modules a checkpoint implies, derived from the input checkpoint alone (its tensor
+// names and shapes, plus transformers' module naming written down here) — never from
+// shardquant's architecture table — and the rules by which runtimes decide whether a module of
+// that tree is a quantized layer, applied to a quantized output directory.
+//
+// The tree: every 2-D "<M>.weight" of the input except embeddings (the last name component is
+// one of transformers' embedding module names, kEmbeddings), plus the output head ("lm_head";
+// GPT-NeoX: "embed_out"), which is a module even when it is tied to the embedding and absent
+// from the file. GPT-2's block linears are Conv1D (weights [in, out]); every other 2-D weight is a
+// torch.nn.Linear [out, in].
+//
+// The rules check_module_tree() applies (gtest failures name module and rule):
+//   * every format: each module is either packed — every tensor of the format present with its
+//     REFERENCE.md §3 dtype and shape, "<M>.weight" absent — or float — "<M>.weight" present
+//     exactly when the input has it, no tensor of the format present;
+//   * compressed-tensors (config_groups targets ["Linear"]): float exactly when "ignore" matches
+//     the name the way compressed-tensors and vLLM match it (an entry equal to the name, or
+//     "re:<regex>" matching from the name's start);
+//   * awq and gptq: float exactly when "modules_to_not_convert" matches the name under vLLM's
+//     AWQ rule (an entry is a substring of the name); and under transformers 5's rule
+//     (re.match(entry, name) or name.endswith(entry)) every float module is matched and no
+//     packed one is. (vLLM's GPTQ loaders read which modules are packed from the stored dtypes,
+//     so for gptq the list is our own contract, held to the same rules.);
+//   * vLLM's fused layers — q/k/v, gate/up and q_a/kv_a under one parent, all experts under one
+//     "<...>.experts" — are packed or float as a whole;
+//   * every list entry names a module: a linear of the tree, or an experts container all of
+//     whose linears are float.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli/test_quantize_e2e_checks.h"
+
+namespace sq::test::tree {
+
+struct LinearModule {
+  std::string name;
+  bool conv1d = false;
+  bool stored = true;  // false: the tied output head (no tensor of its own)
+  int64_t out = 0, in = 0;
+};
+
+inline bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+inline std::vector<LinearModule> linear_modules(const std::string& in_dir) {
+  static const std::set<std::string> kEmbeddings = {
+      "embed_tokens", "wte", "wpe", "embed_positions", "embed_in", "word_embeddings"};
+  const nlohmann::json cfg = e2e::load_json(in_dir + "/config.json");
+  const std::string type = cfg.value("model_type", "");
+  const std::string head = type == "gpt_neox" ? "embed_out" : "lm_head";
+  const e2e::StoredTensors in(in_dir);
+  std::vector<LinearModule> out;
+  bool head_seen = false;
+  for (const auto& [name, where] : in.where) {
+    const io::TensorInfo& t = where.second;
+    if (t.shape.size() != 2 || !ends_with(name, ".weight")) continue;
+    LinearModule m;
+    m.name = name.substr(0, name.size() - 7);
+    const std::string leaf = m.name.substr(m.name.rfind('.') + 1);
+    if (kEmbeddings.count(leaf)) continue;
+    head_seen = head_seen || m.name == head;
+    m.conv1d = type == "gpt2" && m.name != head;
+    m.out = m.conv1d ? t.shape[1] : t.shape[0];
+    m.in = m.conv1d ? t.shape[0] : t.shape[1];
+    out.push_back(m);
+  }
+  if (!head_seen) out.push_back({head, false, false, 0, 0});
+  return out;
+}
+
+// --- how runtimes match a module name against the config's list -----------------------------
+
+inline bool ct_match(const std::string& name, const std::string& entry) {
+  if (entry.rfind("re:", 0) == 0)
+    return std::regex_search(name, std::regex(entry.substr(3)),
+                             std::regex_constants::match_continuous);
+  return entry == name;
+}
+inline bool vllm_awq_match(const std::string& name, const std::string& entry) {
+  return name.find(entry) != std::string::npos;
+}
+inline bool transformers_match(const std::string& name, const std::string& entry) {
+  return std::regex_search(name, std::regex(entry), std::regex_constants::match_continuous) ||
+         ends_with(name, entry);
+}
+template <class Rule>
+bool any_entry(const std::vector<std::string>& list, const std::string& name, Rule rule) {
+  for (const auto& e : list)
+    if (rule(name, e)) return true;
+  return false;
+}
+
+// vLLM's fused layer a module belongs to ("" when none).
+inline std::string fused_group(const std::string& name) {
+  static const std::regex experts(R"(^(.*\.experts)\.\d+\.)");
+  std::smatch m;
+  if (std::regex_search(name, m, experts)) return m[1].str() + "#experts";
+  const auto dot = name.rfind('.');
+  const std::string parent = dot == std::string::npos ? "" : name.substr(0, dot);
+  const std::string leaf = name.substr(dot == std::string::npos ? 0 : dot + 1);
+  static const std::map<std::string, std::string> kFused = {{"q_proj", "qkv"},
+                                                            {"k_proj", "qkv"},
+                                                            {"v_proj", "qkv"},
+                                                            {"gate_proj", "gate_up"},
+                                                            {"up_proj", "gate_up"},
+                                                            {"q_a_proj", "qkv_a"},
+                                                            {"kv_a_proj_with_mqa", "qkv_a"}};
+  auto it = kFused.find(leaf);
+  return it == kFused.end() ? "" : parent + "#" + it->second;
+}
+
+// --- the format's tensors of one packed linear (REFERENCE.md §3.1-3.3) -------------------------
+
+struct Want {
+  std::string suffix;
+  io::DType dtype;
+  std::vector<int64_t> shape;
+};
+
+inline io::DType model_dtype(const nlohmann::json& cfg) {
+  const std::string d = cfg.value("torch_dtype", cfg.value("dtype", std::string()));
+  if (d == "bfloat16") return io::DType::BF16;
+  if (d == "float32") return io::DType::F32;
+  return io::DType::F16;
+}
+
+inline int64_t cdiv(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+inline std::vector<Want> packed_tensors(const std::string& format, const LinearModule& m,
+                                        const nlohmann::json& cfg) {
+  const nlohmann::json& q = cfg["quantization_config"];
+  const int64_t N = m.out, K = m.in;
+  if (format == "compressed-tensors") {
+    const nlohmann::json& w = q["config_groups"]["group_0"]["weights"];
+    const int64_t b = w["num_bits"],
+                  G = w["group_size"].is_null() ? K : w["group_size"].get<int64_t>();
+    std::vector<Want> want = {{"weight_packed", io::DType::I32, {N, cdiv(K * b, 32)}},
+                              {"weight_scale", model_dtype(cfg), {N, cdiv(K, G)}},
+                              {"weight_shape", io::DType::I64, {2}}};
+    if (!w["symmetric"].get<bool>())
+      want.push_back({"weight_zero_point", io::DType::I32, {cdiv(N * b, 32), cdiv(K, G)}});
+    if (w["actorder"] == "group") want.push_back({"weight_g_idx", io::DType::I32, {K}});
+    return want;
+  }
+  const int64_t b = q["bits"],
+                G = q["group_size"].get<int64_t>() > 0 ? q["group_size"].get<int64_t>() : K;
+  if (format == "awq")
+    return {{"qweight", io::DType::I32, {K, N / 8}},
+            {"qzeros", io::DType::I32, {K / G, N / 8}},
+            {"scales", io::DType::F16, {K / G, N}}};
+  return {{"qweight", io::DType::I32, {K * b / 32, N}},
+          {"qzeros", io::DType::I32, {K / G, N * b / 32}},
+          {"scales", io::DType::F16, {K / G, N}},
+          {"g_idx", io::DType::I32, {K}}};
+}
+
+// The config's list of float modules: "ignore" or "modules_to_not_convert".
+inline std::vector<std::string> float_list(const std::string& format, const nlohmann::json& q) {
+  const char* key = format == "compressed-tensors" ? "ignore" : "modules_to_not_convert";
+  EXPECT_TRUE(q.contains(key) && q[key].is_array()) << key;
+  return q.value(key, std::vector<std::string>{});
+}
+
+// Every rule of the header for one output directory. `format`: "awq", "gptq" or
+// "compressed-tensors". Returns how many modules are packed (so callers can insist on some).
+inline int check_module_tree(const std::string& in_dir, const std::string& out_dir,
+                             const std::string& format) {
+  const std::vector<LinearModule> tree = linear_modules(in_dir);
+  const nlohmann::json cfg = e2e::load_json(out_dir + "/config.json");
+  const nlohmann::json& q = cfg["quantization_config"];
+  if (format == "compressed-tensors") {
+    EXPECT_EQ(q["quant_method"], "compressed-tensors");
+    EXPECT_EQ(q["format"], "pack-quantized");
+    EXPECT_EQ(q["quantization_status"], "compressed");
+    EXPECT_EQ(q["config_groups"].size(), 1u);
+    EXPECT_EQ(q["config_groups"]["group_0"]["targets"], nlohmann::json::array({"Linear"}));
+  } else {
+    EXPECT_EQ(q["quant_method"], format);
+  }
+  const std::vector<std::string> list = float_list(format, q);
+  const e2e::StoredTensors in(in_dir), out(out_dir);
+  std::map<std::string, std::set<bool>> groups;  // fused layer -> {packed?}
+  std::set<std::string> float_names;
+  int packed_count = 0;
+  for (const auto& m : tree) {
+    SCOPED_TRACE(format + ": module " + m.name);
+    // The tied head has no shape of its own and is never packed: nothing may be stored under it.
+    const std::vector<Want> want = m.stored ? packed_tensors(format, m, cfg) : std::vector<Want>{};
+    if (!m.stored)
+      for (const auto& [t, where] : out.where)
+        EXPECT_NE(t.rfind(m.name + ".", 0), 0u) << "tied head stores " << t;
+    int present = 0;
+    for (const auto& w : want) present += out.has(m.name + "." + w.suffix) ? 1 : 0;
+    const bool packed = present > 0;
+    if (packed) {
+      ++packed_count;
+      EXPECT_FALSE(out.has(m.name + ".weight")) << "packed and float at once";
+      for (const auto& w : want) {
+        const std::string t = m.name + "." + w.suffix;
+        if (!out.has(t)) {
+          ADD_FAILURE() << "packed module without " << w.suffix;
+          continue;
+        }
+        EXPECT_EQ(out.info(t).dtype, w.dtype)
+            << w.suffix << ": " << io::dtype_name(out.info(t).dtype) << ", expected "
+            << io::dtype_name(w.dtype);
+        EXPECT_EQ(out.info(t).shape, w.shape) << w.suffix;
+      }
+    } else {
+      float_names.insert(m.name);
+      EXPECT_EQ(out.has(m.name + ".weight"), m.stored) << "float module's .weight";
+    }
+    if (format == "compressed-tensors") {
+      EXPECT_FALSE(m.conv1d) << "compressed-tensors written for a Conv1D module";
+      EXPECT_EQ(!packed, any_entry(list, m.name, ct_match)) << "ignore vs packed";
+    } else {
+      EXPECT_EQ(!packed, any_entry(list, m.name, vllm_awq_match))
+          << "modules_to_not_convert (vLLM substring rule) vs packed";
+      EXPECT_EQ(!packed, any_entry(list, m.name, transformers_match))
+          << "modules_to_not_convert (transformers rule) vs packed";
+    }
+    const std::string g = fused_group(m.name);
+    if (!g.empty()) groups[g].insert(packed);
+  }
+  for (const auto& [g, states] : groups)
+    EXPECT_EQ(states.size(), 1u) << format << ": fused layer " << g << " is partly packed";
+  for (const auto& e : list) {
+    SCOPED_TRACE(format + ": list entry " + e);
+    if (float_names.count(e)) continue;
+    // An experts container: every tree module under it is float, and there is one.
+    int under = 0;
+    for (const auto& m : tree)
+      if (m.name.rfind(e + ".", 0) == 0) {
+        ++under;
+        EXPECT_TRUE(float_names.count(m.name)) << m.name << " is packed";
+      }
+    EXPECT_TRUE(under > 0 && ends_with(e, ".experts")) << "names no float module of the model";
+  }
+  return packed_count;
+}
+
+}  // namespace sq::test::tree
