@@ -117,6 +117,20 @@ TEST_P(DistData, CodesAndPerplexityMatchSingleProcess) {
   // micro-batch) would make the shares split it.
   const std::string args =
       std::string(c.args) + " --parallel data --max-shard-size 2MB --micro-batch 1";
+  // The chaotic case (quantized propagation) lands on a different draw with each BLAS kernel
+  // family: same code, OpenBLAS Haswell kernels 97.1 % / 0.08 %, SkylakeX (AVX-512) kernels on an
+  // AMD EPYC 94.5 % / 0.43 %. Its bar was measured under the Haswell kernels; pin them (every
+  // x86-64 CPU with AVX2 runs them) so the bar means the same on every CI machine. Issue 19
+  // makes the written bytes independent of such choices; until then the pin is this test's.
+  struct CoreTypePin {
+    explicit CoreTypePin(bool on) : on_(on && __builtin_cpu_supports("avx2")) {
+      if (on_) setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+    }
+    ~CoreTypePin() {
+      if (on_) unsetenv("OPENBLAS_CORETYPE");
+    }
+    bool on_;
+  } pin(std::string(c.name) == "awq_quant_2" && std::getenv("OPENBLAS_CORETYPE") == nullptr);
   const Launch base = quantize(0, model_, tmp_ / "single", args);
   ASSERT_EQ(base.rc, 0) << base.output;
   const std::string out = tmp_ / "data";
