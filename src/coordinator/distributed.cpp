@@ -6,6 +6,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <exception>
@@ -32,6 +33,12 @@ using clock = std::chrono::steady_clock;
 int env_int(const char* name) {
   const char* v = std::getenv(name);
   return v == nullptr ? 0 : std::atoi(v);
+}
+
+// Processes of this job on this host, from the launcher's environment (Open MPI, MPICH); 1 when
+// neither says.
+int ranks_on_this_host() {
+  return std::max({1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE"), env_int("MPI_LOCALNRANKS")});
 }
 
 rank::TransportKind transport_for(const Options& o) {
@@ -202,7 +209,7 @@ int run_on(rank::Transport& t, const Options& o) {
   std::unique_ptr<io::ModelWeights> w;
   std::unique_ptr<rank::Model> model;
   const at::Device dev = run_device(o, t.local_rank());
-  prepare_host_for(dev);
+  prepare_host_for(dev, ranks_on_this_host());
   const at::ScalarType dtype = compute_dtype(dev, plan.config, o.compute_dtype);
   rank::agreed_step(t, "calibration", [&] {
     const auto t0 = clock::now();
@@ -280,8 +287,8 @@ bool distributed_requested(const Options& o) {
 }
 
 int run_distributed(const Options& o) {
-  const int local = std::max(env_int("OMPI_COMM_WORLD_LOCAL_SIZE"), env_int("MPI_LOCALNRANKS"));
-  if (local > 1 && std::getenv("OMP_NUM_THREADS") == nullptr) at::set_num_threads(1);
+  // GPU ranks; CPU ranks get their share of the cores in prepare_host_for.
+  if (ranks_on_this_host() > 1 && std::getenv("OMP_NUM_THREADS") == nullptr) at::set_num_threads(1);
   std::unique_ptr<rank::Transport> t = std::make_unique<rank::CountingTransport>(
       rank::make_transport(transport_for(o), {static_cast<double>(o.comm_timeout_s)}));
   set_log_rank(t->rank(), t->world());

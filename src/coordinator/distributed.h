@@ -11,8 +11,9 @@
 //     Every step ends with agreed statuses: a failure on any rank makes every rank throw the
 //     failing rank's error (exit non-zero); a rank that stops answering is caught by the
 //     --comm-timeout deadline and the job is aborted. Returns 0 on every rank on success.
-//   * Unless OMP_NUM_THREADS is set, every rank uses one intra-op thread when several ranks share
-//     a host (they would otherwise oversubscribe the cores).
+//   * Unless OMP_NUM_THREADS is set, ranks that share a host share its cores: on a GPU one
+//     intra-op thread each, on the CPU an equal share (prepare_host_for), so that they do not
+//     oversubscribe them.
 #pragma once
 
 #include "coordinator/options.h"

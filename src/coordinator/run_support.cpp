@@ -13,6 +13,7 @@
 #include "io/gptq_rewrite.h"
 #include "io/tensor.h"
 #include "rank/device.h"
+#include "solvers/cpu_threads.h"
 
 namespace fs = std::filesystem;
 
@@ -29,10 +30,13 @@ at::Device run_device(const Options& o, int local_rank) {
   return rank::pick_device(false, local_rank);
 }
 
-void prepare_host_for(const at::Device& dev) {
+void prepare_host_for(const at::Device& dev, int ranks_on_host) {
   if (!dev.is_cpu()) return;
   const std::string what = keep_freed_host_memory();
   if (!what.empty()) log()->info("{}", what);
+  std::string why;
+  const int threads = solvers::default_cpu_threads(ranks_on_host, &why);
+  log()->info("{} ({})", solvers::fix_cpu_threads(threads), why);
 }
 
 at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,

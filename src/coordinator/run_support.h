@@ -24,8 +24,11 @@ namespace sq::coordinator {
 // rank's own GPU under mpirun — the NCCL transport binds the same one), else the CPU.
 at::Device run_device(const Options& o, int local_rank = 0);
 // A run computing on the CPU: malloc keeps freed blocks for reuse (common/host_memory.h; CPU
-// ops otherwise page-fault every large output in afresh). Logged; nothing for other devices.
-void prepare_host_for(const at::Device& dev);
+// ops otherwise page-fault every large output in afresh), and it computes on
+// solvers::default_cpu_threads(ranks_on_host) threads (OMP_NUM_THREADS, else the CPUs shared by
+// the ranks of this host) in tiles, with ATen and the BLAS single-threaded inside them, so the
+// results do not depend on that count (solvers/cpu_threads.h). Logged; nothing for other devices.
+void prepare_host_for(const at::Device& dev, int ranks_on_host = 1);
 // CPU: float32. GPU: the checkpoint's half type (bf16 unless it is fp16).
 // --compute-dtype: "auto" = fp32 on CPU, the checkpoint's half type (fp16 if it is fp16, else
 // bf16) on GPU; otherwise the named type on any device.

@@ -4,6 +4,7 @@
 #include "rank/block.h"
 #include "rank/fused.h"
 #include "rank/layers.h"
+#include "solvers/cpu_tiles.h"
 
 namespace sq::rank {
 
@@ -12,7 +13,8 @@ at::Tensor Block::apply_linear(const Linear& l, const at::Tensor& x, ActivationT
     tap->on_input(l.name, x);
     if (tap->done()) throw ForwardStopped{};
   }
-  return at::linear(x, l.weight, l.bias.defined() ? l.bias : at::Tensor());
+  // CPU: fixed row tiles, so the bits do not depend on the thread count (solvers/cpu_tiles.h).
+  return solvers::tiles::linear(x, l.weight, l.bias.defined() ? l.bias : at::Tensor());
 }
 
 at::Tensor Block::apply_norm(const Norm* n, const at::Tensor& x) const {

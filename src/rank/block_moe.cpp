@@ -6,6 +6,7 @@
 #include "rank/block.h"
 #include "rank/fused.h"
 #include "rank/layers.h"
+#include "solvers/cpu_tiles.h"
 
 namespace sq::rank {
 namespace {
@@ -57,7 +58,8 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
   // Router logits in fp32 for every router kind: in bf16 the logits of near-tied experts round
   // to the same value often enough to flip top-k picks against the fp32 model (whole tokens
   // then go to another expert). The router is tiny and never quantized, so this costs nothing.
-  const at::Tensor logits = at::linear(flat.to(at::kFloat), router->weight.to(at::kFloat));
+  const at::Tensor logits =
+      solvers::tiles::linear(flat.to(at::kFloat), router->weight.to(at::kFloat));
   Routing r;
   switch (spec_->router) {
     case RouterKind::SoftmaxTopK:
@@ -110,7 +112,7 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
     at::Tensor s =
         dense_mlp(x, "shared_gate", "shared_up", "shared_down", tap).reshape(flat.sizes());
     if (const Linear* sg = find_linear_role("shared_expert_gate"))
-      s = at::sigmoid(at::linear(flat, sg->weight)) * s;
+      s = at::sigmoid(solvers::tiles::linear(flat, sg->weight)) * s;
     out = out + s;
   }
   return out.view(shape);

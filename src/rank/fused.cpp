@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/check.h"
+#include "solvers/cpu_tiles.h"
 #ifdef SQ_WITH_CUDA
 #include "rank/fused_kernels.h"
 #endif
@@ -58,7 +59,9 @@ at::Tensor gated_act(const at::Tensor& g, const at::Tensor& u, Activation act) {
     return out;
   }
 #endif
-  return layers::activate(g, act) * u;
+  return solvers::tiles::map_rows2(g, u, [act](const at::Tensor& a, const at::Tensor& b) {
+    return layers::activate(a, act) * b;
+  });
 }
 
 bool rotary_half_fused(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,

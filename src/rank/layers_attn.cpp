@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "rank/layers.h"
+#include "solvers/cpu_threads.h"
 
 #if __has_include(<torch/version.h>)
 #include <torch/version.h>
@@ -71,18 +72,14 @@ at::Tensor attention_bias(int64_t batch, int64_t seq_len, int64_t window,
                    at::full({}, lowest, at::TensorOptions().device(device)));
 }
 
-at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                          const at::Tensor& bias, double scaling, double softcap) {
-  return attend_rows(q, repeat_kv(k, q.size(1)), repeat_kv(v, q.size(1)), bias, scaling, softcap);
-}
+namespace {
 
-at::Tensor attention_causal_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    const at::Tensor& bias, double scaling, double softcap,
-                                    int64_t chunk) {
+// q [B,H,T,D] against k/v already repeated to H heads; query blocks of `chunk` (≤ 0: one block).
+at::Tensor attend_chunked(const at::Tensor& q, const at::Tensor& kk, const at::Tensor& vv,
+                          const at::Tensor& bias, double scaling, double softcap, int64_t chunk) {
   const int64_t T = q.size(2);
-  if (chunk <= 0 || T <= chunk) return attention_core(q, k, v, bias, scaling, softcap);
-  const at::Tensor kk = repeat_kv(k, q.size(1)), vv = repeat_kv(v, q.size(1));
-  at::Tensor out = at::empty({q.size(0), q.size(1), T, v.size(3)}, v.options());
+  if (chunk <= 0 || T <= chunk) return attend_rows(q, kk, vv, bias, scaling, softcap);
+  at::Tensor out = at::empty({q.size(0), q.size(1), T, vv.size(3)}, vv.options());
   for (int64_t i0 = 0; i0 < T; i0 += chunk) {
     const int64_t i1 = std::min(T, i0 + chunk);
     // Queries [i0, i1) see keys [0, i1) at most; the bias masks the rest of that range.
@@ -91,6 +88,41 @@ at::Tensor attention_causal_chunked(const at::Tensor& q, const at::Tensor& k, co
                            bias.narrow(2, i0, i1 - i0).narrow(3, 0, i1), scaling, softcap));
   }
   return out;
+}
+
+// On the CPU one tile per (sample, query head), each computed alone (solvers/cpu_threads.h):
+// the same products per head as the batched call, on every thread count; the grouped k/v head
+// is read in place instead of repeated.
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const at::Tensor& bias, double scaling, double softcap, int64_t chunk) {
+  if (!q.is_cpu())
+    return attend_chunked(q, repeat_kv(k, q.size(1)), repeat_kv(v, q.size(1)), bias, scaling,
+                          softcap, chunk);
+  const int64_t B = q.size(0), H = q.size(1), rep = H / k.size(1);
+  at::Tensor out = at::empty({B, H, q.size(2), v.size(3)}, v.options());
+  solvers::parallel_tiles(B * H, [&](int64_t i) {
+    const int64_t b = i / H, h = i % H, bb = bias.size(0) == 1 ? 0 : b;
+    out.select(0, b).select(0, h).copy_(
+        attend_chunked(q.narrow(0, b, 1).narrow(1, h, 1), k.narrow(0, b, 1).narrow(1, h / rep, 1),
+                       v.narrow(0, b, 1).narrow(1, h / rep, 1), bias.narrow(0, bb, 1), scaling,
+                       softcap, chunk)
+            .select(0, 0)
+            .select(0, 0));
+  });
+  return out;
+}
+
+}  // namespace
+
+at::Tensor attention_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const at::Tensor& bias, double scaling, double softcap) {
+  return attend(q, k, v, bias, scaling, softcap, 0);
+}
+
+at::Tensor attention_causal_chunked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& bias, double scaling, double softcap,
+                                    int64_t chunk) {
+  return attend(q, k, v, bias, scaling, softcap, chunk);
 }
 
 bool fast_attention_usable(const at::Tensor& q, double softcap) {

@@ -2,6 +2,7 @@
 // RMSNorm/LayerNorm modules do for half-precision inputs.
 #include "common/check.h"
 #include "rank/layers.h"
+#include "solvers/cpu_tiles.h"
 
 namespace sq::rank::layers {
 
@@ -34,7 +35,9 @@ at::Tensor norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor&
   SQ_CHECK(false, "unhandled norm kind");
 }
 
-at::Tensor activate(const at::Tensor& x, Activation a) {
+namespace {
+
+at::Tensor activate_all(const at::Tensor& x, Activation a) {
   switch (a) {
     case Activation::Silu:
       return at::silu(x);
@@ -46,6 +49,14 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
       return at::relu(x);
   }
   SQ_CHECK(false, "unhandled activation");
+}
+
+}  // namespace
+
+at::Tensor activate(const at::Tensor& x, Activation a) {
+  // CPU: row tiles (silu, gelu… round differently on ATen's scalar and vector paths, and ATen
+  // would put its thread splits anywhere).
+  return solvers::tiles::map_rows(x, [a](const at::Tensor& t) { return activate_all(t, a); });
 }
 
 }  // namespace sq::rank::layers

@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "rank/layers.h"
+#include "solvers/cpu_tiles.h"
 
 namespace sq::rank {
 namespace {
@@ -70,7 +71,8 @@ at::Tensor Model::final_norm(const at::Tensor& hidden) const {
 }
 
 at::Tensor Model::lm_head(const at::Tensor& normed) const {
-  at::Tensor logits = at::linear(normed, head_w_, head_b_.defined() ? head_b_ : at::Tensor());
+  at::Tensor logits =
+      solvers::tiles::linear(normed, head_w_, head_b_.defined() ? head_b_ : at::Tensor());
   for (const auto& row : kLogitOps) {
     const double v = cfg_.get_double(row.key, 0.0);
     if (v == 0.0) continue;

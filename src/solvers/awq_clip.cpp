@@ -18,6 +18,7 @@
 
 #include "common/check.h"
 #include "solvers/awq.h"
+#include "solvers/cpu_tiles.h"
 #include "solvers/quant_grid.h"
 #include "solvers/tf32.h"
 
@@ -166,11 +167,11 @@ AwqClipResult awq_clip_search_reference(const at::Tensor& w_in, const at::Tensor
     auto wg = w.slice(0, r0, r1).reshape({r1 - r0, s.n_groups, s.g});
     const Trials trials(wg, scheme, s);
     // [groups, T, rows]: partial dot products of every token with every row, per group.
-    auto org_out = at::bmm(xg, wg.permute({1, 2, 0}));
+    auto org_out = tiles::bmm(xg, wg.permute({1, 2, 0}));
     Choice c;
     c.start(trials.org_max());
     for (int t = 0; t < s.n_trials; ++t) {
-      auto out = at::bmm(xg, trial_weight(trials, t, s, opts).permute({1, 2, 0}));
+      auto out = tiles::bmm(xg, trial_weight(trials, t, s, opts).permute({1, 2, 0}));
       c.offer(trial_factors(t, s, opts), trials.org_max(), (out - org_out).pow(2).mean(1).t());
     }
     parts.push_back(c.result());
@@ -226,7 +227,7 @@ at::Tensor awq_clip_error_sums(const at::Tensor& w_in, const at::Tensor& x_in,
     auto xg = as_rows(x_rows.slice(0, t0, t1), s.k, w.device(), dt)
                   .reshape({t1 - t0, s.n_groups, s.g})
                   .transpose(0, 1);  // [groups, T_c, G]
-    auto part = at::bmm(xg.transpose(1, 2), xg);
+    auto part = tiles::bmm(xg.transpose(1, 2), xg);
     c = c.defined() ? c.add_(part) : part;
   }
 
@@ -237,7 +238,7 @@ at::Tensor awq_clip_error_sums(const at::Tensor& w_in, const at::Tensor& x_in,
     for (int t = 0; t < s.n_trials; ++t) {
       // The trial weight is a fresh tensor: Δ and ΔC·Δ are formed in place.
       auto d = trial_weight(trials, t, s, opts).sub_(wg).transpose(0, 1);
-      auto dc = at::bmm(d, c).mul_(d);                 // [groups, rows, G]
+      auto dc = tiles::bmm(d, c).mul_(d);              // [groups, rows, G]
       sums[t].slice(0, r0, r1).copy_(dc.sum(-1).t());  // Δᵀ C Δ per (row, group)
     }
   });

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "solvers/cpu_tiles.h"
 
 namespace sq::solvers {
 namespace {
@@ -157,7 +158,10 @@ QuantizedLinear gptq_quantize(const at::Tensor& w_in, const at::Tensor& h_in,
       w1.slice(1, i).addr_(e, hinv1.select(0, i).slice(0, i), 1.0, -1.0);
       err1.select(1, i).copy_(e);
     }
-    if (i2 < k) w.slice(1, i2).addmm_(err1, hinv.slice(0, i1, i2).slice(1, i2), 1.0, -1.0);
+    if (i2 < k) {
+      at::Tensor rest = w.slice(1, i2);
+      tiles::addmm_rows_(rest, err1, hinv.slice(0, i1, i2).slice(1, i2), -1.0);
+    }
   }
 
   QuantizedLinear out;

@@ -1,6 +1,7 @@
 // HessianAccumulator: raw Σ x xᵀ with a token count. Scaling happens once, in finalize(), so
 // that sums from several batches or ranks combine exactly before the 2/N factor is applied.
 #include "common/check.h"
+#include "solvers/cpu_tiles.h"
 #include "solvers/gptq.h"
 #include "solvers/gram.h"
 
@@ -32,7 +33,7 @@ void HessianAccumulator::add(const at::Tensor& x, const at::Tensor& mask) {
   if (rows.size(0) == 0) return;
   if (work_type() == at::kDouble) {
     auto xr = rows.to(sum_.device(), at::kDouble);
-    sum_.addmm_(xr.t(), xr);
+    tiles::gram_add_(sum_, xr);  // CPU: fixed tiles of rows of the sum, any thread count
   } else {
     sum_.add_(gram_f32(rows.to(sum_.device()), /*fast=*/false));
   }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -21,14 +22,34 @@ namespace sq::test::dist {
 
 namespace fs = std::filesystem;
 
-// shardquant with `args` on `ranks` ranks; 0 = the plain single-process binary (no mpirun). One
-// OpenMP thread per process, so the single-process baseline matches every rank's arithmetic.
+// Threads per process of a launch: kDefaultThreads runs it as a user does, with no thread
+// variable set (shardquant picks the count: every core for one process, one per rank when ranks
+// share a host); n > 0 sets OMP_NUM_THREADS=n for every process.
+constexpr int kDefaultThreads = 0;
+
+// The environment prefix of a launch with `threads` (see kDefaultThreads) and `env` (more
+// NAME=value words, "" for none; exported to every rank too).
+inline std::string launch_env(int threads, const std::string& env = "") {
+  std::string cmd = "env -u OMP_NUM_THREADS -u OPENBLAS_NUM_THREADS -u MKL_NUM_THREADS ";
+  if (threads > 0) cmd += "OMP_NUM_THREADS=" + std::to_string(threads) + " ";
+  return cmd + env + (env.empty() ? "" : " ");
+}
+
+// shardquant with `args` on `ranks` ranks; 0 = the plain single-process binary (no mpirun), with
+// `threads` per process (one by default) and `env` (see launch_env).
 inline Launch quantize(int ranks, const std::string& args, const std::string& fault = "",
-                       int timeout_s = 240) {
-  std::string cmd = "OMP_NUM_THREADS=1 timeout -s KILL " + std::to_string(timeout_s) + " ";
+                       int timeout_s = 240, int threads = 1, const std::string& env = "") {
+  std::string cmd = launch_env(threads, env) + "timeout -s KILL " + std::to_string(timeout_s) + " ";
   if (ranks > 0) {
     cmd += "mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,vader -n " +
-           std::to_string(ranks) + " -x OMP_NUM_THREADS";
+           std::to_string(ranks);
+    if (threads > 0) cmd += " -x OMP_NUM_THREADS";
+    for (size_t at = 0; at < env.size();) {  // -x NAME for every NAME=value word of env
+      const size_t end = std::min(env.find(' ', at), env.size());
+      const std::string word = env.substr(at, end - at);
+      if (word.find('=') != std::string::npos) cmd += " -x " + word.substr(0, word.find('='));
+      at = end + 1;
+    }
     if (!fault.empty()) cmd += " -x SHARDQUANT_FAULT='" + fault + "'";
     cmd += " ";
   }

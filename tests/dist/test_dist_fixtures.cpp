@@ -1,6 +1,7 @@
 // Distributed quantization of one MoE (mixtral) and one parallel-residual (gpt_neox) fixture
 // from ../shared/fixtures/arch (issue 6 points 7–8): --parallel blocks is byte-identical to the
-// single process at 2 ranks (one block each) for AWQ and GPTQ; --parallel data keeps ≥ 99.9 % of
+// single process at 2 ranks (one block each, 2 threads per rank against the single process's 1)
+// for AWQ and GPTQ; --parallel data keeps ≥ 99.9 % of
 // the codes for both (MoE: experts some rank's tokens never reach still join every reduction). The
 // fixtures ship without a tokenizer, so each test builds a model directory with a character-level
 // one (tests/fixture_model.h) and calibrates on a few lines of Brown.
@@ -34,9 +35,12 @@ class DistFixture : public ::testing::TestWithParam<const char*> {
     // The first 400 lines of Brown: plenty for 8 × 64 characters.
     sq::test::write_head(sq::test::shared("data/corpus/brown-test.txt"), tmp_ / "calib.txt", 400);
   }
-  Launch run(int ranks, const std::string& out, const std::string& args) const {
-    return quantize(ranks, "--model_path " + model_ + " --output_dir " + out + " --calib-file " +
-                               (tmp_ / "calib.txt") + kArgs + " " + args);
+  // threads per rank: 1 by default, kDefaultThreads as a user runs it.
+  Launch run(int ranks, const std::string& out, const std::string& args, int threads = 1) const {
+    return quantize(ranks,
+                    "--model_path " + model_ + " --output_dir " + out + " --calib-file " +
+                        (tmp_ / "calib.txt") + kArgs + " " + args,
+                    "", 240, threads);
   }
   std::string model_;
   sq::test::TempDir tmp_;
@@ -48,7 +52,7 @@ TEST_P(DistFixture, BlocksModeByteIdenticalAwqAndGptq) {
     const std::string single = tmp_ / "single", two = tmp_ / "two";
     const Launch base = run(0, single, args);
     ASSERT_EQ(base.rc, 0) << method << "\n" << base.output;
-    const Launch l = run(2, two, args);
+    const Launch l = run(2, two, args, 2);  // 2 threads per rank (issue 19)
     ASSERT_EQ(l.rc, 0) << method << "\n" << l.output;
     expect_identical(single, two);
     sq::remove_tree(single);

@@ -7,7 +7,10 @@
 #include <chrono>
 #include <cmath>
 
+#include <ATen/Parallel.h>
+
 #include "rank/layers.h"
+#include "solvers/cpu_threads.h"
 
 using namespace sq::rank;
 
@@ -77,6 +80,37 @@ TEST(AttentionChunked, ShortSequenceIsTheEagerPathItself) {
   const at::Tensor bias = layers::attention_bias(2, 10, 0, {}, at::kCPU);
   EXPECT_TRUE(at::equal(layers::attention_causal_chunked(q, k, v, bias, 0.35, 0.0, 16),
                         layers::attention_core(q, k, v, bias, 0.35, 0.0)));
+}
+
+// Issue 19: on the CPU each (sample, head) is one tile (solvers/cpu_threads.h), so the result is
+// the same bits on 1 and 3 threads and for a sample alone or in a batch; and it is the batched
+// expression (every head at once, k/v repeated) up to kBatchedRelTol (the same products; only
+// the BLAS call shapes differ).
+constexpr double kBatchedRelTol = 1e-6;
+
+TEST(AttentionChunked, AnyThreadCountSameBits) {
+  at::manual_seed(9);
+  const int64_t B = 3, Hq = 6, Hkv = 2, T = 150, D = 32;
+  const at::Tensor q = at::randn({B, Hq, T, D}), k = at::randn({B, Hkv, T, D}),
+                   v = at::randn({B, Hkv, T, D});
+  const at::Tensor bias = layers::attention_bias(B, T, 0, {}, at::kCPU);
+  const int saved = at::get_num_threads();
+  sq::solvers::fix_cpu_threads(1);
+  const at::Tensor one = layers::attention_causal_chunked(q, k, v, bias, 0.2, 0.0, 64);
+  sq::solvers::fix_cpu_threads(3);
+  const at::Tensor three = layers::attention_causal_chunked(q, k, v, bias, 0.2, 0.0, 64);
+  const at::Tensor alone = layers::attention_causal_chunked(
+      q.narrow(0, 1, 1), k.narrow(0, 1, 1), v.narrow(0, 1, 1), bias.narrow(0, 1, 1), 0.2, 0.0, 64);
+  sq::solvers::fix_cpu_threads(1);
+  at::set_num_threads(saved);
+  EXPECT_TRUE(at::equal(one, three));
+  EXPECT_TRUE(at::equal(alone, one.narrow(0, 1, 1)));
+  const at::Tensor kk = k.repeat_interleave(Hq / Hkv, 1), vv = v.repeat_interleave(Hq / Hkv, 1);
+  const at::Tensor batched =
+      at::matmul(at::softmax(at::matmul(q, kk.transpose(-1, -2)) * 0.2 + bias, -1), vv);
+  EXPECT_LE(
+      relative_error(one, batched, at::ones({B, Hq, T}, at::TensorOptions().dtype(at::kBool))),
+      kBatchedRelTol);
 }
 
 // Not a pass/fail bound on speed (machines differ): prints the time of both forms at the GPTQ
