@@ -376,7 +376,20 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     const bool have = cap.has(name);
     const int64_t K = block.linear(name).weight.size(1);
     solvers::HessianAccumulator acc(K, block.device());
-    if (have) acc.add(real_rows(cap.input(name), mask, true));
+    // One add per captured micro-batch, as GPTQ's HessianCapture does: on a GPU each add is a
+    // float32 product summed into float64, so the pieces must be the same whichever samples a
+    // rank holds (data-parallel shares are whole micro-batches) for the totals to agree.
+    if (have) {
+      const at::Tensor& xin = cap.input(name);
+      const bool dense = mask.defined() && xin.size(0) == mask.numel();
+      const at::Tensor flat_mask = dense ? mask.reshape({-1}) : at::Tensor();
+      int64_t r0 = 0;
+      for (const int64_t rows : cap.piece_rows(name)) {
+        const at::Tensor piece = xin.slice(0, r0, r0 + rows);
+        acc.add(dense ? real_rows(piece, flat_mask.slice(0, r0, r0 + rows), true) : piece);
+        r0 += rows;
+      }
+    }
     if (dp) {
       dp->sum(acc.sum());
       acc.set_tokens(dp->sum(acc.tokens()));

@@ -48,7 +48,11 @@ void InputCapture::on_input(const std::string& linear, const at::Tensor& x) {
 
 void InputCapture::finish() {
   joined_.clear();
+  piece_rows_.clear();
   for (auto& p : pieces_) {
+    std::vector<int64_t> rows;
+    for (const auto& t : p) rows.push_back(t.size(0));
+    piece_rows_.push_back(std::move(rows));
     joined_.push_back(p.size() == 1 ? p[0] : at::cat(p, 0));
     p.clear();
   }
@@ -60,6 +64,13 @@ at::Tensor& InputCapture::input(const std::string& linear) {
   SQ_CHECK(it != slot_of_.end(), "no captured input for linear " << linear);
   SQ_CHECK(it->second < joined_.size(), "InputCapture::finish() not called");
   return joined_[it->second];
+}
+
+const std::vector<int64_t>& InputCapture::piece_rows(const std::string& linear) const {
+  auto it = slot_of_.find(linear);
+  SQ_CHECK(it != slot_of_.end(), "no captured input for linear " << linear);
+  SQ_CHECK(it->second < piece_rows_.size(), "InputCapture::finish() not called");
+  return piece_rows_[it->second];
 }
 
 HessianCapture::HessianCapture(const std::vector<std::vector<std::string>>& input_sets,

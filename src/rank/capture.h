@@ -6,7 +6,9 @@
 //                  linears: all B·T tokens in sample order, padding included, so the caller can
 //                  view it as [n, T, in] and mask it itself). Linears fed the same tensor (q,k,v;
 //                  gate,up) share ONE stored tensor (so scaling it in place scales it for all of
-//                  them). MoE expert inputs are the routed tokens only.
+//                  them). MoE expert inputs are the routed tokens only. piece_rows(name) gives
+//                  the rows each micro-batch contributed, in order (sums that must not depend on
+//                  how samples are grouped — data-parallel shares — are taken piece by piece).
 //   HessianCapture adds every wanted linear's input to the solvers::HessianAccumulator of its
 //                  input set (linears sharing an input share one accumulator), masking padding.
 #pragma once
@@ -36,6 +38,9 @@ class InputCapture : public ActivationTap {
   void finish();
   bool has(const std::string& linear) const { return slot_of_.count(linear) != 0; }
   at::Tensor& input(const std::string& linear);
+  // Rows of input(linear) per micro-batch, in order (they sum to input(linear).size(0)); a
+  // micro-batch that routed no token to an expert contributes no entry.
+  const std::vector<int64_t>& piece_rows(const std::string& linear) const;
 
  private:
   std::set<std::string> wanted_;
@@ -50,6 +55,7 @@ class InputCapture : public ActivationTap {
   std::map<std::string, size_t> slot_of_;
   std::vector<std::vector<at::Tensor>> pieces_;
   std::vector<at::Tensor> joined_;
+  std::vector<std::vector<int64_t>> piece_rows_;
 };
 
 class HessianCapture : public ActivationTap {
