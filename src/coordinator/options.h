@@ -108,7 +108,7 @@ struct Options {
   // or through an env variable — not presets or defaults.
   std::vector<std::string> explicit_flags;
 
-  solvers::QuantScheme scheme() const { return {bits, group_size, zero_point, mse}; }
+  solvers::QuantScheme scheme() const { return {bits, group_size, zero_point, desc_act, mse}; }
   bool is_explicit(const std::string& canonical) const;
 };
 

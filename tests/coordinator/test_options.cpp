@@ -190,7 +190,7 @@ TEST(Options, MseAndClipTokensReachTheSolvers) {
       parse({"--model_path", "/m", "--awq-rounding=gptq", "--damp_percent", "0.05", "--desc-act"});
   EXPECT_TRUE(awq_settings(ag, 1).gptq_rounding);
   EXPECT_DOUBLE_EQ(awq_settings(ag, 1).gptq.damp_percent, 0.05);
-  EXPECT_FALSE(awq_settings(ag, 1).gptq.act_order);
+  EXPECT_FALSE(awq_settings(ag, 1).scheme.act_order);
   EXPECT_FALSE(awq_settings(parse({"--model_path", "/m"}), 1).gptq_rounding);
   // --max_quality's AWQ presets do not stop a GPTQ run.
   EXPECT_EQ(parse({"--model_path", "/m", "--gptq", "--max_quality"}).iter, 40);
