@@ -258,6 +258,15 @@ void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, doubl
     if (!rep.salient.empty()) salient_[rep.name] = rep.salient;
   }
   b["notes"] = r.notes;
+  // Linears quantized without calibration tokens (MoE experts never routed to; RTN). Written only
+  // when there are some, so the summaries of dense models keep their exact content.
+  const std::vector<std::string> uncalibrated = rank::uncalibrated_linears(r);
+  if (!uncalibrated.empty()) {
+    b["uncalibrated_linears"] = uncalibrated.size();
+    b["uncalibrated"] = uncalibrated;
+    const int64_t before = j_.value("uncalibrated_linears", int64_t{0});
+    j_["uncalibrated_linears"] = before + static_cast<int64_t>(uncalibrated.size());
+  }
   b["phases_s"] = r.phase_seconds;
   // Solve phases summed over blocks ("where the time goes" inside "quantization only").
   for (const auto& [phase, secs] : r.phase_seconds) {
@@ -338,6 +347,9 @@ std::string RunSummary::table() const {
     os << line;
   }
   os << "  fallbacks to RTN: " << fallbacks << ", damping escalations: " << escalations << "\n";
+  if (j_.contains("uncalibrated_linears"))
+    os << "  linears no calibration token reached (quantized by RTN): "
+       << j_["uncalibrated_linears"].get<int64_t>() << "\n";
   if (j_.contains("calibration"))
     os << "  calibration: " << j_["calibration"]["samples_used"] << " samples x seq_len "
        << j_["calibration"]["seq_len_used"] << " (requested " << j_["settings"]["seq_len_requested"]

@@ -91,7 +91,7 @@ void Block::load_tensors(const io::ModelWeights& w) {
   std::set<std::string> claimed;
   auto load = [&](const std::string& name) {
     claimed.insert(name);
-    return w.get_as(name, dtype_).to(device_);
+    return w.get_on(name, dtype_, device_);  // FP8/MXFP4 sources dequantize on the device
   };
   for (const auto& [role, rel] : spec_->names) {
     const bool expert = rel.find("{e}") != std::string::npos;
