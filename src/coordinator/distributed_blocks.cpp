@@ -63,8 +63,7 @@ void record_block(const RankRun& run, rank::Block& block, const rank::BlockQuant
   rep.blocks.push_back(b);
   const size_t uncal = rank::uncalibrated_linears(res).size();  // MoE experts never routed to
   log()->info("block {}/{}: {} linears quantized in {} (mean error {:.4g}){}", block.index() + 1,
-              run.plan.blocks.size(), res.quantized.size(), human_seconds(seconds),
-              mean_error(res),
+              run.plan.blocks.size(), res.quantized.size(), human_seconds(seconds), mean_error(res),
               uncal ? ", " + std::to_string(uncal) + " without calibration tokens (RTN)" : "");
 }
 

@@ -169,9 +169,10 @@ std::optional<QuantizedLayout> quantized_layout(const nlohmann::json& config,
                          << l.group_size);
       return l;
     }
-  SQ_THROW(InputError, context << ": quantization_config.quant_method \"" << method
-                               << "\" cannot be loaded (known: awq, gptq, compressed-tensors "
-                                  "pack-quantized; fp8, mxfp4, compressed-tensors float-quantized)");
+  SQ_THROW(InputError,
+           context << ": quantization_config.quant_method \"" << method
+                   << "\" cannot be loaded (known: awq, gptq, compressed-tensors "
+                      "pack-quantized; fp8, mxfp4, compressed-tensors float-quantized)");
 }
 
 const char* marker_suffix(PackFormat f) {

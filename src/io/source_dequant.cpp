@@ -42,17 +42,16 @@ const std::array<float, 16>& e2m1_values() {
 }
 
 at::Tensor dequant_fp8(const at::Tensor& bytes, const at::Tensor& scale, int64_t br, int64_t bc) {
-  SQ_CHECK(bytes.scalar_type() == at::kByte && bytes.dim() == 2,
-           "dequant_fp8: bytes must be U8 [N, K], got " << bytes.scalar_type() << " "
-                                                        << bytes.sizes());
+  SQ_CHECK(
+      bytes.scalar_type() == at::kByte && bytes.dim() == 2,
+      "dequant_fp8: bytes must be U8 [N, K], got " << bytes.scalar_type() << " " << bytes.sizes());
   const int64_t N = bytes.size(0), K = bytes.size(1);
   const int64_t R = (N + br - 1) / br, C = (K + bc - 1) / bc;
   SQ_CHECK(scale.dim() == 2 && scale.size(0) == R && scale.size(1) == C,
            "dequant_fp8: scale " << scale.sizes() << " does not tile [" << N << ", " << K
                                  << "] in blocks of [" << br << ", " << bc << "]");
   const at::Tensor table = table_on(e4m3_values().data(), 256, bytes.device());
-  at::Tensor out =
-      table.index_select(0, bytes.reshape({-1}).to(at::kInt)).reshape({N, K});
+  at::Tensor out = table.index_select(0, bytes.reshape({-1}).to(at::kInt)).reshape({N, K});
   const at::Tensor s = scale.to(bytes.device(), at::kFloat);
   if (C == 1) {
     // One scale per row block across all columns (per tensor, per channel): one broadcast.
@@ -73,9 +72,9 @@ at::Tensor dequant_mxfp4(const at::Tensor& blocks, const at::Tensor& scales) {
            "dequant_mxfp4: blocks must be U8 [..., G, 16] and scales U8 [..., G], got "
                << blocks.sizes() << " and " << scales.sizes());
   for (int64_t d = 0; d < scales.dim(); ++d)
-    SQ_CHECK(scales.size(d) == blocks.size(d),
-             "dequant_mxfp4: scales " << scales.sizes() << " do not match blocks "
-                                      << blocks.sizes());
+    SQ_CHECK(scales.size(d) == blocks.size(d), "dequant_mxfp4: scales " << scales.sizes()
+                                                                        << " do not match blocks "
+                                                                        << blocks.sizes());
   const at::Device dev = blocks.device();
   const at::Tensor b = blocks.to(at::kInt);
   // Element 2i sits in the low nibble of byte i, element 2i + 1 in the high nibble.

@@ -18,7 +18,8 @@ std::string lower(std::string s) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -60,28 +61,28 @@ SourceFormat parse_compressed_fp8(const nlohmann::json& q, const std::string& ct
   SourceFormat f;
   f.scheme = SourceScheme::kCompressedFp8;
   f.scale_suffix = "weight_scale";
-  SQ_REQUIRE(q.contains("config_groups") && q["config_groups"].is_object() &&
-                 !q["config_groups"].empty(),
-             ctx << ": compressed-tensors float-quantized needs a config_groups object");
+  SQ_REQUIRE(
+      q.contains("config_groups") && q["config_groups"].is_object() && !q["config_groups"].empty(),
+      ctx << ": compressed-tensors float-quantized needs a config_groups object");
   bool first = true;
   for (auto it = q["config_groups"].begin(); it != q["config_groups"].end(); ++it) {
     const nlohmann::json& g = it.value();
-    SQ_REQUIRE(g.is_object() && g.contains("weights") && g["weights"].is_object(),
-               ctx << ": quantization_config.config_groups." << it.key()
-                   << " has no \"weights\" object");
+    SQ_REQUIRE(
+        g.is_object() && g.contains("weights") && g["weights"].is_object(),
+        ctx << ": quantization_config.config_groups." << it.key() << " has no \"weights\" object");
     const nlohmann::json& w = g["weights"];
     const std::string type = w.contains("type") && w["type"].is_string() ? lower(w["type"]) : "";
     const int64_t bits = w.contains("num_bits") && w["num_bits"].is_number_integer()
                              ? w["num_bits"].get<int64_t>()
                              : 8;
     SQ_REQUIRE(type == "float" && bits == 8,
-               ctx << ": quantization_config.config_groups." << it.key()
-                   << ".weights is type \"" << type << "\" with " << bits
+               ctx << ": quantization_config.config_groups." << it.key() << ".weights is type \""
+                   << type << "\" with " << bits
                    << " bits; float-quantized checkpoints load as FP8 (type \"float\", 8 bits)");
     SourceFormat g_f = f;
     if (w.contains("block_structure") && !w["block_structure"].is_null())
-      read_block(w["block_structure"],
-                 "config_groups." + it.key() + ".weights.block_structure", ctx, g_f);
+      read_block(w["block_structure"], "config_groups." + it.key() + ".weights.block_structure",
+                 ctx, g_f);
     SQ_REQUIRE(first || (g_f.block_rows == f.block_rows && g_f.block_cols == f.block_cols),
                ctx << ": quantization_config.config_groups disagree on block_structure");
     f = g_f;
@@ -104,11 +105,11 @@ bool is_float_dtype(DType d) {
 // rows and columns one scale covers.
 SourceTensor plan_fp8(const SourceFormat& f, const TensorInfo& w, const TensorInfo* scale,
                       const std::string& scale_name, const std::string& ctx) {
-  SQ_REQUIRE(w.shape.size() == 2, ctx << ": FP8 tensor " << w.name << " is "
-                                      << w.shape.size() << "-D " << shape_str(w.shape)
+  SQ_REQUIRE(w.shape.size() == 2, ctx << ": FP8 tensor " << w.name << " is " << w.shape.size()
+                                      << "-D " << shape_str(w.shape)
                                       << "; expected a 2-D linear weight [out, in]");
-  SQ_REQUIRE(scale != nullptr, ctx << ": FP8 tensor " << w.name << " has no scale tensor "
-                                   << scale_name);
+  SQ_REQUIRE(scale != nullptr,
+             ctx << ": FP8 tensor " << w.name << " has no scale tensor " << scale_name);
   SQ_REQUIRE(is_float_dtype(scale->dtype), ctx << ": scale " << scale_name << " is "
                                                << dtype_name(scale->dtype)
                                                << "; expected F32, BF16 or F16");
@@ -138,10 +139,10 @@ SourceTensor plan_fp8(const SourceFormat& f, const TensorInfo& w, const TensorIn
                              << ", 1] (per channel), or a block size in the config");
   }
   const std::vector<int64_t> want = {ceil_div(N, t.block_rows), ceil_div(K, t.block_cols)};
-  SQ_REQUIRE(s == want, ctx << ": scale " << scale_name << " has shape "
-                            << shape_str(scale->shape) << "; weight " << w.name << " "
-                            << shape_str(w.shape) << " in blocks of [" << t.block_rows << ", "
-                            << t.block_cols << "] needs " << shape_str(want));
+  SQ_REQUIRE(s == want, ctx << ": scale " << scale_name << " has shape " << shape_str(scale->shape)
+                            << "; weight " << w.name << " " << shape_str(w.shape)
+                            << " in blocks of [" << t.block_rows << ", " << t.block_cols
+                            << "] needs " << shape_str(want));
   return t;
 }
 
@@ -152,8 +153,8 @@ SourceTensor plan_mxfp4(const TensorInfo& blocks, const TensorInfo* scales,
   SQ_REQUIRE(blocks.shape.size() == 4 && blocks.shape[3] == 16,
              ctx << ": MXFP4 tensor " << blocks.name << " has shape " << shape_str(blocks.shape)
                  << "; expected [experts, rows, in/32, 16]");
-  SQ_REQUIRE(scales != nullptr, ctx << ": MXFP4 tensor " << blocks.name
-                                    << " has no scale tensor " << scales_name);
+  SQ_REQUIRE(scales != nullptr,
+             ctx << ": MXFP4 tensor " << blocks.name << " has no scale tensor " << scales_name);
   const std::vector<int64_t> want(blocks.shape.begin(), blocks.shape.end() - 1);
   SQ_REQUIRE(scales->dtype == DType::U8 && scales->shape == want,
              ctx << ": MXFP4 scales " << scales_name << " are " << dtype_name(scales->dtype) << " "
@@ -217,8 +218,8 @@ SourcePlan plan_source_tensors(const SourceFormat& f,
     if (!fp8 && ends_with(name, "_blocks")) {
       const std::string scales = name.substr(0, name.size() - 7) + "_scales";
       SourceTensor t = plan_mxfp4(*info, find(scales), scales, ctx);
-      SQ_REQUIRE(!find(t.name), ctx << ": " << t.name << " is stored both dequantized and as "
-                                    << name);
+      SQ_REQUIRE(!find(t.name),
+                 ctx << ": " << t.name << " is stored both dequantized and as " << name);
       plan.hidden.push_back(name);
       plan.hidden.push_back(scales);
       plan.tensors[t.name] = t;
@@ -238,8 +239,8 @@ at::Tensor dequantize_source(const SourceTensor& t, const RawLookup& raw, at::Sc
     const int64_t R = ceil_div(t.shape[0], t.block_rows), C = ceil_div(t.shape[1], t.block_cols);
     out = dequant_fp8(data, scale.to(at::kFloat).reshape({R, C}), t.block_rows, t.block_cols);
   }
-  SQ_CHECK(out.sizes().vec() == t.shape, "dequantized " << t.name << " to " << out.sizes()
-                                                        << ", planned " << shape_str(t.shape));
+  SQ_CHECK(out.sizes().vec() == t.shape,
+           "dequantized " << t.name << " to " << out.sizes() << ", planned " << shape_str(t.shape));
   return out.to(dtype).contiguous();
 }
 

@@ -54,8 +54,7 @@ struct SourceFormat {
   std::string scale_suffix;  // "weight_scale_inv" / "weight_scale"; empty for MXFP4
 };
 
-std::optional<SourceFormat> source_format(const nlohmann::json& config,
-                                          const std::string& context);
+std::optional<SourceFormat> source_format(const nlohmann::json& config, const std::string& context);
 
 // quant_method spellings source_format() accepts (for error messages listing what loads).
 const char* source_methods();
@@ -64,8 +63,8 @@ const char* source_methods();
 struct SourceTensor {
   std::string name;
   std::vector<int64_t> shape;
-  std::string data;   // "<L>.weight" (FP8) / "<P>_blocks" (MXFP4)
-  std::string scale;  // "<L>.<scale_suffix>" / "<P>_scales"
+  std::string data;                        // "<L>.weight" (FP8) / "<P>_blocks" (MXFP4)
+  std::string scale;                       // "<L>.<scale_suffix>" / "<P>_scales"
   int64_t block_rows = 0, block_cols = 0;  // FP8: rows/cols covered by one scale
 };
 

@@ -24,8 +24,7 @@ uint64_t page_in_tensors(const io::ModelWeights& w, const std::string& prefix) {
       const size_t n = s.size;
       if (n == 0) continue;
       const uintptr_t a = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
-      madvise(reinterpret_cast<void*>(a), reinterpret_cast<uintptr_t>(data) + n - a,
-              MADV_WILLNEED);
+      madvise(reinterpret_cast<void*>(a), reinterpret_cast<uintptr_t>(data) + n - a, MADV_WILLNEED);
       for (size_t off = 0; off < n; off += page) sink = sink + data[off];
       bytes += n;
     }

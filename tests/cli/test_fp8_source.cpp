@@ -141,9 +141,9 @@ class Fp8Source : public ::testing::Test {
   // Quantizes both copies with `args` and compares.
   void quantize_both(const std::vector<std::string>& args) {
     for (const char* which : {"fp8", "deq"}) {
-      std::vector<std::string> a = {"--model_path",   tmp_ / which, "--output_dir",
-                                    tmp_ / (std::string("out-") + which), "--calib-file",
-                                    calib_};
+      std::vector<std::string> a = {"--model_path", tmp_ / which,
+                                    "--output_dir", tmp_ / (std::string("out-") + which),
+                                    "--calib-file", calib_};
       a.insert(a.end(), args.begin(), args.end());
       const test::RunResult r = test::run_shardquant(a);
       ASSERT_EQ(r.code, 0) << which << ":\n" << r.all();
@@ -184,8 +184,8 @@ TEST_F(Fp8Source, MixtralFixtureAwqAndGptqMatchTheDequantizedModel) {
   test::write_head(test::shared("data/corpus/brown-train.txt"), calib_, 200);
   EXPECT_GT(write_fp8_pair(model, tmp_ / "fp8", tmp_ / "deq", 16, 24), 20);
   check_reader();
-  const std::vector<std::string> common = {"--calib-size", "4", "--seq_len", "32",
-                                           "--q-group-size", "16", "--device", "cpu", "--quiet"};
+  const std::vector<std::string> common = {
+      "--calib-size", "4", "--seq_len", "32", "--q-group-size", "16", "--device", "cpu", "--quiet"};
   std::vector<std::string> awq = common, gptq = common;
   awq.push_back("--awq");
   gptq.insert(gptq.end(), {"--gptq", "--bits", "4"});
@@ -199,12 +199,12 @@ TEST_F(Fp8Source, HouseModelGptqMatchesTheDequantizedModel) {
   if (!test::have_shared("models/house-llama-13m/config.json")) GTEST_SKIP() << "no house model";
   if (!test::have_shared("data/corpus/brown-train.txt")) GTEST_SKIP() << "no Brown corpus";
   calib_ = test::shared("data/corpus/brown-train.txt");
-  EXPECT_GT(write_fp8_pair(test::shared("models/house-llama-13m"), tmp_ / "fp8", tmp_ / "deq",
-                           128, 128),
-            30);
+  EXPECT_GT(
+      write_fp8_pair(test::shared("models/house-llama-13m"), tmp_ / "fp8", tmp_ / "deq", 128, 128),
+      30);
   check_reader();
-  quantize_both({"--gptq", "--bits", "4", "--calib-size", "4", "--seq_len", "64", "--device",
-                 "cpu", "--quiet"});
+  quantize_both({"--gptq", "--bits", "4", "--calib-size", "4", "--seq_len", "64", "--device", "cpu",
+                 "--quiet"});
 }
 
 }  // namespace

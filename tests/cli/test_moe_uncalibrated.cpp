@@ -22,8 +22,8 @@ using namespace sq;
 
 struct Case {
   const char* fixture;
-  int moe_blocks;     // decoder blocks with routed experts
-  const char* expert; // regex of a routed expert's linear prefix
+  int moe_blocks;      // decoder blocks with routed experts
+  const char* expert;  // regex of a routed expert's linear prefix
 };
 
 class MoeUncalibrated : public ::testing::TestWithParam<Case> {};
@@ -75,8 +75,8 @@ TEST_P(MoeUncalibrated, UnreachedExpertsAreQuantizedAndCounted) {
     }
     EXPECT_EQ(expert_linears, 4 * 3 * c.moe_blocks) << method;
     const auto cfg = test::e2e::load_json(out + "/config.json");
-    for (const auto& m : cfg.at("quantization_config").value("modules_to_not_convert",
-                                                              nlohmann::json::array()))
+    for (const auto& m :
+         cfg.at("quantization_config").value("modules_to_not_convert", nlohmann::json::array()))
       EXPECT_FALSE(std::regex_search(m.get<std::string>(), expert)) << m;
   }
 }

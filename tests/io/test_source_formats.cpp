@@ -45,9 +45,9 @@ TEST(SourceFormats, E4m3TableMatchesHandValues) {
   const auto& t = io::e4m3_values();
   EXPECT_EQ(t[0x00], 0.0f);
   EXPECT_TRUE(std::signbit(t[0x80]) && t[0x80] == 0.0f);
-  EXPECT_EQ(t[0x38], 1.0f);          // exp 7 = 2^0, mantissa 0
-  EXPECT_EQ(t[0x3C], 1.5f);          // mantissa 4/8
-  EXPECT_EQ(t[0x44], 3.0f);          // exp 8, mantissa 4/8: 1.5 · 2
+  EXPECT_EQ(t[0x38], 1.0f);  // exp 7 = 2^0, mantissa 0
+  EXPECT_EQ(t[0x3C], 1.5f);  // mantissa 4/8
+  EXPECT_EQ(t[0x44], 3.0f);  // exp 8, mantissa 4/8: 1.5 · 2
   EXPECT_EQ(t[0xB8], -1.0f);
   EXPECT_EQ(t[0x7E], 448.0f);        // the largest finite: 1.75 · 2^8
   EXPECT_EQ(t[0x08], 0.015625f);     // smallest normal 2^−6
@@ -80,8 +80,8 @@ TEST(SourceFormats, Fp8BlockScalesWithEdgeBlocks) {
   for (int i = 0; i < 5; ++i)
     for (int j = 0; j < 7; ++j) {
       float want = 0.5f * static_cast<float>((i / 2) * 3 + (j / 3) + 1);
-      if (i == 4 && j == 6) want = 3.0f * 4.5f;       // scale[2][2] = 4.5
-      if (i == 0 && j == 0) want = -1.5f * 0.5f;      // scale[0][0] = 0.5
+      if (i == 4 && j == 6) want = 3.0f * 4.5f;          // scale[2][2] = 4.5
+      if (i == 0 && j == 0) want = -1.5f * 0.5f;         // scale[0][0] = 0.5
       if (i == 2 && j == 5) want = 0.001953125f * 2.5f;  // scale[1][1] = 2.5
       EXPECT_EQ(out[i][j].item<float>(), want) << i << "," << j;
     }
@@ -90,9 +90,9 @@ TEST(SourceFormats, Fp8BlockScalesWithEdgeBlocks) {
 TEST(SourceFormats, Mxfp4NibbleOrderAndScales) {
   // One row of 32 values: byte b holds element 2b (low nibble) and 2b + 1 (high nibble).
   at::Tensor blocks = at::zeros({1, 16}, at::kByte);
-  blocks[0][0] = 0x21;  // elements 0, 1 = 0.5, 1.0
-  blocks[0][1] = 0xF8;  // elements 2, 3 = −0.0, −6
-  blocks[0][15] = 0x7D;  // elements 30, 31 = −3 (0xD), 6 (0x7)
+  blocks[0][0] = 0x21;                                // elements 0, 1 = 0.5, 1.0
+  blocks[0][1] = 0xF8;                                // elements 2, 3 = −0.0, −6
+  blocks[0][15] = 0x7D;                               // elements 30, 31 = −3 (0xD), 6 (0x7)
   at::Tensor scales = at::full({1}, 129, at::kByte);  // 2^(129 − 127) = 4
   const at::Tensor out = io::dequant_mxfp4(blocks, scales);
   ASSERT_EQ(out.sizes(), (std::vector<int64_t>{32}));
@@ -118,8 +118,8 @@ TEST(SourceFormats, DeepSeekFp8ReadsAsBf16WithHiddenScales) {
                           {"activation_scheme", "dynamic"},
                           {"weight_block_size", {128, 128}}});
   at::Tensor bytes = at::full({130, 260}, 0x38, at::kByte);  // 1.0
-  bytes[129][259] = 0x3C;                                     // 1.5
-  bytes[0][128] = 0x44;                                       // 3.0
+  bytes[129][259] = 0x3C;                                    // 1.5
+  bytes[0][128] = 0x44;                                      // 3.0
   at::Tensor sinv = at::tensor({0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.5f}).reshape({2, 3});
   const at::Tensor norm = at::full({260}, 2.0f, at::kBFloat16);
   io::write_safetensors(d / "model.safetensors",
@@ -129,8 +129,9 @@ TEST(SourceFormats, DeepSeekFp8ReadsAsBf16WithHiddenScales) {
   io::ModelWeights w(d.path());
   EXPECT_EQ(w.quantization(), nullptr);
   ASSERT_NE(w.source_format(), nullptr);
-  EXPECT_EQ(w.names(), (std::vector<std::string>{"model.layers.0.mlp.down_proj.weight",
-                                                 "model.layers.0.post_attention_layernorm.weight"}));
+  EXPECT_EQ(w.names(),
+            (std::vector<std::string>{"model.layers.0.mlp.down_proj.weight",
+                                      "model.layers.0.post_attention_layernorm.weight"}));
   EXPECT_FALSE(w.has("model.layers.0.mlp.down_proj.weight_scale_inv"));
   const auto& info = w.info("model.layers.0.mlp.down_proj.weight");
   EXPECT_EQ(info.dtype, io::DType::BF16);
@@ -184,8 +185,9 @@ TEST(SourceFormats, CompressedTensorsFp8PerChannelAndPerTensor) {
   EXPECT_EQ(w.names(), (std::vector<std::string>{"a.weight", "b.weight"}));
   const at::Tensor ta = w.get("a.weight");
   ASSERT_EQ(ta.scalar_type(), at::kHalf);
-  EXPECT_TRUE(ta.to(at::kFloat).equal(
-      at::tensor({2.0f, 1.0f, 0.5f}).reshape({3, 1}).expand({3, 4}).contiguous()));
+  EXPECT_TRUE(
+      ta.to(at::kFloat)
+          .equal(at::tensor({2.0f, 1.0f, 0.5f}).reshape({3, 1}).expand({3, 4}).contiguous()));
   EXPECT_TRUE(w.get("b.weight").to(at::kFloat).equal(at::full({2, 2}, -0.25f)));
 }
 
@@ -199,11 +201,11 @@ TEST(SourceFormats, Mxfp4ExpertsInTransformersLayout) {
   blocks[1][2][1][3] = 0x65;  // elements k = 32 + 6 (low, 3.0) and 32 + 7 (high, 4.0) of row 2
   scales[1][2][1] = 126;      // × 0.5
   blocks[0][0][0][0] = 0x0A;  // element k = 0 of row 0: −1.0
-  io::write_safetensors(d / "model.safetensors",
-                        {{"model.layers.0.mlp.experts.gate_up_proj_blocks", blocks},
-                         {"model.layers.0.mlp.experts.gate_up_proj_scales", scales},
-                         {"model.layers.0.mlp.experts.gate_up_proj_bias",
-                          at::zeros({E, R}, at::kBFloat16)}});
+  io::write_safetensors(
+      d / "model.safetensors",
+      {{"model.layers.0.mlp.experts.gate_up_proj_blocks", blocks},
+       {"model.layers.0.mlp.experts.gate_up_proj_scales", scales},
+       {"model.layers.0.mlp.experts.gate_up_proj_bias", at::zeros({E, R}, at::kBFloat16)}});
   io::ModelWeights w(d.path());
   EXPECT_EQ(w.names(), (std::vector<std::string>{"model.layers.0.mlp.experts.gate_up_proj",
                                                  "model.layers.0.mlp.experts.gate_up_proj_bias"}));
@@ -230,9 +232,8 @@ TEST(SourceFormats, ErrorsNameTheTensorAndKey) {
   {
     test::TempDir d;  // scale shape that does not tile the weight: [3, 5] in 2×2 → [2, 3]
     write_config(d.path(), block);
-    io::write_safetensors(d / "model.safetensors",
-                          {fp8("x.weight", at::zeros({3, 5})),
-                           {"x.weight_scale_inv", at::ones({2, 2})}});
+    io::write_safetensors(d / "model.safetensors", {fp8("x.weight", at::zeros({3, 5})),
+                                                    {"x.weight_scale_inv", at::ones({2, 2})}});
     const std::string m = message_of([&] { io::ModelWeights w(d.path()); });
     EXPECT_NE(m.find("[2, 3]"), std::string::npos) << m;
     EXPECT_NE(m.find("[2, 2]"), std::string::npos) << m;
