@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "common/check.h"
-#include "io/source_formats.h"
 #include "io/shape_text.h"
+#include "io/source_formats.h"
 
 namespace sq::io {
 namespace {
@@ -22,7 +22,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
-
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
