@@ -64,6 +64,15 @@ stage_quality() {
     bash bench/quality.sh
 }
 stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh; }
+# The FP8/MXFP4 source tests (issue 21), a crash's stack resolved to source lines.
+stage_fp8() {
+  local t
+  bash tests/link/check_link_order.sh $B/shardquant $B/tests/test_cli
+  for t in Fp8Source.Mixtral'*' Fp8Source.House'*' '*Mxfp4*' MoeUncalibrated'*'; do
+    $B/tests/test_cli --gtest_filter="$t" 2>&1 | bash scripts/resolve_stack.sh | grep -vE '^\[ +OK|^\[-|^\[=|^Note' | tail -40
+  done
+  $B/tests/test_io --gtest_filter='*Fp8*:*Mxfp4*:*SourceFormat*' 2>&1 | bash scripts/resolve_stack.sh | tail -30
+}
 # The multi-process tests on this machine (ranks share its GPU(s)), failures in full.
 stage_distgpu() {
   (cd $B && ctest -L dist -j4 --timeout 200 --output-on-failure) 2>&1 | grep -vE "^\s+Start|Passed" | tail -120

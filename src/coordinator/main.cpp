@@ -2,11 +2,13 @@
 #include <exception>
 #include <iostream>
 
+#include "common/crash_report.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "coordinator/app.h"
 
 int main(int argc, char** argv) {
+  sq::install_crash_report("shardquant");
   try {
     return sq::coordinator::run_app(argc, argv);
   } catch (const sq::Error& e) {
