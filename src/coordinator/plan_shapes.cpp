@@ -1,6 +1,6 @@
 // The shape check of make_plan(): every tensor the rank layer's shape rules imply for this
 // architecture (rank/arch_shapes.h; names from the ArchSpec row) is present with that shape.
-// Tensors no rule covers (MLA projections, MoE experts) get only the generic checks.
+// Tensors no rule covers (norms, biases, fused expert tensors) get only the generic checks.
 #include <sstream>
 
 #include "common/check.h"
@@ -38,9 +38,18 @@ void check_shapes(const io::ModelConfig& cfg, const io::ModelWeights& w) {
       check_one(cfg, w, model_name, *rank::implied_shape(cfg, role, 0));
       continue;
     }
-    for (int64_t b = 0; b < cfg.num_hidden_layers; ++b)
-      if (const auto want = rank::implied_shape(cfg, role, b))
-        check_one(cfg, w, rank::block_prefix(cfg, b) + "." + spec.role(role) + ".weight", *want);
+    const bool per_expert = spec.role(role).find("{e}") != std::string::npos;
+    for (int64_t b = 0; b < cfg.num_hidden_layers; ++b) {
+      const auto want = rank::implied_shape(cfg, role, b);
+      if (!want) continue;
+      const std::string name = rank::block_prefix(cfg, b) + "." + spec.role(role) + ".weight";
+      if (!per_expert) {
+        check_one(cfg, w, name, *want);
+        continue;
+      }
+      for (int64_t e = 0, n = rank::num_experts(cfg, w, b); e < n; ++e)
+        check_one(cfg, w, rank::expand_expert(name, e), *want);
+    }
   }
 }
 

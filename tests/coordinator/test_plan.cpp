@@ -86,6 +86,52 @@ TEST(Plan, GroupDivisibilityNamesTheTensor) {
   }
 }
 
+// A fixture whose config.json states other MoE / MLA sizes than its tensors: the shape rules of
+// experts, shared experts and MLA projections name the first tensor that disagrees and the key.
+void expect_shape_error(const std::string& fixture, const std::string& key, int64_t value,
+                        const std::string& tensor, const std::string& why) {
+  const std::string src = sq::test::shared("fixtures/arch/" + fixture);
+  if (!fs::exists(src + "/config.json")) GTEST_SKIP() << "fixture absent";
+  TempDir tmp;
+  const std::string model = tmp / "model";
+  fs::create_directories(model);
+  for (const auto& e : fs::directory_iterator(src))
+    if (e.path().filename() != "config.json")
+      fs::create_symlink(fs::absolute(e.path()), fs::path(model) / e.path().filename());
+  auto cfg = read_json(src + "/config.json");
+  cfg[key] = value;
+  std::ofstream(model + "/config.json") << cfg.dump(2);
+  try {
+    make_plan(options_for(model, tmp / "out", {"--q-group-size", "-1"}));
+    FAIL() << "expected InputError for " << key << " = " << value;
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("tensor " + tensor + " has shape"), std::string::npos) << m;
+    EXPECT_NE(m.find(why), std::string::npos) << m;
+  }
+}
+
+TEST(Plan, MoeAndMlaShapesFollowTheConfig) {
+  // Mixtral names the expert width intermediate_size; the first expert's w1 is checked first.
+  expect_shape_error("mixtral", "intermediate_size", 48,
+                     "model.layers.0.block_sparse_moe.experts.0.w1.weight",
+                     "moe_intermediate_size (else intermediate_size) 48");
+  expect_shape_error("mixtral", "num_local_experts", 3,
+                     "model.layers.0.block_sparse_moe.gate.weight",
+                     "num_local_experts / num_experts / n_routed_experts) 3");
+  expect_shape_error("qwen2_moe", "shared_expert_intermediate_size", 40,
+                     "model.layers.0.mlp.shared_expert.gate_proj.weight",
+                     "shared_expert_intermediate_size");
+  // deepseek_v3: block 0 is dense (first_k_dense_replace), its MLA projections are not.
+  expect_shape_error("deepseek_v3", "q_lora_rank", 20, "model.layers.0.self_attn.q_a_proj.weight",
+                     "q_lora_rank 20");
+  expect_shape_error("deepseek_v3", "kv_lora_rank", 12,
+                     "model.layers.0.self_attn.kv_a_proj_with_mqa.weight",
+                     "kv_lora_rank + qk_rope_head_dim 20");
+  expect_shape_error("deepseek_v3", "moe_intermediate_size", 24,
+                     "model.layers.1.mlp.experts.0.gate_proj.weight", "moe_intermediate_size");
+}
+
 TEST(OutputDir, Rules) {
   TempDir tmp;
   const std::string model = tmp / "model";
