@@ -105,9 +105,16 @@ TEST(ArchSources, ShapeRulesHoldOnEveryFixture) {
         const auto want = implied_shape(cfg, role, b);
         if (!want) continue;
         const std::string name = block_prefix(cfg, b) + "." + row.role(role) + ".weight";
-        ASSERT_TRUE(w.has(name)) << name;
-        EXPECT_EQ(w.info(name).shape, want->shape) << name << " (" << want->why << ")";
-        ++checked;
+        // A routed-expert rule holds for every expert of the block.
+        const bool per_expert = name.find("{e}") != std::string::npos;
+        const int64_t n = per_expert ? num_experts(cfg, w, b) : 1;
+        if (per_expert) EXPECT_GT(n, 0) << name;
+        for (int64_t e = 0; e < n; ++e) {
+          const std::string t = per_expert ? expand_expert(name, e) : name;
+          ASSERT_TRUE(w.has(t)) << t;
+          EXPECT_EQ(w.info(t).shape, want->shape) << t << " (" << want->why << ")";
+          ++checked;
+        }
       }
     }
     EXPECT_GT(checked, 0);
