@@ -1,6 +1,7 @@
 // The synthetic-weight generator. Counter-based so that each element depends only on (seed,
 // stream, index): threads take fixed chunks and the bytes never depend on the thread count.
 // Box–Muller in float is plenty for random benchmark weights and runs at ~10^8 values/s/core.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -79,6 +80,58 @@ void fill_normal(at::Tensor& t, uint64_t seed, uint64_t stream, float stddev, in
     pool.emplace_back(work, p0, std::min(pairs, p0 + per));
   work(0, std::min(pairs, per));
   for (auto& th : pool) th.join();
+}
+
+uint8_t encode_e4m3(float x) {
+  if (std::isnan(x)) return 0x7F;
+  const uint8_t sign = std::signbit(x) ? 0x80 : 0;
+  const float a = std::min(std::fabs(x), 448.0f);
+  int code;
+  if (a < std::ldexp(1.0f, -6)) {
+    // Subnormals are multiples of 2^-9; code 8 (rounded up from the top) is 2^-6, the first
+    // normal, so the integer is the code either way.
+    code = static_cast<int>(std::nearbyint(std::ldexp(a, 9)));
+  } else {
+    int ex;
+    const float f = std::frexp(a, &ex);  // a = f · 2^ex, f in [0.5, 1)
+    const int e = ex - 1;                // a = (2f) · 2^e, 2f in [1, 2)
+    int m = static_cast<int>(std::nearbyint((2.0f * f - 1.0f) * 8.0f));  // exact: 2f has 24 bits
+    int be = e + 7;
+    if (m == 8) m = 0, ++be;
+    code = (be << 3) | m;
+  }
+  return static_cast<uint8_t>(sign | std::min(code, 0x7E));  // 0x7E = 448, 0x7F is NaN
+}
+
+Fp8Blocks quantize_fp8_blocks(const at::Tensor& w, int64_t br, int64_t bc, int threads) {
+  SQ_CHECK(w.dim() == 2 && w.scalar_type() == at::kFloat && w.is_contiguous() && br > 0 && bc > 0,
+           "quantize_fp8_blocks: expected a contiguous float32 matrix, got " << w.sizes());
+  const int64_t N = w.size(0), K = w.size(1), R = (N + br - 1) / br, C = (K + bc - 1) / bc;
+  Fp8Blocks out{at::empty({N, K}, at::kByte), at::empty({R, C}, at::kFloat)};
+  const float* src = w.data_ptr<float>();
+  uint8_t* dst = out.bytes.data_ptr<uint8_t>();
+  float* sc = out.scale_inv.data_ptr<float>();
+  // Row blocks are independent: threads take every threads-th one (same bytes for any count).
+  auto rows = [&](int64_t first, int64_t step) {
+    for (int64_t r = first; r < R; r += step)
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t i1 = std::min(N, (r + 1) * br), j1 = std::min(K, (c + 1) * bc);
+        float amax = 0;
+        for (int64_t i = r * br; i < i1; ++i)
+          for (int64_t j = c * bc; j < j1; ++j) amax = std::max(amax, std::fabs(src[i * K + j]));
+        const float s = amax > 0 ? amax / 448.0f : 1.0f;
+        sc[r * C + c] = s;
+        for (int64_t i = r * br; i < i1; ++i)
+          for (int64_t j = c * bc; j < j1; ++j) dst[i * K + j] = encode_e4m3(src[i * K + j] / s);
+      }
+  };
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = static_cast<int>(std::min<int64_t>(threads, R));
+  std::vector<std::thread> pool;
+  for (int k = 1; k < n; ++k) pool.emplace_back(rows, k, n);
+  rows(0, std::max(n, 1));
+  for (auto& th : pool) th.join();
+  return out;
 }
 
 }  // namespace sq::rank

@@ -11,6 +11,7 @@
 #include "common/errors.h"
 #include "io/model_config.h"
 #include "io/model_weights.h"
+#include "io/source_formats.h"
 #include "io/tokenizer.h"
 #include "rank/synth.h"
 #include "test_paths.h"
@@ -140,6 +141,114 @@ TEST(Synth, CliWritesAModelTheQuantizerAccepts) {
   auto bad = test::run_shardquant({"synth", "--shape", "llama-3b", "--out", tmp / "x"});
   EXPECT_EQ(bad.code, 2) << bad.all();
   EXPECT_NE(bad.all().find("llama-1b"), std::string::npos) << bad.all();
+}
+
+// encode_e4m3 against the reader's decoding table (io/source_formats.h, built from the format
+// definition): every finite code comes back, values between two codes go to the nearer (ties to
+// the even code), and magnitudes beyond 448 saturate.
+TEST(SynthFp8, EncoderInvertsTheReadersTable) {
+  const auto& v = io::e4m3_values();
+  for (int b = 0; b < 256; ++b) {
+    if (std::isnan(v[b])) continue;
+    const uint8_t got = encode_e4m3(v[b]);
+    if (b == 0x80) {
+      EXPECT_EQ(got, 0x80);  // −0 keeps its sign
+      continue;
+    }
+    EXPECT_EQ(got, b) << "code " << b << " value " << v[b];
+  }
+  for (int b = 0; b < 0x7E; ++b) {  // positive neighbours b, b+1
+    const float lo = v[b], hi = v[b + 1], mid = 0.5f * (lo + hi);
+    EXPECT_EQ(encode_e4m3(std::nextafter(mid, lo)), b) << b;
+    EXPECT_EQ(encode_e4m3(std::nextafter(mid, hi)), b + 1) << b;
+    EXPECT_EQ(encode_e4m3(mid), (b % 2 == 0) ? b : b + 1) << "tie at code " << b;
+  }
+  EXPECT_EQ(encode_e4m3(448.0f), 0x7E);
+  EXPECT_EQ(encode_e4m3(1e30f), 0x7E);
+  EXPECT_EQ(encode_e4m3(-1e30f), 0xFE);
+  EXPECT_EQ(encode_e4m3(std::nanf("")), 0x7F);
+}
+
+// Block scales over edge blocks (50 = 3·16 + 2 rows, 40 = 24 + 16 columns); the dequantized
+// matrix is within half an E4M3 step of the input, and the thread count changes no byte.
+TEST(SynthFp8, BlockScalesAndThreads) {
+  at::Tensor w = at::empty({50, 40}, at::kFloat);
+  fill_normal(w, 1, 2, 0.02f, 1);
+  w[7][3] = 0.5f;              // one large value sets its block's scale
+  w.narrow(0, 48, 2).zero_();  // an all-zero edge block row gets scale 1
+  const Fp8Blocks a = quantize_fp8_blocks(w, 16, 24, 1), b = quantize_fp8_blocks(w, 16, 24, 3);
+  EXPECT_TRUE(at::equal(a.bytes, b.bytes));
+  EXPECT_TRUE(at::equal(a.scale_inv, b.scale_inv));
+  ASSERT_EQ(a.scale_inv.sizes(), (at::IntArrayRef{4, 2}));
+  EXPECT_FLOAT_EQ(a.scale_inv[0][0].item<float>(), 0.5f / 448.0f);
+  EXPECT_FLOAT_EQ(a.scale_inv[3][1].item<float>(), 1.0f);
+  const at::Tensor deq =
+      io::dequant_fp8(a.bytes, a.scale_inv, 16, 24);  // the reader's dequantization
+  const at::Tensor s =
+      a.scale_inv.repeat_interleave(16, 0).narrow(0, 0, 50).repeat_interleave(24, 1).narrow(1, 0,
+                                                                                            40);
+  // |w/s| ≤ 448; a normal E4M3 value has 3 mantissa bits: error ≤ 2^-4·|w/s| + subnormal 2^-10.
+  const at::Tensor err = (deq - w).abs() / s, bound = (w / s).abs() * 0.0625 + std::ldexp(1.0, -10);
+  EXPECT_TRUE((err <= bound).all().item<bool>()) << (err - bound).max().item<float>();
+}
+
+// Published totals (model cards): Mixtral-8x7B 46.7 B, Qwen3-30B-A3B 30.5 B, DeepSeek-V3 671 B
+// (main model, without the 14 B multi-token-prediction module), Llama-3.1-405B 405 B.
+TEST(SynthPresets, ParameterCountsMatchThePublishedTotals) {
+  const std::map<std::string, double> billions = {{"mixtral-8x7b", 46.7}, {"qwen3-30b-a3b", 30.5},
+                                                  {"deepseek-v3", 671.0}, {"llama-405b", 405.0},
+                                                  {"llama-70b", 70.6},    {"llama-8b", 8.03}};
+  for (const auto& [name, want] : billions) {
+    double params = 0;
+    for (const auto& t : synth_tensors(synth_config(name))) {
+      double n = 1;
+      for (auto d : t.shape) n *= static_cast<double>(d);
+      params += n;
+    }
+    EXPECT_NEAR(params / 1e9, want, want * 0.006) << name;
+  }
+  // deepseek-v3: FP8 linears, bf16 routers, dense blocks first.
+  const auto ds = synth_tensors(synth_config("deepseek-v3"));
+  std::map<std::string, const SynthTensor*> by;
+  for (const auto& t : ds) by[t.name] = &t;
+  ASSERT_TRUE(by.count("model.layers.0.mlp.gate_proj.weight"));
+  EXPECT_EQ(by["model.layers.0.mlp.gate_proj.weight"]->shape, (std::vector<int64_t>{18432, 7168}));
+  EXPECT_FALSE(by.count("model.layers.0.mlp.gate.weight"));
+  ASSERT_TRUE(by.count("model.layers.3.mlp.experts.255.down_proj.weight"));
+  EXPECT_TRUE(by["model.layers.3.mlp.experts.255.down_proj.weight"]->fp8);
+  EXPECT_FALSE(by["model.layers.3.mlp.gate.weight"]->fp8);
+  EXPECT_TRUE(by["model.layers.3.mlp.gate.e_score_correction_bias"]->fp32);
+  EXPECT_EQ(by["model.layers.3.self_attn.kv_a_proj_with_mqa.weight"]->shape,
+            (std::vector<int64_t>{576, 7168}));
+  EXPECT_THROW(synth_slice(synth_config("mixtral-8x7b"), 33), InputError);
+  EXPECT_EQ(synth_slice(synth_config("mixtral-8x7b"), 2)["num_hidden_layers"], 2);
+}
+
+// A tiny DeepSeek-V3 (the fixture's config: MLA, a dense block, routed + shared experts) written
+// as FP8: the reader serves bf16 weights equal to dequantizing the stored bytes, hides the
+// scales, and the planner accepts the model (every expert's shape checked).
+TEST(SynthFp8, TinyDeepseekSliceReadsBackAndPlans) {
+  if (!test::have_shared("models/house-llama-13m/tokenizer.json")) GTEST_SKIP() << "no tokenizer";
+  if (!test::have_shared("fixtures/arch/deepseek_v3/config.json")) GTEST_SKIP() << "no fixture";
+  test::TempDir tmp;
+  std::ifstream in(test::shared("fixtures/arch/deepseek_v3/config.json"));
+  nlohmann::json cfg = nlohmann::json::parse(in);
+  cfg.erase("dtype");
+  cfg["quantization_config"] = {{"quant_method", "fp8"}, {"weight_block_size", {16, 8}}};
+  { std::ofstream(tmp / "config.json") << cfg.dump(); }
+  auto r = test::run_shardquant({"synth", "--shape", tmp / "config.json", "--out", tmp / "m",
+                                 "--tokenizer", tokenizer_dir(), "--layers", "2"});
+  ASSERT_EQ(r.code, 0) << r.all();
+  io::ModelWeights w(tmp / "m");
+  const std::string e = "model.layers.1.mlp.experts.3.up_proj.weight";
+  ASSERT_TRUE(w.has(e));
+  EXPECT_FALSE(w.has("model.layers.1.mlp.experts.3.up_proj.weight_scale_inv"));
+  EXPECT_EQ(w.get(e).scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(w.has("model.layers.1.mlp.shared_experts.down_proj.weight"));
+  EXPECT_FALSE(w.has("model.layers.2.self_attn.kv_b_proj.weight"));    // sliced to 2 blocks
+  EXPECT_FALSE(w.has("model.layers.0.mlp.experts.0.up_proj.weight"));  // dense block
+  auto d = test::run_shardquant({"--model_path", tmp / "m", "--dry-run", "--q-group-size", "8"});
+  EXPECT_EQ(d.code, 0) << d.all();
 }
 
 }  // namespace
