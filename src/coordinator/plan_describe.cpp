@@ -104,11 +104,30 @@ std::string describe_plan(const Plan& p, const Options& o) {
   os << "\n";
   for (const auto& b : p.blocks) {
     os << "block " << b.index << " " << b.prefix << ": " << b.params << " params;";
+    // Routed experts of one shape print once with their count ("experts.*.up_proj[768x2048]×128"):
+    // a 256-expert block stays one readable line.
+    std::vector<std::pair<std::string, int64_t>> items;
     for (const auto& l : b.linears) {
-      const std::string leaf = l.ref.name.substr(l.ref.name.rfind('.') + 1);
-      os << " " << leaf << "[" << l.ref.out_features << "x" << l.ref.in_features << "]"
-         << (l.quantized ? "" : "(fp)");
+      std::string leaf = l.ref.name.substr(l.ref.name.rfind('.') + 1);
+      const auto ex = l.ref.name.find(".experts.");
+      if (ex != std::string::npos) {
+        const size_t d0 = ex + 9, d1 = l.ref.name.find('.', d0);
+        if (d1 != std::string::npos && d1 > d0 &&
+            l.ref.name.find_first_not_of("0123456789", d0) == d1)
+          leaf = "experts.*." + l.ref.name.substr(d1 + 1);
+      }
+      const std::string item = leaf + "[" + std::to_string(l.ref.out_features) + "x" +
+                               std::to_string(l.ref.in_features) + "]" +
+                               (l.quantized ? "" : "(fp)");
+      auto it = std::find_if(items.begin(), items.end(), [&](const auto& x) {
+        return x.first == item && item.rfind("experts.*.", 0) == 0;
+      });
+      if (it == items.end())
+        items.emplace_back(item, 1);
+      else
+        ++it->second;
     }
+    for (const auto& [item, n] : items) os << " " << item << (n > 1 ? "×" + std::to_string(n) : "");
     os << "\n";
   }
   return os.str();

@@ -132,6 +132,19 @@ TEST(Plan, MoeAndMlaShapesFollowTheConfig) {
                      "model.layers.1.mlp.experts.0.gate_proj.weight", "moe_intermediate_size");
 }
 
+// The printed plan lists an MoE block's routed experts once per shape, with their count.
+TEST(Plan, DescribedExpertsAreCounted) {
+  const std::string model = sq::test::shared("fixtures/arch/deepseek_v3");
+  if (!fs::exists(model + "/config.json")) GTEST_SKIP() << "fixture absent";
+  TempDir tmp;
+  const Options o = options_for(model, tmp / "out", {"--q-group-size", "-1"});
+  const std::string text = describe_plan(make_plan(o), o);
+  const int64_t experts = read_json(model + "/config.json")["n_routed_experts"];
+  const std::string want = "experts.*.down_proj[32x16]×" + std::to_string(experts);
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  EXPECT_EQ(text.find("experts.0."), std::string::npos) << text;
+}
+
 TEST(OutputDir, Rules) {
   TempDir tmp;
   const std::string model = tmp / "model";
