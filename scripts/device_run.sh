@@ -64,6 +64,8 @@ stage_quality() {
     bash bench/quality.sh
 }
 stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh; }
+# Issue 21's big-model slices (bench/big_bench.sh; BIG_CASES picks cases, default all).
+stage_big() { SHARDQUANT=$PWD/$B/shardquant bash bench/big_bench.sh ${BIG_CASES:-}; }
 # The FP8/MXFP4 source tests (issue 21), a crash's stack resolved to source lines.
 stage_fp8() {
   local t
