@@ -195,10 +195,16 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   clock.lap("awq search");
   // 2. Scale search per group, in table order.
   for (const auto& g : awq_groups(cfg, w, block.index())) {
-    const std::string scope_label =
-        "awq search/" + (g.inspect.rfind(block.prefix() + ".", 0) == 0
-                             ? g.inspect.substr(block.prefix().size() + 1)
-                             : g.inspect);
+    std::string scope_label = "awq search/" + (g.inspect.rfind(block.prefix() + ".", 0) == 0
+                                                   ? g.inspect.substr(block.prefix().size() + 1)
+                                                   : g.inspect);
+    // One timing key for all experts of a block ("mlp.experts.*.down_proj"): a 256-expert block
+    // must not add 512 keys to the summary.
+    if (g.expert >= 0) {
+      const std::string idx = ".experts." + std::to_string(g.expert) + ".";
+      if (const auto at = scope_label.find(idx); at != std::string::npos)
+        scope_label.replace(at, idx.size(), ".experts.*.");
+    }
     const std::string gname =
         (g.prev_op.empty() ? "act" : g.prev_op) + " -> " + g.linears.front() +
         (g.linears.size() > 1 ? " (+" + std::to_string(g.linears.size() - 1) + ")" : "");
