@@ -97,6 +97,7 @@ struct Options {
   std::optional<TransportKind> transport;         // --transport (none = auto)
   int comm_timeout_s = 600;                       // --comm-timeout (seconds)
   uint64_t gpu_mem_limit_bytes = 0;               // --gpu-mem-limit (e.g. 20GB; 0 = no limit)
+  uint64_t hessian_budget_bytes = 0;              // --hessian-budget (0 = auto)
   uint64_t max_shard_size_bytes = 5000000000ull;  // --max-shard-size (5GB)
   // --output-layout: "default" (AWQ-4bit/, model-*.safetensors) or "suffixed"
   // (<name>-AWQ/, model-AWQ-*.safetensors); weight_file_stem() gives the file names' stem.

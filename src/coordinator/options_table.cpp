@@ -259,6 +259,10 @@ const std::vector<FlagRow>& flag_rows() {
           .in(1, 7 * 86400),
       size("gpu_mem_limit", &Options::gpu_mem_limit_bytes, "SIZE", "none",
            "cap on GPU memory per rank (e.g. 20GB)"),
+      size("hessian_budget", &Options::hessian_budget_bytes, "SIZE", "auto",
+           "GPTQ: Hessian sums held at once; a step whose sets need more (an MoE block's "
+           "experts) runs in several passes, same results (auto: a quarter of --gpu-mem-limit, "
+           "else of the device's memory)"),
       size("max_shard_size", &Options::max_shard_size_bytes, "SIZE", "5GB", "largest output shard"),
       choice("output_layout", &Options::output_layout, "L", "default",
              "default: <model>/AWQ-4bit/ with model-0000i-of-0000N.safetensors; suffixed: "

@@ -106,7 +106,8 @@ rank::ExportOptions export_options(const Options& o, const Plan& plan) {
   x.scheme = o.scheme();
   x.pack.symmetric = !o.zero_point;
   const io::QuantSettings qs = quant_settings(o, false);
-  x.pack.g_idx = qs.scheme.act_order && !qs.static_groups;  // the config's actorder "group" (quant_config)
+  x.pack.g_idx =
+      qs.scheme.act_order && !qs.static_groups;  // the config's actorder "group" (quant_config)
   // The solvers' scales are fp16 values: exact in an fp32 or fp16 model; a bf16 model rounds
   // them once more, as a bf16 runtime does to the fp16 scales of the AWQ/GPTQ formats on load.
   x.pack.scale_dtype = io::to_scalar_type(plan.model_dtype);
@@ -136,6 +137,7 @@ rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch) {
   s.scheme = o.scheme();
   s.gptq.damp_percent = o.damp_percent;
   s.gptq.static_groups = o.static_groups;
+  s.hessian_budget = o.hessian_budget_bytes ? o.hessian_budget_bytes : o.gpu_mem_limit_bytes / 4;
   s.propagate_fp = o.propagate == Propagate::kFp;
   s.salient_quota = o.dump_salient.empty() ? -1.0 : o.salient_quota;
   s.micro_batch = micro_batch;

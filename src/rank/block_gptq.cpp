@@ -9,6 +9,7 @@
 #include "rank/arch_table.h"
 #include "rank/block_quant.h"
 #include "rank/capture.h"
+#include "rank/device.h"
 #include "rank/phase_clock.h"
 #include "solvers/gptq_cuda.h"
 
@@ -73,6 +74,37 @@ std::vector<Solved> solve_set(Block& block, HessianCapture& hc, const std::vecto
   return out;
 }
 
+// The step's sets in passes of at most `budget` bytes of float64 sums (at least one set each),
+// in set order.
+std::vector<std::vector<std::vector<std::string>>> passes_of(
+    const std::vector<std::vector<std::string>>& sets,
+    const std::map<std::string, int64_t>& in_features, uint64_t budget) {
+  std::vector<std::vector<std::vector<std::string>>> out;
+  uint64_t used = 0;
+  for (const auto& set : sets) {
+    const auto k = static_cast<uint64_t>(in_features.at(set.front()));
+    const uint64_t bytes = k * k * sizeof(double);
+    if (out.empty() || used + bytes > budget) {
+      out.emplace_back();
+      used = 0;
+    }
+    out.back().push_back(set);
+    used += bytes;
+  }
+  return out;
+}
+
+// The budget every rank uses: its own (0 = a quarter of the device), the smallest over ranks.
+uint64_t agreed_budget(const GptqSettings& st, at::Device device, const Reducer* reducer) {
+  uint64_t b = st.hessian_budget ? st.hessian_budget : device_total_memory(device) / 4;
+  if (b == 0) b = uint64_t{4} << 30;  // device memory unknown
+  if (reducer == nullptr || reducer->world() <= 1) return b;
+  at::Tensor all = at::zeros({reducer->world()}, at::kLong);
+  all[reducer->rank()] = static_cast<int64_t>(b);
+  reducer->sum(all);
+  return static_cast<uint64_t>(all.min().item<int64_t>());
+}
+
 }  // namespace
 
 BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at::Tensor& mask,
@@ -86,9 +118,12 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
   at::Tensor fp_out;
   bool first_pass = true;
   PhaseClock clock(block.device(), res.phase_seconds);
+  const uint64_t budget = agreed_budget(st, block.device(), reducer);
 
+  int step_index = 0;
   for (const auto& step : gptq_steps(cfg, w, block.index())) {
-    std::vector<std::vector<std::string>> sets;
+    ++step_index;
+    std::vector<std::vector<std::string>> step_sets;
     std::map<std::string, int64_t> in_features;
     for (const auto& set : step.input_sets) {
       std::vector<std::string> keep;
@@ -97,67 +132,76 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
           keep.push_back(name);
           in_features[name] = block.linear(name).weight.size(1);
         }
-      if (!keep.empty()) sets.push_back(keep);
+      if (!keep.empty()) step_sets.push_back(keep);
     }
-    if (sets.empty()) continue;
-    HessianCapture hc(sets, in_features, block.device());
-    // Only the first pass's output is ever used (as the FP output, for --propagate fp); every
-    // other pass stops as soon as its step's inputs have been seen (e.g. the [k,v,q] step needs
-    // nothing past the input norm).
-    const bool need_output = first_pass && st.propagate_fp;
-    hc.set_stop_early(!need_output);
-    at::Tensor out = run_block(block, x, mask, st.micro_batch, &hc,
-                               [&](const at::Tensor& m) { hc.begin_batch(m); });
-    // Nothing is quantized before the first pass, so its output is the FP block output.
-    if (need_output) fp_out = out;
-    first_pass = false;
-    clock.lap("gptq forward + hessian");
-    // Data parallel: every set's sum and count over all ranks (same order on every rank).
-    if (reducer != nullptr)
-      for (const auto& set : sets) {
-        auto& acc = hc.accumulator(set.front());
-        reducer->sum(acc.sum());
-        acc.set_tokens(reducer->sum(acc.tokens()));
-      }
-    // Data parallel: each group's owner solves it (other ranks skip the solve), then the
-    // results travel from the owners in set order; without owners every rank solves alike.
-    // An owner's failure travels with its results, so no rank waits for tensors never sent.
-    std::vector<std::vector<Solved>> solved(sets.size());
-    std::vector<Status> failed(sets.size());
-    for (size_t k = 0; k < sets.size(); ++k) {
-      const int owner = reducer != nullptr ? reducer->owner(sets[k].front()) : -1;
-      if (owner >= 0 && owner == reducer->rank() && reducer->world() > 1) {
-        try {
+    if (step_sets.empty()) continue;
+    const auto passes = passes_of(step_sets, in_features, budget);
+    if (passes.size() > 1)
+      res.notes.push_back("gptq step " + std::to_string(step_index) + ": " +
+                          std::to_string(step_sets.size()) + " Hessians in " +
+                          std::to_string(passes.size()) + " passes (budget " +
+                          std::to_string(budget) + " bytes)");
+    // Each pass captures, reduces and solves its sets as a whole step did before passes.
+    for (const auto& sets : passes) {
+      HessianCapture hc(sets, in_features, block.device());
+      // Only the first pass's output is ever used (as the FP output, for --propagate fp); every
+      // other pass stops as soon as its step's inputs have been seen (e.g. the [k,v,q] step needs
+      // nothing past the input norm).
+      const bool need_output = first_pass && st.propagate_fp;
+      hc.set_stop_early(!need_output);
+      at::Tensor out = run_block(block, x, mask, st.micro_batch, &hc,
+                                 [&](const at::Tensor& m) { hc.begin_batch(m); });
+      // Nothing is quantized before the first pass, so its output is the FP block output.
+      if (need_output) fp_out = out;
+      first_pass = false;
+      clock.lap("gptq forward + hessian");
+      // Data parallel: every set's sum and count over all ranks (same order on every rank).
+      if (reducer != nullptr)
+        for (const auto& set : sets) {
+          auto& acc = hc.accumulator(set.front());
+          reducer->sum(acc.sum());
+          acc.set_tokens(reducer->sum(acc.tokens()));
+        }
+      // Data parallel: each group's owner solves it (other ranks skip the solve), then the
+      // results travel from the owners in set order; without owners every rank solves alike.
+      // An owner's failure travels with its results, so no rank waits for tensors never sent.
+      std::vector<std::vector<Solved>> solved(sets.size());
+      std::vector<Status> failed(sets.size());
+      for (size_t k = 0; k < sets.size(); ++k) {
+        const int owner = reducer != nullptr ? reducer->owner(sets[k].front()) : -1;
+        if (owner >= 0 && owner == reducer->rank() && reducer->world() > 1) {
+          try {
+            solved[k] = solve_set(block, hc, sets[k], st);
+          } catch (const std::exception& e) {
+            failed[k] = Status::from_exception(e, owner);
+          }
+        } else if (owner < 0 || owner == reducer->rank()) {
           solved[k] = solve_set(block, hc, sets[k], st);
-        } catch (const std::exception& e) {
-          failed[k] = Status::from_exception(e, owner);
-        }
-      } else if (owner < 0 || owner == reducer->rank()) {
-        solved[k] = solve_set(block, hc, sets[k], st);
-      }
-    }
-    for (size_t k = 0; k < sets.size(); ++k) {
-      const int owner = reducer != nullptr ? reducer->owner(sets[k].front()) : -1;
-      if (owner >= 0 && reducer->world() > 1) {
-        solved[k].resize(sets[k].size());
-        for (size_t j = 0; j < sets[k].size(); ++j) {
-          Solved& sv = solved[k][j];
-          sv.report.name = sets[k][j];
-          share_quantized(*reducer, sv.q, sv.report.seconds, sv.report.note, owner, block.device(),
-                          failed[k]);
         }
       }
-      for (auto& sv : solved[k]) {
-        Linear& l = block.linear(sv.report.name);
-        l.weight = sv.q.dequant.to(l.weight.scalar_type());
-        sv.report.error = sv.q.stats.error;
-        sv.report.stats = sv.q.stats;
-        res.reports.push_back(sv.report);
-        done.insert(sv.report.name);
-        res.quantized.emplace(sv.report.name, std::move(sv.q));
+      for (size_t k = 0; k < sets.size(); ++k) {
+        const int owner = reducer != nullptr ? reducer->owner(sets[k].front()) : -1;
+        if (owner >= 0 && reducer->world() > 1) {
+          solved[k].resize(sets[k].size());
+          for (size_t j = 0; j < sets[k].size(); ++j) {
+            Solved& sv = solved[k][j];
+            sv.report.name = sets[k][j];
+            share_quantized(*reducer, sv.q, sv.report.seconds, sv.report.note, owner,
+                            block.device(), failed[k]);
+          }
+        }
+        for (auto& sv : solved[k]) {
+          Linear& l = block.linear(sv.report.name);
+          l.weight = sv.q.dequant.to(l.weight.scalar_type());
+          sv.report.error = sv.q.stats.error;
+          sv.report.stats = sv.q.stats;
+          res.reports.push_back(sv.report);
+          done.insert(sv.report.name);
+          res.quantized.emplace(sv.report.name, std::move(sv.q));
+        }
       }
-    }
-    clock.lap("gptq solve");
+      clock.lap("gptq solve");
+    }  // passes
   }
   // Quantizable linears no step names (should not happen with a complete table row): RTN.
   for (const auto& name : quantizable) {

@@ -60,6 +60,12 @@ struct GptqSettings {
   bool propagate_fp = false;
   int64_t micro_batch = 8;
   double salient_quota = -1;  // ≥ 0: report each linear's salient columns (--dump-salient)
+  // Bytes of Hessian sums (float64, in² per shared-input set) one forward may fill; a step
+  // whose sets need more (an MoE block's experts) captures and solves its sets in passes of at
+  // most this much (at least one set each), in set order. 0 = a quarter of the device's memory.
+  // Passes change no result: a set's sums do not depend on which other sets share its pass.
+  // With a Reducer every rank uses the smallest budget of all ranks (same passes everywhere).
+  uint64_t hessian_budget = 0;
 };
 
 struct LinearReport {

@@ -2,6 +2,11 @@
 
 #include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <unistd.h>
+
+#ifdef SQ_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 namespace sq::rank {
 
@@ -21,6 +26,24 @@ at::Device pick_device(bool force_cpu, int local_rank) {
 
 std::string describe_device(const at::Device& d) {
   return d.str();
+}
+
+uint64_t device_total_memory(const at::Device& d) {
+  if (d.is_cuda()) {
+#ifdef SQ_WITH_CUDA
+    int prev = 0;
+    if (cudaGetDevice(&prev) != cudaSuccess) return 0;
+    size_t free_b = 0, total_b = 0;
+    const bool ok = cudaSetDevice(d.index() < 0 ? prev : d.index()) == cudaSuccess &&
+                    cudaMemGetInfo(&free_b, &total_b) == cudaSuccess;
+    cudaSetDevice(prev);
+    return ok ? static_cast<uint64_t>(total_b) : 0;
+#else
+    return 0;
+#endif
+  }
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
 }
 
 }  // namespace sq::rank

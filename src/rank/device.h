@@ -14,5 +14,7 @@ int64_t cuda_device_count();
 // local_rank selects the GPU on multi-GPU hosts.
 at::Device pick_device(bool force_cpu, int local_rank = 0);
 std::string describe_device(const at::Device& d);
+// Total memory of a CUDA device, or of the host (physical RAM) for the CPU; 0 when unknown.
+uint64_t device_total_memory(const at::Device& d);
 
 }  // namespace sq::rank
