@@ -23,9 +23,31 @@ at::Tensor awq_x_mean(const at::Tensor& x) {
   return awq_x_abs_sum(x) / static_cast<double>(tokens);
 }
 
+at::Tensor awq_w_mean_by_member(const std::vector<at::Tensor>& member_weights, int64_t group_size) {
+  SQ_REQUIRE(!member_weights.empty(), "AWQ w_mean: no member weight given");
+  const int64_t k = member_weights.front().size(-1);
+  const int64_t g = group_size_for(group_size, k);
+  SQ_REQUIRE(k % g == 0, "AWQ w_mean: group size " << g << " does not divide " << k);
+  at::Tensor acc = at::zeros(
+      {k}, at::TensorOptions().dtype(at::kDouble).device(member_weights.front().device()));
+  int64_t rows = 0;
+  for (const auto& m : member_weights) {
+    SQ_REQUIRE(m.dim() == 2 && m.size(1) == k,
+               "AWQ w_mean: member weights must share in_features " << k << ", got " << m.sizes());
+    auto a = m.to(at::kFloat).abs().reshape({-1, g});
+    auto scaled = a / (a.amax(1, /*keepdim=*/true) + 1e-6);
+    acc += scaled.reshape(m.sizes()).sum(0, /*keepdim=*/false, at::kDouble);
+    rows += m.size(0);
+  }
+  return (acc / static_cast<double>(rows)).to(at::kFloat);
+}
+
 at::Tensor awq_w_mean(const std::vector<at::Tensor>& member_weights, int64_t group_size) {
   SQ_REQUIRE(!member_weights.empty(), "AWQ w_mean: no member weight given");
   const int64_t k = member_weights.front().size(-1);
+  uint64_t bytes = 0;
+  for (const auto& m : member_weights) bytes += static_cast<uint64_t>(m.numel()) * sizeof(float);
+  if (bytes > kAwqWMeanCatBytes) return awq_w_mean_by_member(member_weights, group_size);
   std::vector<at::Tensor> rows;
   for (const auto& m : member_weights) {
     SQ_REQUIRE(m.dim() == 2 && m.size(1) == k,

@@ -38,7 +38,13 @@ at::Tensor awq_x_abs_sum(const at::Tensor& x);
 at::Tensor awq_x_mean(const at::Tensor& x);
 // mean over output rows of |W| / (max|W| per (row, group) + 1e-6), the member weights
 // concatenated along the output dimension (all must share K). float32 [K].
+// The reference concatenates the members in float32; above kAwqWMeanCatBytes of that copy (an
+// MoE group of 256 experts' gate/up is 28 GiB) awq_w_mean takes awq_w_mean_by_member: each
+// member's row sums in float64, one member at a time (same value to ~1e-7 relative, test
+// AwqWMean.ByMemberMatchesTheReference; other rounding, so only where the copy would be large).
+constexpr uint64_t kAwqWMeanCatBytes = uint64_t{2} << 30;
 at::Tensor awq_w_mean(const std::vector<at::Tensor>& member_weights, int64_t group_size);
+at::Tensor awq_w_mean_by_member(const std::vector<at::Tensor>& member_weights, int64_t group_size);
 
 // The salient input columns of a linear (AWQ's "salient channels", --dump-salient): the
 // max(1, ceil(quota·K)) columns with the largest statistic (mean |x| for AWQ, the Hessian

@@ -35,6 +35,21 @@ TEST(AwqStats, MeansByHand) {
       at::allclose(awq_w_mean({a, b}, 2), at::tensor({0.75f, 1.0f, 0.625f, 0.5f}), 1e-5, 1e-5));
 }
 
+// The by-member form (large MoE groups) against the by-hand values and the concatenated
+// reference on many members of mixed heights: 1e-6 relative (float64 row sums vs float32 mean).
+TEST(AwqWMean, ByMemberMatchesTheReference) {
+  auto a = at::tensor({1.0f, -2.0f, 3.0f, 0.0f}).reshape({1, 4});
+  auto b = at::tensor({2.0f, 2.0f, -1.0f, 4.0f}).reshape({1, 4});
+  EXPECT_TRUE(at::allclose(awq_w_mean_by_member({a, b}, 2), at::tensor({0.75f, 1.0f, 0.625f, 0.5f}),
+                           1e-6, 1e-6));
+  at::manual_seed(3);
+  std::vector<at::Tensor> members;
+  for (int e = 0; e < 64; ++e) members.push_back(at::randn({16 + e % 5, 256}).to(at::kBFloat16));
+  const at::Tensor ref = awq_w_mean(members, 128), by = awq_w_mean_by_member(members, 128);
+  EXPECT_TRUE(at::allclose(by, ref, 1e-6, 0)) << (by - ref).abs().max().item<float>();
+  EXPECT_FALSE(at::equal(by, at::zeros_like(by)));
+}
+
 TEST(AwqSearch, CandidateFormula) {
   const std::vector<double> xm = {0.5, 4.0, 2.0}, wm = {1.0, 0.25, 0.5};
   for (bool duo : {true, false}) {
