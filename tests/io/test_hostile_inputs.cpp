@@ -1,0 +1,133 @@
+// Regression tests for hostile input files (issue 24): every case here crashed, was silently
+// accepted, or ended as an internal error (exit 4) before; each must now be an InputError (exit
+// 2) whose message names the file or key and the value found. The tokenizer cases edit one
+// vocab entry of the house model's tokenizer.json ("clinic": 6821), as the issue's black-box
+// mutator did; the config cases edit one key of the house model's config.json.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/errors.h"
+#include "io/model_config.h"
+#include "io/tokenizer.h"
+#include "test_paths.h"
+
+namespace {
+
+using sq::io::Tokenizer;
+const char* kHouse = "models/house-llama-13m";
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The message of the InputError `fn` throws ("" and a test failure when it throws nothing or
+// another type).
+template <typename Fn>
+std::string input_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const sq::InputError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected an InputError, got: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected an InputError, nothing was thrown";
+  return "";
+}
+
+// {value written, the value as the message shows it (JSON's dump)}.
+using IdCase = std::pair<const char*, const char*>;
+class HostileTokenizer : public ::testing::TestWithParam<IdCase> {};
+
+// The house tokenizer.json with `"clinic": 6821` replaced by `"clinic": <value>`.
+TEST_P(HostileTokenizer, BadVocabIdIsAnInputErrorNamingTheToken) {
+  if (!sq::test::have_shared(kHouse)) GTEST_SKIP() << "house model absent";
+  std::string text = slurp(sq::test::shared(kHouse) + "/tokenizer.json");
+  const std::string entry = "\"clinic\": 6821";
+  const size_t at = text.find(entry);
+  ASSERT_NE(at, std::string::npos) << "house tokenizer.json changed: no " << entry;
+  text.replace(at, entry.size(), std::string("\"clinic\": ") + GetParam().first);
+  sq::test::TempDir dir;
+  std::ofstream(dir / "tokenizer.json") << text;
+  const std::string msg = input_error_of([&] { Tokenizer::load(dir / "tokenizer.json"); });
+  EXPECT_NE(msg.find("clinic"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(GetParam().second), std::string::npos) << msg;
+}
+
+// -1 and 1e308 crashed `shardquant tokenize` (SIGSEGV); true and 2^40 were accepted silently.
+INSTANTIATE_TEST_SUITE_P(Ids, HostileTokenizer,
+                         ::testing::Values(IdCase{"-1", "-1"}, IdCase{"1e308", "1e+308"},
+                                           IdCase{"0.5", "0.5"}, IdCase{"true", "true"},
+                                           IdCase{"1099511627776", "1099511627776"},
+                                           IdCase{"16777216", "16777216"}, IdCase{"\"7\"", "\"7\""},
+                                           IdCase{"null", "null"}));
+
+TEST(HostileTokenizerAdded, BadAddedTokenIdIsNamed) {
+  sq::test::TempDir dir;
+  std::ofstream(dir / "tokenizer.json") << R"({"added_tokens": [{"id": -5, "content": "<x>"}],
+      "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})";
+  const std::string msg = input_error_of([&] { Tokenizer::load(dir / "tokenizer.json"); });
+  EXPECT_NE(msg.find("added_tokens[0].id"), std::string::npos) << msg;
+}
+
+TEST(HostileTokenizerAdded, LargestAllowedIdLoads) {
+  // The bound is on the id, not a change of behaviour for real files: a sparse id at the bound
+  // still loads (and sizes the table to it).
+  sq::test::TempDir dir;
+  std::ofstream(dir / "tokenizer.json") << R"({"model": {"type": "BPE",
+      "vocab": {"a": 0, "b": 1000}, "merges": []}})";
+  auto tok = Tokenizer::load(dir / "tokenizer.json");
+  EXPECT_EQ(tok->vocab_size(), 1001);
+  EXPECT_EQ(tok->encode("ab", false), (std::vector<int32_t>{0, 1000}));
+}
+
+nlohmann::json house_config() {
+  return nlohmann::json::parse(slurp(sq::test::shared(kHouse) + "/config.json"));
+}
+
+struct ConfigCase {
+  const char* name;
+  const char* pointer;  // JSON pointer of the key to set
+  const char* value;    // JSON
+  const char* named;    // the message must contain this
+  bool drop_rope_parameters = false;  // transformers-4 keys are read only without them
+};
+
+class HostileConfig : public ::testing::TestWithParam<ConfigCase> {};
+
+TEST_P(HostileConfig, WrongTypeIsAnInputErrorNamingTheKey) {
+  if (!sq::test::have_shared(kHouse)) GTEST_SKIP() << "house model absent";
+  const ConfigCase& c = GetParam();
+  nlohmann::json j = house_config();
+  if (c.drop_rope_parameters) j.erase("rope_parameters");
+  j[nlohmann::json::json_pointer(c.pointer)] = nlohmann::json::parse(c.value);
+  const std::string msg = input_error_of([&] { sq::io::parse_model_config(j, "cfg.json"); });
+  EXPECT_NE(msg.find("cfg.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(c.named), std::string::npos) << msg;
+}
+
+// "rope_type": -1 ended as "internal error … type must be string" (exit 4).
+INSTANTIATE_TEST_SUITE_P(
+    Keys, HostileConfig,
+    ::testing::Values(ConfigCase{"rope_type", "/rope_parameters/rope_type", "-1", "rope_type"},
+                      ConfigCase{"rope_theta", "/rope_parameters/rope_theta", "\"big\"",
+                                 "rope_theta"},
+                      ConfigCase{"partial", "/rope_parameters/partial_rotary_factor", "[1]",
+                                 "partial_rotary_factor"},
+                      ConfigCase{"by_layer_type", "/rope_parameters",
+                                 R"({"sliding_attention": {"rope_type": 3}})",
+                                 "rope_parameters.sliding_attention.rope_type"},
+                      ConfigCase{"scaling_type", "/rope_scaling", R"({"type": 3})",
+                                 "rope_scaling.type", true},
+                      ConfigCase{"layer_types", "/layer_types", R"(["full_attention", 1])",
+                                 "layer_types"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
