@@ -11,6 +11,7 @@
 #include "coordinator/plan_internal.h"
 #include "io/model_config.h"
 #include "io/model_weights.h"
+#include "io/weight_checks.h"
 #include "rank/arch_table.h"
 #include "rank/device.h"
 
@@ -157,6 +158,13 @@ Plan make_plan(const Options& opts) {
                w.file_of(n) << ": tensor " << n << " belongs to block " << cfg.num_hidden_layers
                             << " but config.json has num_hidden_layers " << cfg.num_hidden_layers);
   plan.non_block = rank::non_block_tensors(cfg, w);
+  {
+    std::vector<std::string> linear_weights;
+    for (const auto& blk : plan.blocks)
+      for (const auto& l : blk.linears) linear_weights.push_back(l.ref.name + ".weight");
+    const std::string odd = io::check_weight_dtypes(w, cfg.dtype, linear_weights);
+    if (!odd.empty()) plan.warnings.push_back(odd);
+  }
   apply_keep(plan, opts);
   detail::plan_float_modules(plan, opts, w);
 

@@ -8,6 +8,7 @@
 
 #include "common/check.h"
 #include "io/tensor.h"
+#include "io/weight_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -266,15 +267,19 @@ at::Tensor ModelWeights::get(const std::string& name) const {
   auto m = marker_.find(name);
   if (m != marker_.end()) {
     const std::string prefix = name.substr(0, name.size() - 7);  // drop ".weight"
-    return dequantize_stored(*quant_, prefix, [this](const std::string& n) {
+    at::Tensor w = dequantize_stored(*quant_, prefix, [this](const std::string& n) {
       return where_.count(n) ? get_stored(n) : at::Tensor();
     });
+    check_source_once(file_of(name), name, w);
+    return w;
   }
   if (hidden_.count(name))
     SQ_THROW(InputError, dir_ << ": tensor \"" << name
                               << "\" is packed; read it with get_stored() or use the dequantized "
                               << name.substr(0, name.rfind('.')) << ".weight");
-  return get_stored(name);
+  at::Tensor t = get_stored(name);
+  check_source_once(file_of(name), name, t);  // NaN/Inf is an error before any work uses it
+  return t;
 }
 
 at::Tensor ModelWeights::get_as(const std::string& name, at::ScalarType dtype) const {

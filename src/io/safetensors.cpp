@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
+#include "io/shard_watch.h"
 
 namespace sq::io {
 namespace {
@@ -75,6 +76,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) SQ_THROW(InputError, path << ": file not found");
+    if (errno == EACCES)
+      SQ_THROW(InputError, path << ": permission denied (the shard must be readable by this user)");
     SQ_THROW(BackendError, path << ": cannot open: " << std::strerror(errno));
   }
   struct stat st {};
@@ -181,10 +184,12 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
                               << (8 + hlen + cursor) << " (header + tensors): "
                               << (data_size > cursor ? "trailing bytes" : "truncated"));
   for (size_t i = 0; i < f->tensors_.size(); ++i) f->index_[f->tensors_[i].name] = i;
+  watch_mapping(f->map_, f->size_, f->path_, f->tensors_, f->data_start_);
   return f;
 }
 
 SafetensorsFile::~SafetensorsFile() {
+  if (map_) unwatch_mapping(map_);
   if (map_) ::munmap(map_, size_);
 }
 
