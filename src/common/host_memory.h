@@ -13,10 +13,23 @@
 //   on a CPU GPTQ run of the house model, bench/NOTES.md "CPU page faults").
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace sq {
 
 std::string keep_freed_host_memory();
+
+// How much more host memory this process may take before a limit stops it (issue 24 point 5):
+//   - ulimit -v (RLIMIT_AS, soft): the limit minus the address space already mapped now
+//     (/proc/self/statm: program, libraries, the mmapped model shards);
+//   - cgroup v2 memory.max of the process's cgroup: the limit minus memory.current.
+// `bytes` is the smaller headroom, `what` describes it ("ulimit -v 1.43 GiB, 0.61 GiB already
+// mapped"); bytes == 0 and what == "" when neither limit is set.
+struct HostHeadroom {
+  uint64_t bytes = 0;
+  std::string what;
+};
+HostHeadroom host_memory_headroom();
 
 }  // namespace sq

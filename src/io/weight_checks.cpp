@@ -76,12 +76,17 @@ void check_source_tensor(const std::string& file, const std::string& name, const
 
 void check_source_once(const std::string& file, const std::string& name, const at::Tensor& t) {
   static std::mutex mu;
-  static std::set<std::string> seen;
+  static std::set<std::string> passed;
+  const std::string key = file + '\n' + name;
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (!seen.insert(file + '\n' + name).second) return;
+    if (passed.count(key)) return;
   }
+  // Marked only once it passed: a reader that swallows the error (the page-in prefetcher) must
+  // not hide it from the next get() of the same tensor. Two threads may both scan; harmless.
   check_source_tensor(file, name, t);
+  std::lock_guard<std::mutex> lock(mu);
+  passed.insert(key);
 }
 
 void check_output_tensor(const std::string& file, const std::string& name, const at::Tensor& t) {

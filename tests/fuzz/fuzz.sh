@@ -77,7 +77,7 @@ run)
   [ "$max_len" -lt 4096 ] && max_len=4096
   set +e
   (cd "$BUILD/findings" && ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
-    "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=4096 \
+    "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=4096 -error_exitcode=1 -timeout_exitcode=1 \
     -max_len="$max_len" "$@" "$work/corpus")
   rc=$?
   set -e

@@ -10,7 +10,10 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "io/corpus.h"
 #include "io/model_config.h"
+#include "io/safetensors.h"
+#include "io/tensor.h"
 #include "io/tokenizer.h"
 #include "test_paths.h"
 
@@ -129,5 +132,36 @@ INSTANTIATE_TEST_SUITE_P(
                       ConfigCase{"layer_types", "/layer_types", R"(["full_attention", 1])",
                                  "layer_types"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Found by fuzz_calib: a number too large for a double ended as an out_of_range JSON exception
+// (exit 4) instead of the "not valid JSON" input error naming file and line.
+TEST(HostileCalib, JsonlNumberOverflowIsAnInputErrorNamingTheLine) {
+  sq::test::TempDir dir;
+  std::ofstream(dir / "c.jsonl") << "{\"text\": \"fine\"}\n{\"text\": \"x\", \"n\": 5e999999}\n";
+  const std::string msg = input_error_of([&] { sq::io::load_text_file(dir / "c.jsonl"); });
+  EXPECT_NE(msg.find(dir / "c.jsonl:2: not valid JSON"), std::string::npos) << msg;
+}
+
+// Found by fuzz_quantized (UBSan): a header whose length is not a multiple of the element size
+// leaves I32 data misaligned; typed reads through it were undefined behaviour. The view is now
+// an aligned copy with the same values.
+TEST(HostileSafetensors, MisalignedDataIsReadThroughAnAlignedCopy) {
+  std::string header = R"({"a":{"dtype":"I32","shape":[3],"data_offsets":[0,12]}})";
+  while (header.size() % 4 != 1) header += ' ';
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(n >> (8 * i));
+  bytes += header;
+  for (int32_t v : {7, -2, 1 << 30}) bytes.append(reinterpret_cast<const char*>(&v), 4);
+  sq::test::TempDir dir;
+  std::ofstream(dir / "m.safetensors", std::ios::binary) << bytes;
+  auto f = sq::io::SafetensorsFile::open(dir / "m.safetensors");
+  ASSERT_NE(reinterpret_cast<uintptr_t>(f->data(f->at("a"))) % 4, 0u) << "test needs misaligned data";
+  const at::Tensor t = sq::io::view(f, f->at("a"));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data_ptr()) % 4, 0u);
+  EXPECT_EQ(t[0].item<int32_t>(), 7);
+  EXPECT_EQ(t[1].item<int32_t>(), -2);
+  EXPECT_EQ(t[2].item<int32_t>(), 1 << 30);
+}
 
 }  // namespace
