@@ -262,5 +262,41 @@ TEST_F(Faults, ShardTruncatedMidRunExits3NamingFileAndTensor) {
   expect_no_final_output("truncated shard");
 }
 
+// ---- resource limits (point 5) ---------------------------------------------------------------
+
+// The default calibration (128 × 2048 tokens, AWQ on the CPU) is estimated at ~2.15 GiB of host
+// memory; under ulimit -v 1.5 GiB the run must stop before any work with the estimate in the
+// message (exit 3), and the dry run must say so as a warning.
+TEST_F(Faults, AddressSpaceLimitBelowTheEstimateFailsUpFront) {
+  const std::string args = "--model_path '" + model_ + "' --output_dir '" + out_ + "' --force-cpu";
+  Background dry("", args + " --dry-run", tmp_ / "dry");
+  ASSERT_EQ(dry.wait(120), 0) << dry.output();
+  const std::string plan = dry.output();
+  const size_t at = plan.find("peak host memory: ");
+  ASSERT_NE(at, std::string::npos) << plan;
+  const std::string estimate = plan.substr(at + 18, plan.find(' ', at + 18) - at - 18);
+  ASSERT_GT(std::stoull(estimate), 1600000ull * 1024) << "the limit below must be under it";
+
+  Background limited_dry("ulimit -v 1600000;", args + " --dry-run", tmp_ / "ldry");
+  ASSERT_EQ(limited_dry.wait(120), 0) << limited_dry.output();
+  EXPECT_NE(limited_dry.output().find("[warning] host memory: the plan's estimated peak is " +
+                                      estimate + " bytes"),
+            std::string::npos)
+      << limited_dry.output();
+
+  const auto t0 = Clock::now();
+  Background run("ulimit -v 1600000;", args, tmp_ / "log");
+  ASSERT_EQ(run.wait(240), 3) << run.output();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 30.0) << run.output();
+  EXPECT_NE(run.output().find("host memory: the plan's estimated peak is " + estimate +
+                              " bytes"),
+            std::string::npos)
+      << run.output();
+  EXPECT_NE(run.output().find("ulimit -v"), std::string::npos) << run.output();
+  EXPECT_EQ(run.output().find("calibration:"), std::string::npos) << "work started:\n"
+                                                                   << run.output();
+  expect_no_final_output("memory limit");
+}
+
 }  // namespace
 }  // namespace sq::test
