@@ -199,10 +199,16 @@ at::Tensor dequantize_stored(const QuantizedLayout& layout, const std::string& p
     if (t.defined()) p.tensors[suffix] = t.contiguous();
   }
   const std::vector<int64_t> want = dequantized_shape(layout, prefix, stored);
-  at::Tensor w = dequantize(p).to(at::kFloat).contiguous();
-  SQ_CHECK(w.dim() == 2 && w.size(0) == want[0] && w.size(1) == want[1],
-           "quantized linear " << prefix << ": dequantized to " << w.sizes() << ", expected ["
-                               << want[0] << ", " << want[1] << "]");
+  at::Tensor w;
+  try {
+    w = dequantize(p).to(at::kFloat).contiguous();
+  } catch (const InputError& e) {
+    SQ_THROW(InputError, "quantized linear " << prefix << ": " << e.what());
+  }
+  // The stored shapes come from the file: a disagreement is the file's fault.
+  SQ_REQUIRE(w.dim() == 2 && w.size(0) == want[0] && w.size(1) == want[1],
+             "quantized linear " << prefix << ": dequantized to " << w.sizes() << ", expected ["
+                                 << want[0] << ", " << want[1] << "]");
   return w;
 }
 

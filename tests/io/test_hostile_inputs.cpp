@@ -12,6 +12,7 @@
 #include "common/errors.h"
 #include "io/corpus.h"
 #include "io/model_config.h"
+#include "io/pack.h"
 #include "io/safetensors.h"
 #include "io/tensor.h"
 #include "io/tokenizer.h"
@@ -162,6 +163,26 @@ TEST(HostileSafetensors, MisalignedDataIsReadThroughAnAlignedCopy) {
   EXPECT_EQ(t[0].item<int32_t>(), 7);
   EXPECT_EQ(t[1].item<int32_t>(), -2);
   EXPECT_EQ(t[2].item<int32_t>(), 1 << 30);
+}
+
+// Found by fuzz_quantized: a GPTQ checkpoint whose g_idx names a group that does not exist ended
+// as an internal error (exit 4: "check ... failed"); it is the file's fault, an InputError.
+TEST(HostileQuantized, GIdxOutOfRangeIsAnInputError) {
+  const int64_t k = 64, n = 16, g = 32;
+  sq::io::PackedLinear p;
+  p.format = sq::io::PackFormat::kGptqV2;
+  p.scheme.bits = 4;
+  p.scheme.group_size = g;
+  p.tensors["qweight"] = at::zeros({k / 8, n}, at::kInt);
+  p.tensors["qzeros"] = at::zeros({k / g, n / 8}, at::kInt);
+  p.tensors["scales"] = at::ones({k / g, n}, at::kHalf);
+  at::Tensor g_idx = at::zeros({k}, at::kInt);
+  g_idx[5] = 7;  // only groups 0 and 1 exist
+  p.tensors["g_idx"] = g_idx;
+  const std::string msg = input_error_of([&] { sq::io::dequantize(p); });
+  EXPECT_NE(msg.find("g_idx values must lie in 0..1"), std::string::npos) << msg;
+  p.tensors["g_idx"] = at::arange(k, at::kInt).div(g, "floor").to(at::kInt);
+  EXPECT_EQ(sq::io::dequantize(p).sizes(), (std::vector<int64_t>{n, k}));
 }
 
 }  // namespace
