@@ -49,8 +49,8 @@ int32_t checked_token_id(const nlohmann::json& v, const std::string& where) {
   // A JSON float, a negative number or a boolean would convert to some int32 (or be undefined
   // behaviour) and index the id table out of bounds; the library itself reads ids as u32.
   SQ_REQUIRE(v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(kMaxTokenId),
-             "tokenizer.json: " << where << " must be a token id, an integer in [0, "
-                                << kMaxTokenId << "], got " << v.dump());
+             "tokenizer.json: " << where << " must be a token id, an integer in [0, " << kMaxTokenId
+                                << "], got " << v.dump());
   return static_cast<int32_t>(v.get<uint64_t>());
 }
 

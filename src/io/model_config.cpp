@@ -118,8 +118,7 @@ RopeConfig make_rope(const nlohmann::json& dict, double theta_fallback, double p
   if (type.empty()) type = rope_string(r.params, "type", where);
   if (type.empty()) type = "default";
   r.type = type;
-  r.partial_rotary_factor =
-      rope_number(r.params, "partial_rotary_factor", partial_fallback, where);
+  r.partial_rotary_factor = rope_number(r.params, "partial_rotary_factor", partial_fallback, where);
   // One spelling per key, whichever transformers version wrote the file: the old "type" key
   // becomes rope_type, and the top-level partial rotary factor joins the dict.
   r.params.erase("type");

@@ -10,8 +10,8 @@
 #include <set>
 
 #include "common/check.h"
-#include "io/weight_checks.h"
 #include "io/tensor.h"
+#include "io/weight_checks.h"
 
 namespace fs = std::filesystem;
 

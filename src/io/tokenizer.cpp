@@ -86,8 +86,10 @@ JsonTokenizer::JsonTokenizer(const std::string& json_path, const std::string& co
       const json& a = added[i];
       AddedToken t{a.at("content").get<std::string>(),
                    checked_token_id(a.at("id"), "added_tokens[" + std::to_string(i) + "].id"),
-                   a.value("special", false),          a.value("normalized", true),
-                   a.value("lstrip", false),           a.value("rstrip", false),
+                   a.value("special", false),
+                   a.value("normalized", true),
+                   a.value("lstrip", false),
+                   a.value("rstrip", false),
                    a.value("single_word", false)};
       if (t.content.empty()) continue;
       const int idx = static_cast<int>(added_.size());

@@ -66,7 +66,8 @@ void check_source_tensor(const std::string& file, const std::string& name, const
   const RowScan s = scan_rows(t);
   if (s.nan || s.inf)
     SQ_THROW(InputError, file << ": tensor \"" << name << "\" holds " << s.nan << " NaN and "
-                              << s.inf << " infinite values (first at " << index_text(t, s.first_bad)
+                              << s.inf << " infinite values (first at "
+                              << index_text(t, s.first_bad)
                               << "); a weight must be finite to be quantized — re-export the "
                                  "checkpoint from a healthy copy");
   if (s.zero_rows && t.dim() == 2 && !skip_zero_row_warning(name))
@@ -92,9 +93,8 @@ void check_source_once(const std::string& file, const std::string& name, const a
 void check_output_tensor(const std::string& file, const std::string& name, const at::Tensor& t) {
   const RowScan s = scan_rows(t);
   SQ_CHECK(!s.nan && !s.inf, file << ": refusing to write tensor \"" << name << "\": it holds "
-                                  << s.nan << " NaN and " << s.inf
-                                  << " infinite values (first at " << index_text(t, s.first_bad)
-                                  << ")");
+                                  << s.nan << " NaN and " << s.inf << " infinite values (first at "
+                                  << index_text(t, s.first_bad) << ")");
 }
 
 std::string check_weight_dtypes(const ModelWeights& w, const std::string& torch_dtype,
@@ -125,12 +125,12 @@ std::string check_weight_dtypes(const ModelWeights& w, const std::string& torch_
   }
   if (odd.empty()) return "";
   std::string line = std::to_string(odd.size()) + " floating tensor(s) are not stored as " +
-                     dtype_name(want->second) + " (config.json torch_dtype " + torch_dtype +
-                     "): ";
+                     dtype_name(want->second) + " (config.json torch_dtype " + torch_dtype + "): ";
   for (size_t i = 0; i < odd.size() && i < 3; ++i) line += (i ? "; " : "") + odd[i];
   if (odd.size() > 3) line += "; and " + std::to_string(odd.size() - 3) + " more";
-  return line + " — each is converted to the compute dtype when read, kept ones are written as "
-                "stored";
+  return line +
+         " — each is converted to the compute dtype when read, kept ones are written as "
+         "stored";
 }
 
 }  // namespace sq::io

@@ -109,7 +109,7 @@ class Faults : public ::testing::Test {
 
 TEST_F(Faults, NaNInASourceWeightFailsNamingFileAndTensor) {
   const std::string tensor = "model.layers.2.mlp.down_proj.weight";  // [384, 1024]
-  poke_bf16(tensor, 1024 * 7 + 5, 1, 0x7FC0);                         // NaN at [7, 5]
+  poke_bf16(tensor, 1024 * 7 + 5, 1, 0x7FC0);                        // NaN at [7, 5]
   Background run("", quantize_args(model_, out_), tmp_ / "log");
   ASSERT_EQ(run.wait(240), 2) << run.output();
   const std::string out = run.output();
@@ -125,16 +125,17 @@ TEST_F(Faults, InfInASourceWeightFailsNamingFileAndTensor) {
   poke_bf16(tensor, 0, 1, 0xFF80);  // -Inf at [0, 0]
   Background run("", quantize_args(model_, out_), tmp_ / "log");
   ASSERT_EQ(run.wait(240), 2) << run.output();
-  EXPECT_NE(run.output().find("\"" + tensor + "\" holds 0 NaN and 1 infinite values (first at [0, 0])"),
-            std::string::npos)
+  EXPECT_NE(
+      run.output().find("\"" + tensor + "\" holds 0 NaN and 1 infinite values (first at [0, 0])"),
+      std::string::npos)
       << run.output();
   expect_no_final_output("Inf weight");
 }
 
 TEST_F(Faults, AllZeroRowIsCountedAndQuantizesToExactZeros) {
   const std::string tensor = "model.layers.1.self_attn.q_proj.weight";  // [384, 384]
-  poke_bf16(tensor, 384 * 10, 384, 0x0000);                            // row 10
-  poke_bf16(tensor, 384 * 11, 384, 0x8000);                            // row 11: -0.0
+  poke_bf16(tensor, 384 * 10, 384, 0x0000);                             // row 10
+  poke_bf16(tensor, 384 * 11, 384, 0x8000);                             // row 11: -0.0
   Background run("", quantize_args(model_, out_), tmp_ / "log");
   ASSERT_EQ(run.wait(240), 0) << run.output();
   EXPECT_NE(run.output().find("\"" + tensor + "\": 2 of 384 rows are all zero"), std::string::npos)
@@ -166,7 +167,8 @@ TEST_F(Faults, LinearStoredInAnotherFloatDtypeIsCountedAndQuantized) {
   Background run("", quantize_args(model_, out_), tmp_ / "log");
   ASSERT_EQ(run.wait(240), 0) << run.output();
   EXPECT_NE(run.output().find("1 floating tensor(s) are not stored as BF16 (config.json "
-                              "torch_dtype bfloat16): " + tensor + " (F32"),
+                              "torch_dtype bfloat16): " +
+                              tensor + " (F32"),
             std::string::npos)
       << run.output();
   EXPECT_TRUE(fs::exists(fs::path(out_) / "model.safetensors"));
@@ -288,13 +290,12 @@ TEST_F(Faults, AddressSpaceLimitBelowTheEstimateFailsUpFront) {
   Background run("ulimit -v 1600000;", args, tmp_ / "log");
   ASSERT_EQ(run.wait(240), 3) << run.output();
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 30.0) << run.output();
-  EXPECT_NE(run.output().find("host memory: the plan's estimated peak is " + estimate +
-                              " bytes"),
+  EXPECT_NE(run.output().find("host memory: the plan's estimated peak is " + estimate + " bytes"),
             std::string::npos)
       << run.output();
   EXPECT_NE(run.output().find("ulimit -v"), std::string::npos) << run.output();
   EXPECT_EQ(run.output().find("calibration:"), std::string::npos) << "work started:\n"
-                                                                   << run.output();
+                                                                  << run.output();
   expect_no_final_output("memory limit");
 }
 

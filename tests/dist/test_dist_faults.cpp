@@ -26,12 +26,12 @@ class DistFaults : public ::testing::TestWithParam<const char*> {
 TEST_P(DistFaults, RankKilledMidCollectiveEndsEveryRankNamingIt) {
   const int timeout = 20;
   const std::string out = tmp_ / "out";
-  const auto l = quantize(3,
-                          "--model_path " + sq::test::shared("models/house-llama-13m") +
-                              " --output_dir " + out +
-                              " --calib-size 4 --seq_len 64 --q-group-size 64 --quiet " +
-                              GetParam() + " --comm-timeout " + std::to_string(timeout),
-                          "rank=1,step=solve_block,mode=kill", 200);
+  const auto l =
+      quantize(3,
+               "--model_path " + sq::test::shared("models/house-llama-13m") + " --output_dir " +
+                   out + " --calib-size 4 --seq_len 64 --q-group-size 64 --quiet " + GetParam() +
+                   " --comm-timeout " + std::to_string(timeout),
+               "rank=1,step=solve_block,mode=kill", 200);
   EXPECT_NE(l.rc, 0) << l.output;
   // Start-up and the plan take a few seconds; the others must not wait past the timeout.
   EXPECT_LT(l.seconds, timeout + 40) << l.output;

@@ -13,7 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)src.describe();
   });
   sq::fuzz::expect_only_input_errors([&] {
-    (void)sq::io::strip_brown_tags(std::string_view(reinterpret_cast<const char*>(data + 1), size - 1));
+    (void)sq::io::strip_brown_tags(
+        std::string_view(reinterpret_cast<const char*>(data + 1), size - 1));
   });
   return 0;
 }

@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       sink = sink + f->data(t)[0] + f->data(t)[t.nbytes() - 1];
       (void)f->at(t.name);
     }
-    for (const auto& [k, v] : f->metadata()) sink = sink + static_cast<uint8_t>(k.size() + v.size());
+    for (const auto& [k, v] : f->metadata())
+      sink = sink + static_cast<uint8_t>(k.size() + v.size());
   });
   return 0;
 }

@@ -13,8 +13,10 @@ std::vector<std::unique_ptr<sq::io::Tokenizer>>& tokenizers() {
   static std::vector<std::unique_ptr<sq::io::Tokenizer>> t = [] {
     std::vector<std::unique_ptr<sq::io::Tokenizer>> v;
     const std::string house = sq::fuzz::shared_dir() + "/models/house-llama-13m";
-    if (std::filesystem::exists(house + "/tokenizer.json")) v.push_back(sq::io::Tokenizer::load(house));
-    v.push_back(sq::io::Tokenizer::load(std::string(SQ_FUZZ_DIR) + "/data/spm_like_tokenizer.json"));
+    if (std::filesystem::exists(house + "/tokenizer.json"))
+      v.push_back(sq::io::Tokenizer::load(house));
+    v.push_back(
+        sq::io::Tokenizer::load(std::string(SQ_FUZZ_DIR) + "/data/spm_like_tokenizer.json"));
     return v;
   }();
   return t;

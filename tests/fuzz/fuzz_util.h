@@ -23,7 +23,8 @@ namespace sq::fuzz {
 inline const std::string& scratch_dir() {
   static const std::string dir = [] {
     const char* base = std::getenv("TMPDIR");
-    std::string root = base ? base : (std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
+    std::string root =
+        base ? base : (std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp");
     std::string tmpl = root + "/sqfuzz-XXXXXX";
     if (!mkdtemp(tmpl.data())) std::abort();
     static std::string keep = tmpl;

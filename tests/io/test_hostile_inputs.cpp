@@ -98,9 +98,9 @@ nlohmann::json house_config() {
 
 struct ConfigCase {
   const char* name;
-  const char* pointer;  // JSON pointer of the key to set
-  const char* value;    // JSON
-  const char* named;    // the message must contain this
+  const char* pointer;                // JSON pointer of the key to set
+  const char* value;                  // JSON
+  const char* named;                  // the message must contain this
   bool drop_rope_parameters = false;  // transformers-4 keys are read only without them
 };
 
@@ -120,18 +120,16 @@ TEST_P(HostileConfig, WrongTypeIsAnInputErrorNamingTheKey) {
 // "rope_type": -1 ended as "internal error … type must be string" (exit 4).
 INSTANTIATE_TEST_SUITE_P(
     Keys, HostileConfig,
-    ::testing::Values(ConfigCase{"rope_type", "/rope_parameters/rope_type", "-1", "rope_type"},
-                      ConfigCase{"rope_theta", "/rope_parameters/rope_theta", "\"big\"",
-                                 "rope_theta"},
-                      ConfigCase{"partial", "/rope_parameters/partial_rotary_factor", "[1]",
-                                 "partial_rotary_factor"},
-                      ConfigCase{"by_layer_type", "/rope_parameters",
-                                 R"({"sliding_attention": {"rope_type": 3}})",
-                                 "rope_parameters.sliding_attention.rope_type"},
-                      ConfigCase{"scaling_type", "/rope_scaling", R"({"type": 3})",
-                                 "rope_scaling.type", true},
-                      ConfigCase{"layer_types", "/layer_types", R"(["full_attention", 1])",
-                                 "layer_types"}),
+    ::testing::Values(
+        ConfigCase{"rope_type", "/rope_parameters/rope_type", "-1", "rope_type"},
+        ConfigCase{"rope_theta", "/rope_parameters/rope_theta", "\"big\"", "rope_theta"},
+        ConfigCase{"partial", "/rope_parameters/partial_rotary_factor", "[1]",
+                   "partial_rotary_factor"},
+        ConfigCase{"by_layer_type", "/rope_parameters",
+                   R"({"sliding_attention": {"rope_type": 3}})",
+                   "rope_parameters.sliding_attention.rope_type"},
+        ConfigCase{"scaling_type", "/rope_scaling", R"({"type": 3})", "rope_scaling.type", true},
+        ConfigCase{"layer_types", "/layer_types", R"(["full_attention", 1])", "layer_types"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // Found by fuzz_calib: a number too large for a double ended as an out_of_range JSON exception
@@ -157,7 +155,8 @@ TEST(HostileSafetensors, MisalignedDataIsReadThroughAnAlignedCopy) {
   sq::test::TempDir dir;
   std::ofstream(dir / "m.safetensors", std::ios::binary) << bytes;
   auto f = sq::io::SafetensorsFile::open(dir / "m.safetensors");
-  ASSERT_NE(reinterpret_cast<uintptr_t>(f->data(f->at("a"))) % 4, 0u) << "test needs misaligned data";
+  ASSERT_NE(reinterpret_cast<uintptr_t>(f->data(f->at("a"))) % 4, 0u)
+      << "test needs misaligned data";
   const at::Tensor t = sq::io::view(f, f->at("a"));
   EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data_ptr()) % 4, 0u);
   EXPECT_EQ(t[0].item<int32_t>(), 7);

@@ -79,7 +79,8 @@ TEST(CheckOutput, NonFiniteScaleIsRefusedAndNothingIsWritten) {
   const std::string path = dir / "out.safetensors";
   std::string msg;
   try {
-    sq::io::write_safetensors(path, {{"l.scales", scales, {}}, {"l.qweight", at::zeros({2}, at::kInt), {}}});
+    sq::io::write_safetensors(
+        path, {{"l.scales", scales, {}}, {"l.qweight", at::zeros({2}, at::kInt), {}}});
   } catch (const sq::InternalError& e) {
     msg = e.what();
   }
@@ -93,7 +94,8 @@ TEST(CheckOutput, NonFiniteScaleIsRefusedAndNothingIsWritten) {
 class BadShard : public ::testing::Test {
  protected:
   void write(const at::Tensor& a, const at::Tensor& b) {
-    sq::io::write_safetensors(dir_ / "model.safetensors", {{"a.weight", a, {}}, {"b.weight", b, {}}});
+    sq::io::write_safetensors(dir_ / "model.safetensors",
+                              {{"a.weight", a, {}}, {"b.weight", b, {}}});
   }
   // Overwrites element `flat` of float32 tensor `name` with `value` (the writer refuses to write
   // a non-finite value itself).
@@ -124,8 +126,9 @@ TEST_F(BadShard, NaNInASourceTensorIsNamedWhenRead) {
 TEST_F(BadShard, IntegerLinearWeightIsAnInputError) {
   write(at::ones({3, 4}), at::ones({2, 2}, at::kInt));
   sq::io::ModelWeights w(dir_.path());
-  const std::string msg =
-      error_of([&] { sq::io::check_weight_dtypes(w, "bfloat16", {"a.weight", "b.weight"}); });
+  const std::string msg = error_of([&] {
+    sq::io::check_weight_dtypes(w, "bfloat16", {"a.weight", "b.weight"});
+  });
   EXPECT_NE(msg.find("\"b.weight\" is stored as I32"), std::string::npos) << msg;
   EXPECT_NE(msg.find("bfloat16"), std::string::npos) << msg;
 }
