@@ -29,7 +29,7 @@ have_libfuzzer() {
 
 case "$cmd" in
 build)
-  BUILD=${1:-$ROOT/build-fuzz}
+  BUILD=$(realpath -m "${1:-$ROOT/build-fuzz}")
   if ! have_libfuzzer; then
     echo "SKIP: clang++ with libFuzzer (-fsanitize=fuzzer) not available"
     exit 77
@@ -44,7 +44,7 @@ build)
 run)
   target=${1:?target}
   seconds=${2:?seconds}
-  BUILD=${3:-$ROOT/build-fuzz}
+  BUILD=$(realpath -m "${3:-$ROOT/build-fuzz}")
   shift 3 || shift $#
   [ "${1:-}" = "--" ] && shift
   bin=$BUILD/tests/fuzz/fuzz_$target
