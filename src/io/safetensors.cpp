@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -153,6 +154,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     if (t.end < t.begin)
       SQ_THROW(InputError,
                ctx << ": data_offsets [" << t.begin << ", " << t.end << "] end before begin");
+    // The element count and byte size must fit int64 before numel() multiplies (a hostile
+    // shape like [2^51, 65472] overflowed it; found by fuzzing).
+    uint64_t elems = 1;
+    for (const auto& d : v["shape"]) {
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim > uint64_t(INT64_MAX) || __builtin_mul_overflow(elems, dim, &elems) ||
+          elems > uint64_t(INT64_MAX) / 8)
+        SQ_THROW(InputError, ctx << ": shape " << v["shape"].dump() << " is too large");
+    }
     const uint64_t expect = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
     if (t.nbytes() != expect)
       SQ_THROW(InputError, ctx << ": shape " << v["shape"].dump() << " × " << dtype_name(t.dtype)

@@ -184,4 +184,21 @@ TEST(HostileQuantized, GIdxOutOfRangeIsAnInputError) {
   EXPECT_EQ(sq::io::dequantize(p).sizes(), (std::vector<int64_t>{n, k}));
 }
 
+// Found by fuzz_quantized (UBSan: signed overflow in TensorInfo::numel): a shape whose element
+// count does not fit 64 bits, and a dimension above INT64_MAX, are input errors naming it.
+TEST(HostileSafetensors, ShapeTooLargeIsAnInputError) {
+  for (const char* shape : {"[2251799813685248,65472]", "[9223372036854775809]"}) {
+    const std::string header =
+        std::string(R"({"a":{"dtype":"F16","shape":)") + shape + R"(,"data_offsets":[0,0]}})";
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(uint64_t(header.size()) >> (8 * i));
+    bytes += header;
+    sq::test::TempDir dir;
+    std::ofstream(dir / "m.safetensors", std::ios::binary) << bytes;
+    const std::string msg =
+        input_error_of([&] { sq::io::SafetensorsFile::open(dir / "m.safetensors"); });
+    EXPECT_NE(msg.find(std::string("shape ") + shape + " is too large"), std::string::npos) << msg;
+  }
+}
+
 }  // namespace
