@@ -126,7 +126,14 @@ std::vector<int64_t> ct_shape(const QuantizedLayout&, const std::string& p, cons
   SQ_REQUIRE(shape.numel() == 2, "quantized linear " << p
                                                      << ": weight_shape must hold 2 values, got "
                                                      << shape.numel());
-  return {shape[0].item<int64_t>(), shape[1].item<int64_t>()};
+  // weight_shape is data, not a header: it must agree with weight_packed [N, K·b/32] before
+  // anything sizes a tensor from it (a hostile [2^58, 192] overflowed numel(); found by fuzzing).
+  const at::Tensor packed = need(s, p, "weight_packed", "pack-quantized");
+  const int64_t n = shape[0].item<int64_t>(), k = shape[1].item<int64_t>();
+  SQ_REQUIRE(packed.dim() == 2 && n == packed.size(0) && k > 0 && k <= packed.size(1) * 32,
+             "quantized linear " << p << ": weight_shape [" << n << ", " << k
+                                 << "] does not match weight_packed " << packed.sizes());
+  return {n, k};
 }
 
 struct PackRow {

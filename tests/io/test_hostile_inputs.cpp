@@ -13,6 +13,7 @@
 #include "io/corpus.h"
 #include "io/model_config.h"
 #include "io/pack.h"
+#include "io/quantized_view.h"
 #include "io/safetensors.h"
 #include "io/tensor.h"
 #include "io/tokenizer.h"
@@ -198,6 +199,31 @@ TEST(HostileSafetensors, ShapeTooLargeIsAnInputError) {
     const std::string msg =
         input_error_of([&] { sq::io::SafetensorsFile::open(dir / "m.safetensors"); });
     EXPECT_NE(msg.find(std::string("shape ") + shape + " is too large"), std::string::npos) << msg;
+  }
+}
+
+// Found by fuzz_quantized (UBSan: numel() overflow of the virtual weight): compressed-tensors'
+// weight_shape is data and must agree with weight_packed.
+TEST(HostileQuantized, WeightShapeDisagreeingWithThePackedTensorIsAnInputError) {
+  const auto lookup_with = [](std::vector<int64_t> shape) {
+    return [shape](const std::string& name) -> at::Tensor {
+      if (name == "l.weight_packed") return at::zeros({16, 8}, at::kInt);  // N 16, K 64 at 4 bits
+      if (name == "l.weight_scale") return at::ones({16, 2}, at::kHalf);
+      if (name == "l.weight_shape") return at::tensor(shape, at::kLong);
+      return at::Tensor();
+    };
+  };
+  sq::io::QuantizedLayout l;
+  l.format = sq::io::PackFormat::kCompressedPack;
+  l.bits = 4;
+  l.group_size = 32;
+  EXPECT_EQ(sq::io::dequantized_shape(l, "l", lookup_with({16, 64})),
+            (std::vector<int64_t>{16, 64}));
+  for (const auto& bad :
+       std::vector<std::vector<int64_t>>{{int64_t(1) << 58, 192}, {16, -64}, {16, 0}, {15, 64}}) {
+    const std::string msg =
+        input_error_of([&] { sq::io::dequantized_shape(l, "l", lookup_with(bad)); });
+    EXPECT_NE(msg.find("does not match weight_packed"), std::string::npos) << msg;
   }
 }
 
