@@ -215,8 +215,8 @@ TEST(HostileQuantized, WeightShapeDisagreeingWithThePackedTensorIsAnInputError) 
   };
   sq::io::QuantizedLayout l;
   l.format = sq::io::PackFormat::kCompressedPack;
-  l.bits = 4;
-  l.group_size = 32;
+  l.scheme.bits = 4;
+  l.scheme.group_size = 32;
   EXPECT_EQ(sq::io::dequantized_shape(l, "l", lookup_with({16, 64})),
             (std::vector<int64_t>{16, 64}));
   for (const auto& bad :
