@@ -2,7 +2,6 @@
 # libFuzzer targets of tests/fuzz (issue 24): build them and run one for a bounded time.
 #   fuzz.sh build [BUILD_DIR]                      configure + build the clang/ASan/UBSan tree
 #   fuzz.sh run TARGET SECONDS [BUILD_DIR] [-- libFuzzer flags...]
-#   fuzz.sh unit [BUILD_DIR]                       the io unit tests of that tree (ASan + UBSan)
 # BUILD_DIR defaults to build-fuzz/ in the checkout. Exit 77 (ctest: skipped) when clang or its
 # libFuzzer runtime is missing. `run` fuzzes a scratch copy of the committed seeds
 # (tests/fuzz/corpus/TARGET) plus the shared folder's real files (house model, fixtures) where
@@ -84,21 +83,6 @@ run)
   set -e
   echo "fuzz_$target: libFuzzer exit $rc after ${seconds}s"
   exit $rc
-  ;;
-unit)
-  BUILD=$(realpath -m "${1:-$ROOT/build-fuzz}")
-  bin=$BUILD/tests/fuzz/test_io_sanitized
-  if [ ! -x "$bin" ]; then
-    have_libfuzzer || { echo "SKIP: clang++ with libFuzzer not available"; exit 77; }
-    echo "$bin not built (fuzz.sh build $BUILD)"
-    exit 1
-  fi
-  export SQ_SHARED_DIR=$SHARED
-  # Leaks of LibTorch's load-time registries are not ours (tests/sanitize/lsan.supp).
-  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_odr_violation=0} \
-    LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/sanitize/lsan.supp:print_suppressions=0} \
-    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-    "$bin" --gtest_filter='-TokenizeCommand.*' --gtest_brief=1
   ;;
 *)
   echo "usage: fuzz.sh build [BUILD_DIR] | run TARGET SECONDS [BUILD_DIR] [-- flags]" >&2
