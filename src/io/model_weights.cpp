@@ -41,10 +41,19 @@ ModelWeights::ModelWeights(const std::string& model_dir) : dir_(model_dir) {
         shard_names.push_back(it.value().get<std::string>());
     }
     std::sort(shard_names.begin(), shard_names.end());
-    for (const auto& s : shard_names)
-      if (!fs::exists(fs::path(model_dir) / s))
+    for (const auto& s : shard_names) {
+      // The name is data: one the file system refuses to look up (too long, a path through a
+      // file) is the index's fault, not a system error (found by fuzz_index).
+      std::error_code ec;
+      const bool there = fs::exists(fs::path(model_dir) / s, ec);
+      if (ec)
+        SQ_THROW(InputError, index_path.string()
+                                 << " lists shard \"" << s
+                                 << "\" which cannot be looked up: " << ec.message());
+      if (!there)
         SQ_THROW(InputError, index_path.string() << " lists shard \"" << s
                                                  << "\" which is missing from " << model_dir);
+    }
   } else {
     // Like transformers: without an index the weights are model.safetensors; only when that
     // is absent do other *.safetensors files (a single custom-named file) count.

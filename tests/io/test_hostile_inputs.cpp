@@ -12,6 +12,7 @@
 #include "common/errors.h"
 #include "io/corpus.h"
 #include "io/model_config.h"
+#include "io/model_weights.h"
 #include "io/pack.h"
 #include "io/quantized_view.h"
 #include "io/safetensors.h"
@@ -225,6 +226,18 @@ TEST(HostileQuantized, WeightShapeDisagreeingWithThePackedTensorIsAnInputError) 
         input_error_of([&] { sq::io::dequantized_shape(l, "l", lookup_with(bad)); });
     EXPECT_NE(msg.find("does not match weight_packed"), std::string::npos) << msg;
   }
+}
+
+// Found by fuzz_index: a shard name longer than the file system allows made fs::exists throw
+// filesystem_error (ENAMETOOLONG), an internal error; it is the index's fault.
+TEST(HostileIndex, ShardNameTheFileSystemRefusesIsAnInputError) {
+  sq::test::TempDir dir;
+  const std::string name = std::string(300, 'A') + "-of-00003.safetensors";
+  std::ofstream(dir / "model.safetensors.index.json")
+      << nlohmann::json{{"weight_map", {{"x", name}}}}.dump();
+  const std::string msg = input_error_of([&] { sq::io::ModelWeights w(dir.path()); });
+  EXPECT_NE(msg.find("lists shard"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cannot be looked up"), std::string::npos) << msg;
 }
 
 }  // namespace
