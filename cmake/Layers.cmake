@@ -31,7 +31,8 @@ set(SQ_TEST_LAYERS
     "rank:rank"
     "coordinator:coordinator"
     "cli:coordinator"
-    "dist:coordinator")
+    "dist:coordinator"
+    "fuzz:io")
 
 # The libraries, in table order.
 function(sq_layers_libraries out)

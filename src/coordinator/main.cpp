@@ -1,4 +1,5 @@
 // The shardquant executable: every exception becomes an exit code here and only here.
+#include <csignal>
 #include <exception>
 #include <iostream>
 
@@ -9,6 +10,10 @@
 
 int main(int argc, char** argv) {
   sq::install_crash_report("shardquant");
+  // A file-size limit (ulimit -f, RLIMIT_FSIZE) then fails the write with EFBIG — an error
+  // naming the file, exit 3, output left as <out>.partial — instead of killing the process with
+  // SIGXFSZ and no message.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return sq::coordinator::run_app(argc, argv);
   } catch (const sq::Error& e) {

@@ -6,11 +6,15 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iomanip>
+#include <sstream>
 
 #include "common/check.h"
+#include "common/host_memory.h"
 #include "coordinator/plan_internal.h"
 #include "io/model_config.h"
 #include "io/model_weights.h"
+#include "io/weight_checks.h"
 #include "rank/arch_table.h"
 #include "rank/device.h"
 
@@ -157,6 +161,13 @@ Plan make_plan(const Options& opts) {
                w.file_of(n) << ": tensor " << n << " belongs to block " << cfg.num_hidden_layers
                             << " but config.json has num_hidden_layers " << cfg.num_hidden_layers);
   plan.non_block = rank::non_block_tensors(cfg, w);
+  {
+    std::vector<std::string> linear_weights;
+    for (const auto& blk : plan.blocks)
+      for (const auto& l : blk.linears) linear_weights.push_back(l.ref.name + ".weight");
+    const std::string odd = io::check_weight_dtypes(w, cfg.dtype, linear_weights);
+    if (!odd.empty()) plan.warnings.push_back(odd);
+  }
   apply_keep(plan, opts);
   detail::plan_float_modules(plan, opts, w);
 
@@ -188,6 +199,20 @@ Plan make_plan(const Options& opts) {
                              : plan.on_cpu                  ? 4
                                                             : dtype_bytes(cfg, w);
   detail::estimate_memory(plan, opts);
+  // Fail before any work rather than be killed (or hit bad_alloc) halfway: the estimate is the
+  // plan's own formula (plan.h), so a run that fits it can still need a little more.
+  if (const HostHeadroom room = host_memory_headroom();
+      room.bytes != 0 && plan.memory.host_peak > room.bytes) {
+    std::ostringstream msg;
+    msg << "host memory: the plan's estimated peak is " << plan.memory.host_peak << " bytes ("
+        << std::fixed << std::setprecision(2) << plan.memory.host_peak / double(1ull << 30)
+        << " GiB) but only " << room.bytes << " bytes are left under the " << room.what
+        << "; raise the limit or lower --calib-size / --seq-len";
+    if (opts.dry_run)
+      plan.warnings.push_back(msg.str());
+    else
+      SQ_THROW(BackendError, msg.str());
+  }
 
   if (cfg.max_position_embeddings > 0 && opts.seq_len > cfg.max_position_embeddings)
     plan.warnings.push_back("--seq_len " + std::to_string(opts.seq_len) +

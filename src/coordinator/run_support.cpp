@@ -10,7 +10,6 @@
 
 #include "common/check.h"
 #include "common/host_memory.h"
-#include "common/host_rss.h"
 #include "common/log.h"
 #include "io/gptq_rewrite.h"
 #include "io/tensor.h"

@@ -45,6 +45,15 @@ std::pair<std::string, std::string> parse_merge(const nlohmann::json& m) {
 
 }  // namespace
 
+int32_t checked_token_id(const nlohmann::json& v, const std::string& where) {
+  // A JSON float, a negative number or a boolean would convert to some int32 (or be undefined
+  // behaviour) and index the id table out of bounds; the library itself reads ids as u32.
+  SQ_REQUIRE(v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(kMaxTokenId),
+             "tokenizer.json: " << where << " must be a token id, an integer in [0, " << kMaxTokenId
+                                << "], got " << v.dump());
+  return static_cast<int32_t>(v.get<uint64_t>());
+}
+
 Bpe::Bpe(const nlohmann::json& model, bool byte_level) : byte_level_(byte_level) {
   byte_fallback_ = model.value("byte_fallback", false);
   fuse_unk_ = model.value("fuse_unk", false);
@@ -61,12 +70,15 @@ Bpe::Bpe(const nlohmann::json& model, bool byte_level) : byte_level_(byte_level)
              "tokenizer.json: BPE dropout is not supported (encoding would be random)");
 
   const auto& vocab = model.at("vocab");
+  SQ_REQUIRE(vocab.is_object(), "tokenizer.json: model.vocab must be an object {token: id}, got "
+                                    << vocab.type_name());
   int32_t max_id = -1;
-  for (const auto& [tok, id] : vocab.items()) max_id = std::max(max_id, id.get<int32_t>());
+  for (const auto& [tok, id] : vocab.items())
+    max_id = std::max(max_id, checked_token_id(id, "model.vocab[\"" + tok + "\"]"));
   id_to_token_.resize(max_id + 1);
   vocab_.reserve(vocab.size() * 2);
   for (const auto& [tok, idj] : vocab.items()) {
-    int32_t id = idj.get<int32_t>();
+    const int32_t id = idj.get<int32_t>();  // range-checked above
     id_to_token_[id] = tok;
     if (!byte_level_) {
       vocab_.emplace(tok, id);

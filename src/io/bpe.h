@@ -20,6 +20,14 @@
 
 namespace sq::io::tok {
 
+// The largest token id tokenizer.json may use. Real vocabularies stay below 2^18; the bound keeps
+// a hostile id from sizing the id → token table (2^24 entries is already 400 MB of strings).
+constexpr int32_t kMaxTokenId = (1 << 24) - 1;
+
+// `v` as a token id: a non-negative JSON integer ≤ kMaxTokenId; otherwise an InputError naming
+// `where` ("model.vocab[\"clinic\"]", "added_tokens[3].id") and the value found.
+int32_t checked_token_id(const nlohmann::json& v, const std::string& where);
+
 class Bpe {
  public:
   Bpe(const nlohmann::json& model, bool byte_level);

@@ -111,7 +111,7 @@ CorpusSource load_jsonl(const std::string& path, const std::vector<std::string>&
     nlohmann::json record;
     try {
       record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range (1e999)
       SQ_THROW(InputError, path << ":" << number << ": not valid JSON (" << e.what()
                                 << "); expected one JSON object per line with a string field "
                                 << fields);

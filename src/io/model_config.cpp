@@ -89,19 +89,36 @@ int64_t require_int(const nlohmann::json& j, const std::string& mt, const char* 
   return v->get<int64_t>();
 }
 
+// A key of a rope dict read as `T`: absent or null gives `fallback`; any other JSON type is an
+// InputError naming the key (a hostile config must end as exit 2, never as a JSON type error).
+double rope_number(const nlohmann::json& dict, const char* key, double fallback,
+                   const std::string& where) {
+  auto* v = lookup(dict, key);
+  if (!v) return fallback;
+  if (!v->is_number())
+    SQ_THROW(InputError, where << "." << key << " must be a number, got " << v->dump());
+  return v->get<double>();
+}
+std::string rope_string(const nlohmann::json& dict, const char* key, const std::string& where) {
+  auto* v = lookup(dict, key);
+  if (!v) return std::string();
+  if (!v->is_string())
+    SQ_THROW(InputError, where << "." << key << " must be a string, got " << v->dump());
+  return v->get<std::string>();
+}
+
 // Normalizes one rope dict (transformers 5 rope_parameters, or a transformers 4 rope_scaling
-// merged with rope_theta).
-RopeConfig make_rope(const nlohmann::json& dict, double theta_fallback, double partial_fallback) {
+// merged with rope_theta). `where` names the dict in messages ("<config>: rope_scaling").
+RopeConfig make_rope(const nlohmann::json& dict, double theta_fallback, double partial_fallback,
+                     const std::string& where) {
   RopeConfig r;
   r.params = dict.is_object() ? dict : nlohmann::json::object();
-  r.theta = r.params.value("rope_theta", theta_fallback);
-  std::string type = r.params.value("rope_type", std::string());
-  if (type.empty()) type = r.params.value("type", std::string("default"));
+  r.theta = rope_number(r.params, "rope_theta", theta_fallback, where);
+  std::string type = rope_string(r.params, "rope_type", where);
+  if (type.empty()) type = rope_string(r.params, "type", where);
+  if (type.empty()) type = "default";
   r.type = type;
-  if (auto* p = lookup(r.params, "partial_rotary_factor"))
-    r.partial_rotary_factor = p->get<double>();
-  else
-    r.partial_rotary_factor = partial_fallback;
+  r.partial_rotary_factor = rope_number(r.params, "partial_rotary_factor", partial_fallback, where);
   // One spelling per key, whichever transformers version wrote the file: the old "type" key
   // becomes rope_type, and the top-level partial rotary factor joins the dict.
   r.params.erase("type");
@@ -183,7 +200,11 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origi
   if (auto* v = lookup(j, "sliding_window"); v && v->is_number_integer() && v->get<int64_t>() > 0)
     c.sliding_window = v->get<int64_t>();
   if (auto* v = lookup(j, "layer_types"); v && v->is_array())
-    for (const auto& s : *v) c.layer_types.push_back(s.get<std::string>());
+    for (const auto& s : *v) {
+      if (!s.is_string())
+        SQ_THROW(InputError, origin << ": layer_types entries must be strings, got " << s.dump());
+      c.layer_types.push_back(s.get<std::string>());
+    }
 
   // Rope: transformers 5 `rope_parameters` (flat, or keyed by layer type), else transformers 4
   // `rope_theta` + `rope_scaling`; partial rotary from rotary_pct / partial_rotary_factor.
@@ -195,24 +216,26 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origi
     for (auto it = rp->begin(); it != rp->end(); ++it)
       if (it.value().is_object()) {
         by_type = true;
-        c.rope_by_layer_type[it.key()] = make_rope(it.value(), theta4, partial);
+        c.rope_by_layer_type[it.key()] =
+            make_rope(it.value(), theta4, partial, origin + ": rope_parameters." + it.key());
       }
     if (by_type) {
       auto full = c.rope_by_layer_type.find("full_attention");
       c.rope =
           full != c.rope_by_layer_type.end() ? full->second : c.rope_by_layer_type.begin()->second;
     } else {
-      c.rope = make_rope(*rp, theta4, partial);
+      c.rope = make_rope(*rp, theta4, partial, origin + ": rope_parameters");
     }
   } else {
     nlohmann::json dict = nlohmann::json::object();
     if (auto* rs = lookup(j, "rope_scaling"); rs && rs->is_object()) dict = *rs;
     dict["rope_theta"] = theta4;
-    c.rope = make_rope(dict, theta4, partial);
+    c.rope = make_rope(dict, theta4, partial, origin + ": rope_scaling");
     if (auto* local = lookup(j, "rope_local_base_freq"); local && local->is_number()) {
       c.rope_by_layer_type["full_attention"] = c.rope;
       nlohmann::json ldict = {{"rope_theta", local->get<double>()}, {"rope_type", "default"}};
-      c.rope_by_layer_type["sliding_attention"] = make_rope(ldict, local->get<double>(), partial);
+      c.rope_by_layer_type["sliding_attention"] =
+          make_rope(ldict, local->get<double>(), partial, origin + ": rope_local_base_freq");
     }
   }
   return c;

@@ -8,6 +8,7 @@
 
 #include "common/check.h"
 #include "io/tensor.h"
+#include "io/weight_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -40,10 +41,19 @@ ModelWeights::ModelWeights(const std::string& model_dir) : dir_(model_dir) {
         shard_names.push_back(it.value().get<std::string>());
     }
     std::sort(shard_names.begin(), shard_names.end());
-    for (const auto& s : shard_names)
-      if (!fs::exists(fs::path(model_dir) / s))
+    for (const auto& s : shard_names) {
+      // The name is data: one the file system refuses to look up (too long, a path through a
+      // file) is the index's fault, not a system error (found by fuzz_index).
+      std::error_code ec;
+      const bool there = fs::exists(fs::path(model_dir) / s, ec);
+      if (ec)
+        SQ_THROW(InputError, index_path.string()
+                                 << " lists shard \"" << s
+                                 << "\" which cannot be looked up: " << ec.message());
+      if (!there)
         SQ_THROW(InputError, index_path.string() << " lists shard \"" << s
                                                  << "\" which is missing from " << model_dir);
+    }
   } else {
     // Like transformers: without an index the weights are model.safetensors; only when that
     // is absent do other *.safetensors files (a single custom-named file) count.
@@ -266,15 +276,19 @@ at::Tensor ModelWeights::get(const std::string& name) const {
   auto m = marker_.find(name);
   if (m != marker_.end()) {
     const std::string prefix = name.substr(0, name.size() - 7);  // drop ".weight"
-    return dequantize_stored(*quant_, prefix, [this](const std::string& n) {
+    at::Tensor w = dequantize_stored(*quant_, prefix, [this](const std::string& n) {
       return where_.count(n) ? get_stored(n) : at::Tensor();
     });
+    check_source_once(file_of(name), name, w);
+    return w;
   }
   if (hidden_.count(name))
     SQ_THROW(InputError, dir_ << ": tensor \"" << name
                               << "\" is packed; read it with get_stored() or use the dequantized "
                               << name.substr(0, name.rfind('.')) << ".weight");
-  return get_stored(name);
+  at::Tensor t = get_stored(name);
+  check_source_once(file_of(name), name, t);  // NaN/Inf is an error before any work uses it
+  return t;
 }
 
 at::Tensor ModelWeights::get_as(const std::string& name, at::ScalarType dtype) const {

@@ -43,7 +43,8 @@ void check_range(const at::Tensor& t, int bits, const char* context, const char*
 PackedLinear pack_awq(const QuantLinear& q, const PackOptions&) {
   const int64_t n = q.out_features(), k = q.in_features();
   const int64_t g = group_size_for(q.scheme.group_size, k);
-  SQ_REQUIRE(q.scheme.bits == 4, "awq-gemm packs 4-bit weights only, got " << q.scheme.bits << " bits");
+  SQ_REQUIRE(q.scheme.bits == 4,
+             "awq-gemm packs 4-bit weights only, got " << q.scheme.bits << " bits");
   SQ_REQUIRE(n % 8 == 0,
              "awq-gemm needs out_features divisible by 8 (qweight [K, N/8]), got N = " << n);
   SQ_REQUIRE(k % g == 0,
@@ -82,10 +83,10 @@ QuantLinear unpack_awq(const PackedLinear& p) {
   QuantLinear q;
   q.scheme.bits = 4;
   q.scheme.group_size = p.scheme.group_size > 0 ? p.scheme.group_size : k / groups;
-  SQ_REQUIRE(num_groups(k, q.scheme.group_size) == groups, "awq-gemm: group size "
-                                                        << q.scheme.group_size << " with K = " << k
-                                                        << " gives " << num_groups(k, q.scheme.group_size)
-                                                        << " groups, qzeros has " << groups);
+  SQ_REQUIRE(num_groups(k, q.scheme.group_size) == groups,
+             "awq-gemm: group size " << q.scheme.group_size << " with K = " << k << " gives "
+                                     << num_groups(k, q.scheme.group_size) << " groups, qzeros has "
+                                     << groups);
   q.codes = unpack_bits(qw, 4, n, BitLayout::kStream).index_select(1, inv).t().contiguous();
   q.zeros = unpack_bits(qz, 4, n, BitLayout::kStream).index_select(1, inv).contiguous();
   q.scales = sc;
@@ -207,8 +208,8 @@ QuantLinear unpack_compressed(const PackedLinear& p) {
     q.zeros = unpack_bits(p.get("weight_zero_point").t(), b, n, BitLayout::kWordAligned);
   else
     q.zeros = at::full({groups, n}, int64_t{1} << (b - 1), at::kInt);
-  q.g_idx =
-      p.has("weight_g_idx") ? p.get("weight_g_idx").to(at::kInt) : default_g_idx(k, p.scheme.group_size);
+  q.g_idx = p.has("weight_g_idx") ? p.get("weight_g_idx").to(at::kInt)
+                                  : default_g_idx(k, p.scheme.group_size);
   return q;
 }
 
@@ -248,34 +249,53 @@ const at::Tensor& PackedLinear::get(const std::string& suffix) const {
   return it->second;
 }
 
-void check_quant_linear(const QuantLinear& q, const char* context) {
-  SQ_CHECK(q.codes.defined() && q.zeros.defined() && q.scales.defined() && q.g_idx.defined(),
-           context << ": codes, zeros, scales and g_idx must all be set");
-  SQ_CHECK(q.codes.dim() == 2, context << ": codes must be [N, K], got " << q.codes.sizes());
+// `from_file`: the linear was unpacked from a checkpoint, so a violation is the file's fault
+// (InputError) rather than a broken invariant of our own packer (InternalError).
+void check_quant_linear(const QuantLinear& q, const char* context, bool from_file) {
+#define SQ_QCHECK(cond, msg) \
+  do {                       \
+    if (from_file)           \
+      SQ_REQUIRE(cond, msg); \
+    else                     \
+      SQ_CHECK(cond, msg);   \
+  } while (0)
+  SQ_QCHECK(q.codes.defined() && q.zeros.defined() && q.scales.defined() && q.g_idx.defined(),
+            context << ": codes, zeros, scales and g_idx must all be set");
+  SQ_QCHECK(q.codes.dim() == 2, context << ": codes must be [N, K], got " << q.codes.sizes());
   const int64_t n = q.codes.size(0), k = q.codes.size(1);
   const int64_t groups = num_groups(k, q.scheme.group_size);
-  SQ_CHECK(q.zeros.dim() == 2 && q.zeros.size(0) == groups && q.zeros.size(1) == n,
-           context << ": zeros must be [" << groups << ", " << n << "], got " << q.zeros.sizes());
-  SQ_CHECK(q.scales.sizes() == q.zeros.sizes(),
-           context << ": scales must be [" << groups << ", " << n << "], got " << q.scales.sizes());
-  SQ_CHECK(q.scales.is_floating_point(), context << ": scales must be floating point");
-  SQ_CHECK(q.g_idx.dim() == 1 && q.g_idx.numel() == k,
-           context << ": g_idx must be [" << k << "], got " << q.g_idx.sizes());
+  SQ_QCHECK(q.zeros.dim() == 2 && q.zeros.size(0) == groups && q.zeros.size(1) == n,
+            context << ": zeros must be [" << groups << ", " << n << "], got " << q.zeros.sizes());
+  SQ_QCHECK(q.scales.sizes() == q.zeros.sizes(), context << ": scales must be [" << groups << ", "
+                                                         << n << "], got " << q.scales.sizes());
+  SQ_QCHECK(q.scales.is_floating_point(), context << ": scales must be floating point");
+  SQ_QCHECK(q.g_idx.dim() == 1 && q.g_idx.numel() == k,
+            context << ": g_idx must be [" << k << "], got " << q.g_idx.sizes());
   if (k > 0)
-    SQ_CHECK(q.g_idx.min().item<int64_t>() >= 0 && q.g_idx.max().item<int64_t>() < groups,
-             context << ": g_idx values must lie in 0.." << groups - 1);
+    SQ_QCHECK(q.g_idx.min().item<int64_t>() >= 0 && q.g_idx.max().item<int64_t>() < groups,
+              context << ": g_idx values must lie in 0.." << groups - 1);
+  if (from_file) {
+    const auto in_range = [&](const at::Tensor& t) {
+      return t.numel() == 0 ||
+             (t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() <= max_code(q.scheme.bits));
+    };
+    SQ_REQUIRE(in_range(q.codes) && in_range(q.zeros),
+               context << ": codes or zeros outside 0.." << max_code(q.scheme.bits));
+    return;
+  }
   check_range(q.codes, q.scheme.bits, context, "codes");
   check_range(q.zeros, q.scheme.bits, context, "zeros");
+#undef SQ_QCHECK
 }
 
 PackedLinear pack(const QuantLinear& q, PackFormat format, const PackOptions& opts) {
-  check_quant_linear(q, format_name(format));
+  check_quant_linear(q, format_name(format), /*from_file=*/false);
   return row(format).pack(q, opts);
 }
 
 QuantLinear unpack(const PackedLinear& p) {
   QuantLinear q = row(p.format).unpack(p);
-  check_quant_linear(q, format_name(p.format));
+  check_quant_linear(q, format_name(p.format), /*from_file=*/true);
   return q;
 }
 

@@ -85,8 +85,10 @@ bool is_trivial_g_idx(const at::Tensor& g_idx, int64_t group_size);
 // An asymmetric zero of 0 cannot be stored; use kGptqV2 or symmetric quantization then.
 bool gptq_v1_can_store(const at::Tensor& zeros, int bits);
 
-// Validates shapes and value ranges of a canonical linear; throws as described above.
-void check_quant_linear(const QuantLinear& q, const char* context);
+// Validates shapes and value ranges of a canonical linear; throws as described above —
+// InternalError for a linear of our own making, InputError when `from_file` (unpack() of a
+// checkpoint's tensors: a bad g_idx, shape or code there is the file's fault).
+void check_quant_linear(const QuantLinear& q, const char* context, bool from_file = false);
 
 PackedLinear pack(const QuantLinear& q, PackFormat format, const PackOptions& opts = {});
 // Inverse of pack for AWQ and GPTQ (v1: stored + 1, masked). Scales come back as stored (fp16).

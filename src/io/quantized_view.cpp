@@ -126,7 +126,14 @@ std::vector<int64_t> ct_shape(const QuantizedLayout&, const std::string& p, cons
   SQ_REQUIRE(shape.numel() == 2, "quantized linear " << p
                                                      << ": weight_shape must hold 2 values, got "
                                                      << shape.numel());
-  return {shape[0].item<int64_t>(), shape[1].item<int64_t>()};
+  // weight_shape is data, not a header: it must agree with weight_packed [N, K·b/32] before
+  // anything sizes a tensor from it (a hostile [2^58, 192] overflowed numel(); found by fuzzing).
+  const at::Tensor packed = need(s, p, "weight_packed", "pack-quantized");
+  const int64_t n = shape[0].item<int64_t>(), k = shape[1].item<int64_t>();
+  SQ_REQUIRE(packed.dim() == 2 && n == packed.size(0) && k > 0 && k <= packed.size(1) * 32,
+             "quantized linear " << p << ": weight_shape [" << n << ", " << k
+                                 << "] does not match weight_packed " << packed.sizes());
+  return {n, k};
 }
 
 struct PackRow {
@@ -199,10 +206,16 @@ at::Tensor dequantize_stored(const QuantizedLayout& layout, const std::string& p
     if (t.defined()) p.tensors[suffix] = t.contiguous();
   }
   const std::vector<int64_t> want = dequantized_shape(layout, prefix, stored);
-  at::Tensor w = dequantize(p).to(at::kFloat).contiguous();
-  SQ_CHECK(w.dim() == 2 && w.size(0) == want[0] && w.size(1) == want[1],
-           "quantized linear " << prefix << ": dequantized to " << w.sizes() << ", expected ["
-                               << want[0] << ", " << want[1] << "]");
+  at::Tensor w;
+  try {
+    w = dequantize(p).to(at::kFloat).contiguous();
+  } catch (const InputError& e) {
+    SQ_THROW(InputError, "quantized linear " << prefix << ": " << e.what());
+  }
+  // The stored shapes come from the file: a disagreement is the file's fault.
+  SQ_REQUIRE(w.dim() == 2 && w.size(0) == want[0] && w.size(1) == want[1],
+             "quantized linear " << prefix << ": dequantized to " << w.sizes() << ", expected ["
+                                 << want[0] << ", " << want[1] << "]");
   return w;
 }
 

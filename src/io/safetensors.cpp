@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
+#include "io/shard_watch.h"
 
 namespace sq::io {
 namespace {
@@ -75,6 +77,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) SQ_THROW(InputError, path << ": file not found");
+    if (errno == EACCES)
+      SQ_THROW(InputError, path << ": permission denied (the shard must be readable by this user)");
     SQ_THROW(BackendError, path << ": cannot open: " << std::strerror(errno));
   }
   struct stat st {};
@@ -150,6 +154,15 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     if (t.end < t.begin)
       SQ_THROW(InputError,
                ctx << ": data_offsets [" << t.begin << ", " << t.end << "] end before begin");
+    // The element count and byte size must fit int64 before numel() multiplies (a hostile
+    // shape like [2^51, 65472] overflowed it; found by fuzzing).
+    uint64_t elems = 1;
+    for (const auto& d : v["shape"]) {
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim > uint64_t(INT64_MAX) || __builtin_mul_overflow(elems, dim, &elems) ||
+          elems > uint64_t(INT64_MAX) / 8)
+        SQ_THROW(InputError, ctx << ": shape " << v["shape"].dump() << " is too large");
+    }
     const uint64_t expect = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype);
     if (t.nbytes() != expect)
       SQ_THROW(InputError, ctx << ": shape " << v["shape"].dump() << " × " << dtype_name(t.dtype)
@@ -181,10 +194,12 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
                               << (8 + hlen + cursor) << " (header + tensors): "
                               << (data_size > cursor ? "trailing bytes" : "truncated"));
   for (size_t i = 0; i < f->tensors_.size(); ++i) f->index_[f->tensors_[i].name] = i;
+  watch_mapping(f->map_, f->size_, f->path_, f->tensors_, f->data_start_);
   return f;
 }
 
 SafetensorsFile::~SafetensorsFile() {
+  if (map_) unwatch_mapping(map_);
   if (map_) ::munmap(map_, size_);
 }
 

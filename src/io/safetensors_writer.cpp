@@ -11,6 +11,7 @@
 
 #include "common/check.h"
 #include "io/tensor.h"
+#include "io/weight_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -112,6 +113,7 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
   for (const auto& t : tensors) {
     SQ_REQUIRE(t.name != "__metadata__", path << ": \"__metadata__\" is not a tensor name");
     data.push_back(storable(t));
+    check_output_tensor(path, t.name, data.back());  // every written scale/weight is finite
     const uint64_t n = stored_bytes(t);
     nlohmann::json shape = nlohmann::json::array();
     for (auto d : t.tensor.sizes()) shape.push_back(d);

@@ -65,6 +65,14 @@ at::Tensor view(const std::shared_ptr<SafetensorsFile>& file, const TensorInfo& 
   auto keep = file;  // the deleter holds the mapping alive
   void* ptr = const_cast<uint8_t*>(file->data(t));
   if (t.numel() == 0) return at::empty(t.shape, at::TensorOptions().dtype(to_scalar_type(t.dtype)));
+  if (reinterpret_cast<uintptr_t>(ptr) % dtype_size(t.dtype) != 0) {
+    // safetensors does not promise aligned data (writers pad the header to 8 bytes, a hostile or
+    // hand-made file need not): a typed read through a misaligned pointer is undefined
+    // behaviour (found by fuzzing), so such a tensor is copied into aligned memory.
+    at::Tensor out = at::empty(t.shape, at::TensorOptions().dtype(to_scalar_type(t.dtype)));
+    std::memcpy(out.data_ptr(), ptr, t.nbytes());
+    return out;
+  }
   return at::from_blob(
       ptr, t.shape, [keep](void*) mutable { keep.reset(); },
       at::TensorOptions().dtype(to_scalar_type(t.dtype)));

@@ -2,7 +2,8 @@
 //
 // Contract: view() returns a zero-copy CPU tensor over the read-only mapping, which stays mapped
 // while the tensor lives. Never write into it: clone() or .to() first. F8 dtypes are decoded
-// to a new float32 tensor (LibTorch 1.13 has no float8 types).
+// to a new float32 tensor (LibTorch 1.13 has no float8 types); data not aligned to its element
+// size (the format allows any header length) is copied into an aligned tensor.
 #pragma once
 
 #include <ATen/ATen.h>

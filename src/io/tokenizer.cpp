@@ -80,10 +80,16 @@ JsonTokenizer::JsonTokenizer(const std::string& json_path, const std::string& co
     template_ = template_from_json(j.value("post_processor", json()));
     decoder_ = Decoder::from_json(j.value("decoder", json()));
     vocab_size_ = bpe_->max_id() + 1;
-    for (const auto& a : j.value("added_tokens", json::array())) {
-      AddedToken t{a.at("content").get<std::string>(), a.at("id").get<int32_t>(),
-                   a.value("special", false),          a.value("normalized", true),
-                   a.value("lstrip", false),           a.value("rstrip", false),
+    const json added = j.value("added_tokens", json::array());
+    SQ_REQUIRE(added.is_array(), json_path << ": added_tokens must be an array");
+    for (size_t i = 0; i < added.size(); ++i) {
+      const json& a = added[i];
+      AddedToken t{a.at("content").get<std::string>(),
+                   checked_token_id(a.at("id"), "added_tokens[" + std::to_string(i) + "].id"),
+                   a.value("special", false),
+                   a.value("normalized", true),
+                   a.value("lstrip", false),
+                   a.value("rstrip", false),
                    a.value("single_word", false)};
       if (t.content.empty()) continue;
       const int idx = static_cast<int>(added_.size());

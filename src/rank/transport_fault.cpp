@@ -1,5 +1,8 @@
 #include "rank/transport_fault.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
@@ -34,8 +37,8 @@ FaultSpec parse(const std::string& text) {
     } else if (key == "step") {
       spec.step = value;
     } else if (key == "mode") {
-      SQ_REQUIRE(value == "throw" || value == "hang",
-                 kEnv << ": mode must be throw or hang, got '" << value << "'");
+      SQ_REQUIRE(value == "throw" || value == "hang" || value == "kill",
+                 kEnv << ": mode must be throw, hang or kill, got '" << value << "'");
       spec.mode = value;
     } else if (key == "code") {
       SQ_REQUIRE(value == "2" || value == "3" || value == "4",
@@ -59,6 +62,11 @@ void fault_point(int rank, const std::string& step) {
   if (spec.rank != "*" && spec.rank != std::to_string(rank)) return;
   if (spec.mode == "hang") {
     // Never returns: the other ranks must time out and abort the job (which kills this one).
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  if (spec.mode == "kill") {
+    // Dies as a rank killed by the OOM killer or an operator would: no message, no cleanup.
+    ::kill(::getpid(), SIGKILL);
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   std::ostringstream msg;

@@ -1,7 +1,9 @@
 // keep_freed_host_memory (common/host_memory.h): the user's malloc settings win; otherwise, on
 // glibc, a large block is no longer served by mmap (mallinfo2's hblks stays 0) and a freed one
-// is reused instead of faulted in again.
+// is reused instead of faulted in again. read_host_rss and host_memory_headroom: a block we touch
+// shows in RssAnon, and a ulimit -v we set is the headroom reported.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +26,8 @@ void* touched_block(size_t bytes) {
 TEST(HostMemory, UserSettingsWinThenLargeBlocksStayInTheHeap) {
 #if !defined(__GLIBC__)
   GTEST_SKIP() << "not glibc: keep_freed_host_memory does nothing here";
+#elif defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer replaces malloc: glibc's mallopt has no effect on it";
 #else
   if (std::getenv("GLIBC_TUNABLES") || std::getenv("MALLOC_MMAP_MAX_"))
     GTEST_SKIP() << "the environment already sets malloc options";
@@ -51,6 +55,41 @@ TEST(HostMemory, UserSettingsWinThenLargeBlocksStayInTheHeap) {
   EXPECT_EQ(mallinfo2().hblks, 0u);
   std::free(c);
 #endif
+}
+
+TEST(HostMemory, TouchedBlockShowsInRssAnon) {
+  const sq::HostRss before = sq::read_host_rss();
+  if (before.rss == 0) GTEST_SKIP() << "no /proc/self/status here";
+  const size_t big = size_t{64} << 20;
+  void* p = touched_block(big);
+  ASSERT_NE(p, nullptr);
+  const sq::HostRss after = sq::read_host_rss();
+  std::free(p);
+  EXPECT_GE(after.anon, before.anon + big / 2) << "64 MiB touched, RssAnon barely moved";
+  EXPECT_GE(after.peak, after.rss);
+  EXPECT_GE(after.address, after.rss) << "VmSize below VmRSS";
+  EXPECT_LE(after.anon + after.file, after.rss);
+}
+
+TEST(HostMemory, HeadroomIsTheAddressSpaceLimitLessWhatIsMapped) {
+  struct rlimit old {};
+  ASSERT_EQ(getrlimit(RLIMIT_AS, &old), 0);
+  const uint64_t mapped = sq::read_host_rss().address;
+  if (mapped == 0) GTEST_SKIP() << "no /proc/self/status here";
+  const uint64_t extra = uint64_t{1} << 30;
+  if (old.rlim_max != RLIM_INFINITY && old.rlim_max < mapped + extra)
+    GTEST_SKIP() << "the hard address-space limit is below what this test sets";
+  struct rlimit lim = old;
+  lim.rlim_cur = mapped + extra;
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &lim), 0);
+  const sq::HostHeadroom h = sq::host_memory_headroom();
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &old), 0);
+  // Whatever the call itself mapped (a few pages for the files it reads) comes off the headroom;
+  // a cgroup limit tighter than 1 GiB would win instead.
+  if (h.what.rfind("cgroup", 0) == 0) GTEST_SKIP() << "a cgroup limit is tighter: " << h.what;
+  EXPECT_LE(h.bytes, extra);
+  EXPECT_GE(h.bytes, extra - (uint64_t{16} << 20)) << h.what;
+  EXPECT_NE(h.what.find("ulimit -v"), std::string::npos) << h.what;
 }
 
 }  // namespace
