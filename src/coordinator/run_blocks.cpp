@@ -53,6 +53,9 @@ rank::CalibActivations recv_relay(rank::Transport& t, int src, const RankRun& ru
   SQ_CHECK(a.samples() == n, "relay from rank " << src << ": " << n << " x " << T
                                                 << " activations, expected " << a.samples()
                                                 << " samples at that seq_len");
+  if (T != run.tokens.size(1))
+    log()->warn("relay from rank {} arrives at seq_len {} ({} sequences; its OOM back-off), kept",
+                src, T, n);
   const rank::StreamShape s = shape_of(run, n, T, a.mask);
   a.x = rank::collect(
       s, [&](const rank::MicroBatch& mb) { return rank::recv_activations(t, src, s, mb); });
