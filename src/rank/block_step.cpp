@@ -49,7 +49,7 @@ BlockWorker::BlockWorker(StepSettings settings, const io::ModelWeights& w,
 
 void BlockWorker::check_memory(const CalibActivations& a, int64_t i) const {
   const MemoryEstimateInput in{a.samples(), a.seq_len(), micro_batch(a.seq_len()), s_.awq, dtype_};
-  if (reducer_ == nullptr || reducer_->world() <= 1) {
+  if (s_.gpu_mem_limit_bytes == 0 || reducer_ == nullptr || reducer_->world() <= 1) {
     check_memory_limit(s_.gpu_mem_limit_bytes, cfg_, in, i);
     return;
   }
