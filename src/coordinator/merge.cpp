@@ -65,6 +65,26 @@ void write_fragment(const std::string& path, const rank::NamedTensors& tensors,
       {{"order", order.dump()}, {"unpacked_qzeros", nlohmann::json(unpacked_qzeros).dump()}});
 }
 
+bool gptq_version_known(const rank::ExportOptions& x) {
+  const bool gptq = x.format == io::PackFormat::kGptqV1 || x.format == io::PackFormat::kGptqV2;
+  return !gptq || x.pack.symmetric.value_or(false);  // unset: zeros may be asymmetric
+}
+
+void add_block(io::ShardedWriter& writer, const rank::NamedTensors& tensors,
+               const std::vector<std::string>& unpacked_qzeros, int bits) {
+  const std::set<std::string> unpacked(unpacked_qzeros.begin(), unpacked_qzeros.end());
+  for (const auto& [name, t] : tensors) {
+    if (unpacked.count(name) == 0) {
+      writer.add(name, t);
+      continue;
+    }
+    SQ_CHECK(io::gptq_v1_can_store(t, bits),
+             name << ": a zero point gptq v1 cannot store in a checkpoint whose version was "
+                     "known before the first block (symmetric GPTQ)");
+    writer.add(name, io::pack_gptq_qzeros(t, bits, io::PackFormat::kGptqV1));
+  }
+}
+
 bool merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer, int bits) {
   std::vector<Fragment> frags;
   bool v2 = false;

@@ -14,6 +14,12 @@
 //   * write_fragment keeps the given tensor order (stored as the "order" metadata entry; the
 //     safetensors layout itself is sorted by name) and the list of unpacked qzeros ("unpacked_
 //     qzeros"), and is atomic (tmp + rename).
+//   * gptq_version_known(x): true when no block of a checkpoint exported with `x` can decide the
+//     GPTQ version — not a GPTQ format, or GPTQ symmetric (every zero is 2^(bits-1), which v1
+//     stores). Then a one-rank run needs no fragments: add_block streams each block's tensors
+//     into the writer as it is done (the same tensors in the same order as merge_fragments would
+//     add them, so the same bytes, written once), packing unpacked qzeros as gptq (v1); a zero v1
+//     cannot store is an InternalError there.
 //   * merge_fragments adds the fragments' tensors to `writer` in the given file order, each in its
 //     stored order, packing unpacked qzeros of `bits` bits as decided; returns true when that is
 //     gptq_v2. The tensors are zero-copy views whose mapping lives as long as the writer holds
@@ -33,6 +39,9 @@ std::string fragments_dir(const std::string& partial_dir);
 std::string fragment_path(const std::string& partial_dir, int64_t block);
 void write_fragment(const std::string& path, const rank::NamedTensors& tensors,
                     const std::vector<std::string>& unpacked_qzeros = {});
+bool gptq_version_known(const rank::ExportOptions& x);
+void add_block(io::ShardedWriter& writer, const rank::NamedTensors& tensors,
+               const std::vector<std::string>& unpacked_qzeros, int bits);
 bool merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer, int bits);
 void remove_fragments(const std::string& partial_dir);
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include "common/check.h"
@@ -112,9 +113,9 @@ nlohmann::json rank_report(const run::RankOutcome& res, const nlohmann::json& st
 // through the sharded writer (which decides the GPTQ version first); configs, aux files, summary,
 // commit.
 void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::OutputDir& out,
-                    const run::RankOutcome& mine, const nlohmann::json& my_stats,
-                    const std::vector<std::string>& reports, const io::CalibSet& calib,
-                    RunSummary& summary, clock::time_point t_start) {
+                    std::unique_ptr<io::ShardedWriter> direct, const run::RankOutcome& mine,
+                    const nlohmann::json& my_stats, const std::vector<std::string>& reports,
+                    const io::CalibSet& calib, RunSummary& summary, clock::time_point t_start) {
   const auto t0 = clock::now();
   nlohmann::json ranks = nlohmann::json::array({my_stats});
   summary.add_blocks(mine.blocks.blocks, mine.blocks.salient, mine.blocks.host_memory);
@@ -140,24 +141,26 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
     summary.set_calibration(calib.provenance, samples, seq_len);
   }
 
-  io::ModelWeights w(o.model_path);
-  std::vector<std::string> fragments;
-  for (size_t i = 0; i < plan.blocks.size(); ++i) {
-    fragments.push_back(fragment_path(dp.partial_dir, static_cast<int64_t>(i)));
-    SQ_CHECK(
-        std::filesystem::exists(fragments.back()),
-        "block " << i << " was quantized but its fragment " << fragments.back() << " is missing");
-  }
   std::vector<std::string> files;
   bool gptq_v2 = false;
-  {
+  if (direct) {
+    files = direct->finish();  // every block is in it already (the version was known)
+  } else {
+    io::ModelWeights w(o.model_path);
+    std::vector<std::string> fragments;
+    for (size_t i = 0; i < plan.blocks.size(); ++i) {
+      fragments.push_back(fragment_path(dp.partial_dir, static_cast<int64_t>(i)));
+      SQ_CHECK(
+          std::filesystem::exists(fragments.back()),
+          "block " << i << " was quantized but its fragment " << fragments.back() << " is missing");
+    }
     io::ShardedWriter writer(out.partial_path(), o.max_shard_size_bytes, {{"format", "pt"}},
                              weight_file_stem(o));
     for (const auto& name : plan.non_block) writer.add(name, w.get(name));
     gptq_v2 = merge_fragments(fragments, writer, o.bits);
     files = writer.finish();
+    remove_fragments(dp.partial_dir);
   }
-  remove_fragments(dp.partial_dir);
   const auto [qs, copied] = finish_checkpoint(out, o, plan, gptq_v2);
   summary.add_phase("write", seconds_between(t0, clock::now()));
   summary.set_output(files, copied, qs);
@@ -227,7 +230,6 @@ int run_on(rank::Transport& t, const Options& o) {
     if (r != 0) return;
     out = std::make_unique<io::OutputDir>(o.output_dir, o.model_path);
     dp.partial_dir = out->partial_path();
-    std::filesystem::create_directories(fragments_dir(dp.partial_dir));
     if (o.log_file.empty()) add_log_file(out->file("quantize.log"));
   });
   if (W > 1) t.broadcast_bytes(dp.partial_dir, 0);
@@ -261,7 +263,7 @@ int run_on(rank::Transport& t, const Options& o) {
   });
   summary.add_phase("calibration", seconds_between(t0, clock::now()));
 
-  // 3. Quantize this rank's share, each block's tensors into its fragment.
+  // 3. Quantize this rank's share, each block's tensors into the shards or its fragment.
   run::RankRun rr{o,
                   plan,
                   dp,
@@ -275,11 +277,28 @@ int run_on(rank::Transport& t, const Options& o) {
                   step_settings(o, plan),
                   nullptr};
   if (!calib.mask.all().item<bool>()) rr.mask = calib.mask.to(dev);
-  const std::string partial = dp.partial_dir;
-  rr.sink = [partial](int64_t i, rank::NamedTensors&& tensors,
-                      const std::vector<std::string>& unpacked_qzeros) {
-    write_fragment(fragment_path(partial, i), tensors, unpacked_qzeros);
-  };
+  // One rank whose checkpoint version is known up front streams the blocks straight into the
+  // shards (written once); otherwise each block becomes a fragment, merged by rank 0 at the end.
+  std::unique_ptr<io::ShardedWriter> direct;
+  if (W == 1 && gptq_version_known(rr.step.export_opts)) {
+    direct = std::make_unique<io::ShardedWriter>(
+        out->partial_path(), o.max_shard_size_bytes,
+        std::map<std::string, std::string>{{"format", "pt"}}, weight_file_stem(o));
+    for (const auto& name : plan.non_block) direct->add(name, w->get(name));
+    const int bits = o.bits;
+    io::ShardedWriter* writer = direct.get();
+    rr.sink = [writer, bits](int64_t, rank::NamedTensors&& tensors,
+                             const std::vector<std::string>& unpacked_qzeros) {
+      add_block(*writer, tensors, unpacked_qzeros, bits);
+    };
+  } else {
+    const std::string partial = dp.partial_dir;
+    std::filesystem::create_directories(fragments_dir(partial));
+    rr.sink = [partial](int64_t i, rank::NamedTensors&& tensors,
+                        const std::vector<std::string>& unpacked_qzeros) {
+      write_fragment(fragment_path(partial, i), tensors, unpacked_qzeros);
+    };
+  }
   run::RankOutcome res;
   // Data mode agrees inside the step (per block, per owner solve): an error raised there is
   // already the same on every rank, so it passes this step's agreement untouched and is rethrown
@@ -327,7 +346,9 @@ int run_on(rank::Transport& t, const Options& o) {
   // Rank 0 keeps its own outcome as it is; only the other ranks' travel.
   const auto reports = t.gather_bytes(r == 0 ? std::string() : rank_report(res, stats).dump(), 0);
   rank::agreed_step(t, "merge", [&] {
-    if (r == 0) merge_on_rank0(o, plan, dp, *out, res, stats, reports, calib, summary, t_start);
+    if (r == 0)
+      merge_on_rank0(o, plan, dp, *out, std::move(direct), res, stats, reports, calib, summary,
+                     t_start);
   });
   return 0;
 }

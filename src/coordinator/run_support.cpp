@@ -272,8 +272,8 @@ void RunSummary::add_blocks(const nlohmann::json& blocks, const nlohmann::json& 
   for (const auto& b : blocks) {
     // Written only when there are some, so the summaries of dense models keep their exact content.
     if (b.contains("uncalibrated_linears"))
-      j_["uncalibrated_linears"] = j_.value("uncalibrated_linears", int64_t{0}) +
-                                   b["uncalibrated_linears"].get<int64_t>();
+      j_["uncalibrated_linears"] =
+          j_.value("uncalibrated_linears", int64_t{0}) + b["uncalibrated_linears"].get<int64_t>();
     // Solve phases summed over blocks ("where the time goes" inside "quantization only").
     for (auto it = b["phases_s"].begin(); it != b["phases_s"].end(); ++it) {
       auto& slot = j_["solve_phases_s"][it.key()];
