@@ -3,6 +3,8 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <mutex>
 
@@ -63,6 +65,20 @@ void flush_logs() {
 std::shared_ptr<spdlog::logger> log() {
   std::lock_guard<std::mutex> lk(g_mu);
   return ensure_locked();
+}
+
+std::string human_seconds(double s) {
+  char buf[64];
+  if (!std::isfinite(s) || s < 0) return "?";
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
+                  (static_cast<int>(s) % 3600) / 60);
+  }
+  return buf;
 }
 
 }  // namespace sq

@@ -21,5 +21,7 @@ void set_log_rank(int rank, int world);
 void add_log_file(const std::string& path);
 void flush_logs();
 std::shared_ptr<spdlog::logger> log();
+// A duration for log lines: "1h02m", "3m05s", "4.2s" ("?" when negative or not finite).
+std::string human_seconds(double s);
 
 }  // namespace sq

@@ -1,7 +1,8 @@
-// The dispatcher: subcommands by name (a table), else the quantize command: options → plan →
-// dry-run print or run_quantize(). Exceptions propagate to main.cpp, which maps them to exit
-// codes. The run's own log file (<output_dir>/quantize.log) is opened by run_quantize(), which
-// owns the output directory; an explicit --log-file is opened here.
+// The dispatcher: subcommands by name (a table), else the quantize command: options →
+// run_quantize() (plan, dry-run print or the run; one process or every rank under mpirun).
+// Exceptions propagate to main.cpp, which maps them to exit codes. The run's own log file
+// (<output_dir>/quantize.log) is opened by run_quantize(), which owns the output directory; an
+// explicit --log-file is opened here.
 #include "coordinator/app.h"
 
 #include <iostream>
@@ -11,10 +12,8 @@
 #include "common/check.h"
 #include "common/log.h"
 #include "coordinator/commands.h"
-#include "coordinator/distributed.h"
 #include "coordinator/options.h"
-#include "coordinator/plan.h"
-#include "coordinator/quantize.h"
+#include "coordinator/run.h"
 
 namespace sq::coordinator {
 namespace {
@@ -52,20 +51,10 @@ int run_quantize_command(const std::vector<std::string>& args) {
   log()->info("shardquant {} {} w{} g{} model {}", SQ_VERSION, to_string(opts.method), opts.bits,
               opts.group_size, opts.model_path);
 
-  // Under mpirun (or an explicit --transport mpi|nccl) every rank runs the distributed run,
-  // which plans on rank 0 and prints the distributed plan for --dry-run.
-  if (distributed_requested(opts)) return run_distributed(opts);
-  const Plan plan = make_plan(opts);
-  for (const auto& w : plan.warnings) log()->warn("{}", w);
-  if (opts.dry_run) {
-    std::cout << describe_plan(plan, opts);
-    std::cout.flush();
-    log()->info("dry run: plan valid; nothing written");
-    return 0;
-  }
-
-  log()->info("plan:\n{}", describe_plan(plan, opts));
-  return run_quantize(opts, plan);
+  // Every launch is the same run: a plain process is one rank over the local transport; under
+  // mpirun (or an explicit --transport mpi|nccl) rank 0 plans and prints the distributed plan for
+  // --dry-run.
+  return run_quantize(opts);
 }
 
 }  // namespace

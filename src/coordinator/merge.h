@@ -1,18 +1,34 @@
-// Merge of a distributed run's output (issue 6 point 6). Each rank writes the exported tensors of
-// its own blocks into one fragment file under <out>.partial/.fragments/; after every rank reported
-// success, rank 0 streams the non-block tensors and then every fragment (rank order = block order)
-// through io::ShardedWriter, exactly the order the single-process run adds tensors in, so shard
-// boundaries, names and bytes match a single-process run. Fragments are removed afterwards.
+// The checkpoint's assembly from block fragments (issue 6 point 6, issue 18 point 3). Whatever
+// rank quantized a block writes its exported tensors as one fragment file under
+// <out>.partial/.fragments/ as soon as the block is done; after every rank reported success,
+// rank 0 streams the non-block tensors and then the fragments in block order through
+// io::ShardedWriter — the same tensors in the same order for any rank count or mode, so shard
+// boundaries, names and bytes do not depend on them. Fragments are removed afterwards.
+//
+// The GPTQ checkpoint version is decided here, once, before a byte of the checkpoint is written:
+// a fragment keeps GPTQ qzeros as true zeros (rank/block_export.h); merge_fragments first reads
+// every fragment's zeros, picks gptq (v1) unless one asymmetric zero is 0 (then gptq_v2, for the
+// whole checkpoint), and packs every qzeros in that version as it streams them.
 //
 // CONTRACT
 //   * write_fragment keeps the given tensor order (stored as the "order" metadata entry; the
-//     safetensors layout itself is sorted by name) and is atomic (tmp + rename).
-//   * add_fragment adds the fragment's tensors to `writer` in that stored order; the tensors are
-//     zero-copy views whose mapping lives as long as the writer holds them. A fragment without a
-//     valid order entry, or whose order names a tensor it lacks, is an InternalError naming it.
+//     safetensors layout itself is sorted by name) and the list of unpacked qzeros ("unpacked_
+//     qzeros"), and is atomic (tmp + rename).
+//   * gptq_version_known(x): true when no block of a checkpoint exported with `x` can decide the
+//     GPTQ version — not a GPTQ format, or GPTQ symmetric (every zero is 2^(bits-1), which v1
+//     stores). Then a one-rank run needs no fragments: add_block streams each block's tensors
+//     into the writer as it is done (the same tensors in the same order as merge_fragments would
+//     add them, so the same bytes, written once), packing unpacked qzeros as gptq (v1); a zero v1
+//     cannot store is an InternalError there.
+//   * merge_fragments adds the fragments' tensors to `writer` in the given file order, each in its
+//     stored order, packing unpacked qzeros of `bits` bits as decided; returns true when that is
+//     gptq_v2. The tensors are zero-copy views whose mapping lives as long as the writer holds
+//     them. A fragment without a valid order entry, or whose order names a tensor it lacks, is an
+//     InternalError naming it.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "io/safetensors_writer.h"
 #include "rank/block_export.h"
@@ -20,9 +36,13 @@
 namespace sq::coordinator {
 
 std::string fragments_dir(const std::string& partial_dir);
-std::string fragment_path(const std::string& partial_dir, int rank);
-void write_fragment(const std::string& path, const rank::NamedTensors& tensors);
-void add_fragment(const std::string& path, io::ShardedWriter& writer);
+std::string fragment_path(const std::string& partial_dir, int64_t block);
+void write_fragment(const std::string& path, const rank::NamedTensors& tensors,
+                    const std::vector<std::string>& unpacked_qzeros = {});
+bool gptq_version_known(const rank::ExportOptions& x);
+void add_block(io::ShardedWriter& writer, const rank::NamedTensors& tensors,
+               const std::vector<std::string>& unpacked_qzeros, int bits);
+bool merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer, int bits);
 void remove_fragments(const std::string& partial_dir);
 
 }  // namespace sq::coordinator

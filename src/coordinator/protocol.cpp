@@ -101,7 +101,9 @@ std::string plan_digest(const Plan& plan) {
 DistPlan make_dist_plan(const Plan& plan, const Options& o, int world, std::string partial_dir) {
   DistPlan d;
   d.world = world;
-  d.mode = resolve_mode(o);
+  // One rank is the plain single process: blocks mode (data mode would only add collectives
+  // over a single share).
+  d.mode = world == 1 ? DistMode::kBlocks : resolve_mode(o);
   d.partial_dir = std::move(partial_dir);
   d.digest = plan_digest(plan);
   if (d.mode == DistMode::kBlocks) {

@@ -11,7 +11,6 @@
 #include "common/check.h"
 #include "common/host_memory.h"
 #include "common/log.h"
-#include "io/gptq_rewrite.h"
 #include "io/tensor.h"
 #include "rank/device.h"
 #include "solvers/cpu_threads.h"
@@ -51,8 +50,7 @@ at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,
 }
 
 int64_t micro_batch_for(const Options& o, int64_t seq_len) {
-  if (o.micro_batch > 0) return o.micro_batch;
-  return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, seq_len));
+  return rank::micro_batch_for(o.micro_batch, seq_len);
 }
 
 io::CalibOptions calib_options(const Options& o) {
@@ -155,13 +153,24 @@ io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
   return q;
 }
 
+rank::StepSettings step_settings(const Options& o, const Plan& plan) {
+  rank::StepSettings s;
+  s.awq = o.method == Method::kAwq;
+  // micro_batch is set per attempt (it follows the seq_len in use).
+  if (s.awq)
+    s.awq_settings = awq_settings(o, 0);
+  else
+    s.gptq_settings = gptq_settings(o, 0);
+  s.keep_fp = keep_fp_from_plan(plan);
+  s.export_opts = export_options(o, plan);
+  s.micro_batch = o.micro_batch;
+  s.gpu_mem_limit_bytes = o.gpu_mem_limit_bytes;
+  for (const auto& b : plan.blocks) s.prefixes.push_back(b.prefix);
+  return s;
+}
+
 FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o, const Plan& plan,
-                                     const std::vector<std::string>& shard_files, bool gptq_v2,
-                                     const std::vector<std::string>& v1_qzeros) {
-  if (gptq_v2 && !v1_qzeros.empty()) {
-    for (const auto& f : shard_files) io::rewrite_qzeros_v1_to_v2(out.file(f), v1_qzeros, o.bits);
-    log()->info("an asymmetric zero point of 0 occurred: checkpoint written as gptq_v2");
-  }
+                                     bool gptq_v2) {
   FinishedCheckpoint done;
   done.settings = quant_settings(o, gptq_v2);
   done.settings.modules_to_not_convert = plan.float_modules;
@@ -175,27 +184,6 @@ FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o,
 double seconds_between(std::chrono::steady_clock::time_point a,
                        std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-std::string human_seconds(double s) {
-  char buf[64];
-  if (!std::isfinite(s) || s < 0) return "?";
-  if (s < 60) {
-    std::snprintf(buf, sizeof buf, "%.1fs", s);
-  } else if (s < 3600) {
-    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  } else {
-    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
-                  (static_cast<int>(s) % 3600) / 60);
-  }
-  return buf;
-}
-
-double mean_error(const rank::BlockQuantResult& r) {
-  if (r.reports.empty()) return 0;
-  double s = 0;
-  for (const auto& x : r.reports) s += x.error;
-  return s / r.reports.size();
 }
 
 RunSummary::RunSummary(const Options& o, const Plan& plan) {
@@ -243,7 +231,7 @@ void RunSummary::add_phase(const std::string& name, double seconds) {
   j_["timings_s"][name] = seconds;
 }
 
-void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, double seconds) {
+void BlockLog::add(int64_t index, const rank::BlockQuantResult& r, double seconds) {
   nlohmann::json b = {{"index", index}, {"seconds", seconds}, {"linears", nlohmann::json::array()}};
   for (const auto& rep : r.reports) {
     b["linears"].push_back({{"name", rep.name},
@@ -254,7 +242,7 @@ void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, doubl
                             {"rtn_fallback", rep.stats.rtn_fallback},
                             {"dead_columns", rep.stats.dead_columns},
                             {"note", rep.note}});
-    if (!rep.salient.empty()) salient_[rep.name] = rep.salient;
+    if (!rep.salient.empty()) salient[rep.name] = rep.salient;
   }
   b["notes"] = r.notes;
   // Linears quantized without calibration tokens (MoE experts never routed to; RTN). Written only
@@ -263,24 +251,43 @@ void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, doubl
   if (!uncalibrated.empty()) {
     b["uncalibrated_linears"] = uncalibrated.size();
     b["uncalibrated"] = uncalibrated;
-    const int64_t before = j_.value("uncalibrated_linears", int64_t{0});
-    j_["uncalibrated_linears"] = before + static_cast<int64_t>(uncalibrated.size());
   }
   // Host memory: anonymous (our allocations) and file-backed (mapped shards) apart.
   const HostRss rss = read_host_rss();
   const double gib = 1.0 / (1ull << 30);
   b["host_rss"] = {{"anon_gib", rss.anon * gib}, {"file_gib", rss.file * gib}};
-  auto& hm = j_["host_memory"];
-  hm["peak_rss_gib"] = rss.peak * gib;
-  hm["max_rss_anon_gib"] = std::max(hm.value("max_rss_anon_gib", 0.0), rss.anon * gib);
-  hm["max_rss_file_gib"] = std::max(hm.value("max_rss_file_gib", 0.0), rss.file * gib);
+  host_memory["peak_rss_gib"] = rss.peak * gib;
+  host_memory["max_rss_anon_gib"] =
+      std::max(host_memory.value("max_rss_anon_gib", 0.0), rss.anon * gib);
+  host_memory["max_rss_file_gib"] =
+      std::max(host_memory.value("max_rss_file_gib", 0.0), rss.file * gib);
   b["phases_s"] = r.phase_seconds;
-  // Solve phases summed over blocks ("where the time goes" inside "quantization only").
-  for (const auto& [phase, secs] : r.phase_seconds) {
-    auto& slot = j_["solve_phases_s"][phase];
-    slot = (slot.is_number() ? slot.get<double>() : 0.0) + secs;
+  blocks.push_back(std::move(b));
+}
+
+void RunSummary::add_blocks(const nlohmann::json& blocks, const nlohmann::json& salient,
+                            const nlohmann::json& host_memory) {
+  auto& all = j_["blocks"];
+  for (const auto& b : blocks) {
+    // Written only when there are some, so the summaries of dense models keep their exact content.
+    if (b.contains("uncalibrated_linears"))
+      j_["uncalibrated_linears"] =
+          j_.value("uncalibrated_linears", int64_t{0}) + b["uncalibrated_linears"].get<int64_t>();
+    // Solve phases summed over blocks ("where the time goes" inside "quantization only").
+    for (auto it = b["phases_s"].begin(); it != b["phases_s"].end(); ++it) {
+      auto& slot = j_["solve_phases_s"][it.key()];
+      slot = (slot.is_number() ? slot.get<double>() : 0.0) + it.value().get<double>();
+    }
+    all.push_back(b);
   }
-  j_["blocks"].push_back(b);
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    return a.at("index").template get<int64_t>() < b.at("index").template get<int64_t>();
+  });
+  salient_.update(salient);
+  for (auto it = host_memory.begin(); it != host_memory.end(); ++it) {
+    auto& slot = j_["host_memory"][it.key()];
+    slot = std::max(slot.is_number() ? slot.get<double>() : 0.0, it.value().get<double>());
+  }
 }
 
 void write_salient_dump(const Options& o, const RunSummary& summary, const io::OutputDir& out) {

@@ -17,6 +17,7 @@
 #include "io/quant_config.h"
 #include "rank/block_export.h"
 #include "rank/block_quant.h"
+#include "rank/block_step.h"
 
 namespace sq::coordinator {
 
@@ -35,7 +36,7 @@ void prepare_host_for(const at::Device& dev, int ranks_on_host = 1);
 at::ScalarType compute_dtype(const at::Device& d, const io::ModelConfig& cfg,
                              const std::string& requested = "auto");
 // Samples per forward micro-batch: --micro-batch when given (> 0), else 16384 tokens' worth
-// (bounded activation memory at any seq_len); at least 1.
+// (bounded activation memory at any seq_len); at least 1 (rank::micro_batch_for).
 int64_t micro_batch_for(const Options& o, int64_t seq_len);
 
 io::CalibOptions calib_options(const Options& o);
@@ -47,23 +48,34 @@ rank::ExportOptions export_options(const Options& o, const Plan& plan);
 rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch);
 rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch);
 io::QuantSettings quant_settings(const Options& o, bool gptq_v2);
+// Everything the per-block step needs from the options and the plan (rank/block_step.h).
+rank::StepSettings step_settings(const Options& o, const Plan& plan);
 
-// Everything after the last shard, shared by the single-process and the distributed run: the
-// in-place gptq_v2 rewrite of earlier v1 qzeros when an asymmetric zero of 0 occurred, config.json
-// with quantization_config (its ignore / modules_to_not_convert = plan.float_modules), the
-// format's side files, the copied tokenizer/aux files.
+// Everything after the last shard: config.json with quantization_config (checkpoint_format
+// gptq_v2 when `gptq_v2`; ignore / modules_to_not_convert = plan.float_modules), the format's side
+// files, the copied tokenizer/aux files.
 struct FinishedCheckpoint {
   io::QuantSettings settings;
   std::vector<std::string> copied;
 };
 FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o, const Plan& plan,
-                                     const std::vector<std::string>& shard_files, bool gptq_v2,
-                                     const std::vector<std::string>& v1_qzeros);
+                                     bool gptq_v2);
 
 double seconds_between(std::chrono::steady_clock::time_point a,
                        std::chrono::steady_clock::time_point b);
-std::string human_seconds(double s);  // "1h02m", "3m05s", "4.2s"
-double mean_error(const rank::BlockQuantResult& r);
+
+// The summary entries of the blocks one rank quantized, in the summary's own JSON form: what a
+// rank sends to rank 0, which adds them to the RunSummary as they are (RunSummary::add_blocks).
+struct BlockLog {
+  nlohmann::json blocks = nlohmann::json::array();    // {index, seconds, linears, notes, phases_s}
+  nlohmann::json salient = nlohmann::json::object();  // --dump-salient: {linear: [columns]}
+  // This process's host memory (common/host_memory.h) sampled at each block's end: peak_rss_gib
+  // (VmHWM), max_rss_anon_gib and max_rss_file_gib (largest RssAnon / RssFile seen), so a run
+  // shows whether host memory grows with the number of blocks. Each block entry also gets its
+  // own sample ("host_rss").
+  nlohmann::json host_memory = nlohmann::json::object();
+  void add(int64_t index, const rank::BlockQuantResult& r, double seconds);
+};
 
 class RunSummary {
  public:
@@ -72,16 +84,17 @@ class RunSummary {
   void add_phase(const std::string& name, double seconds);
   // A top-level number of the summary (e.g. "peak_gpu_allocated_gib").
   void set_value(const std::string& key, double value);
-  // Also samples this process's host memory (common/host_memory.h) into the block's "host_rss"
-  // and the run's "host_memory" (peak VmHWM, largest RssAnon and RssFile seen), so a run shows
-  // whether host memory grows with the number of blocks. In a distributed run rank 0 adds the
-  // blocks at the end, so there only the peak says something.
-  void add_block(int64_t index, const rank::BlockQuantResult& r, double seconds);
+  // Block entries of every rank (BlockLog::blocks, any order, each block once); kept sorted by
+  // index, their phases_s summed into solve_phases_s, their uncalibrated_linears into the run's
+  // count. `host_memory` (BlockLog::host_memory of one rank) is merged key by key as the largest
+  // value seen, so the run's "host_memory" is that of the rank that used the most.
+  void add_blocks(const nlohmann::json& blocks, const nlohmann::json& salient,
+                  const nlohmann::json& host_memory);
   void set_output(const std::vector<std::string>& shards, const std::vector<std::string>& copied,
                   const io::QuantSettings& qs);
   void set_total(double seconds);
   const nlohmann::json& json() const { return j_; }
-  // --dump-salient: the salient columns of every quantized linear seen by add_block, by name.
+  // --dump-salient: the salient columns of every quantized linear seen by add_blocks, by name.
   const nlohmann::json& salient() const { return salient_; }
   // The end-of-run table: time per phase, error per layer (mean over blocks), fallbacks,
   // the calibration seq_len actually used.

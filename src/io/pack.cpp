@@ -96,6 +96,22 @@ QuantLinear unpack_awq(const PackedLinear& p) {
 
 // ---- GPTQ ----------------------------------------------------------------------------------
 
+}  // namespace
+
+at::Tensor pack_gptq_qzeros(const at::Tensor& zeros, int bits, PackFormat f) {
+  at::Tensor stored = zeros.to(at::kInt);
+  if (f == PackFormat::kGptqV1) {
+    SQ_REQUIRE(gptq_v1_can_store(stored, bits),
+               format_name(f) << ": checkpoint format v1 stores zero - 1 and cannot represent a "
+                                 "zero point of 0 (asymmetric); write gptq_v2 or use symmetric "
+                                 "quantization");
+    stored = stored - 1;
+  }
+  return pack_bits(stored, bits, BitLayout::kStream);
+}
+
+namespace {
+
 PackedLinear pack_gptq(const QuantLinear& q, PackFormat f) {
   const int64_t n = q.out_features(), k = q.in_features();
   const int b = q.scheme.bits;
@@ -106,19 +122,12 @@ PackedLinear pack_gptq(const QuantLinear& q, PackFormat f) {
                                    << " divisible by 32, got K = " << k);
   SQ_REQUIRE(n * b % 32 == 0, name << ": qzeros [n_groups, N·" << b << "/32] needs N·" << b
                                    << " divisible by 32, got N = " << n);
-  at::Tensor stored = q.zeros.to(at::kInt);
-  if (f == PackFormat::kGptqV1) {
-    SQ_REQUIRE(gptq_v1_can_store(stored, b),
-               name << ": checkpoint format v1 stores zero - 1 and cannot represent a zero "
-                       "point of 0 (asymmetric); write gptq_v2 or use symmetric quantization");
-    stored = stored - 1;
-  }
   PackedLinear p;
   p.format = f;
   p.scheme.bits = b;
   p.scheme.group_size = q.scheme.group_size;
   p.tensors["qweight"] = pack_bits(q.codes, b, BitLayout::kStream).t().contiguous();
-  p.tensors["qzeros"] = pack_bits(stored, b, BitLayout::kStream);
+  p.tensors["qzeros"] = pack_gptq_qzeros(q.zeros, b, f);
   p.tensors["scales"] = q.scales.to(at::kHalf).contiguous();
   p.tensors["g_idx"] = q.g_idx.to(at::kInt).contiguous();
   return p;

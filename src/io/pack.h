@@ -85,6 +85,12 @@ bool is_trivial_g_idx(const at::Tensor& g_idx, int64_t group_size);
 // An asymmetric zero of 0 cannot be stored; use kGptqV2 or symmetric quantization then.
 bool gptq_v1_can_store(const at::Tensor& zeros, int bits);
 
+// GPTQ's qzeros words [n_groups, N·bits/32] of the true zeros [n_groups, N] in checkpoint format
+// f (kGptqV1 stores zero − 1: InputError when a zero is 0; kGptqV2 the zeros themselves). pack()
+// packs GPTQ qzeros with it; a writer that decides v1 or v2 only once every linear is solved
+// keeps the true zeros until then and packs them here.
+at::Tensor pack_gptq_qzeros(const at::Tensor& zeros, int bits, PackFormat f);
+
 // Validates shapes and value ranges of a canonical linear; throws as described above —
 // InternalError for a linear of our own making, InputError when `from_file` (unpack() of a
 // checkpoint's tensors: a bad g_idx, shape or code there is the file's fault).

@@ -37,7 +37,9 @@ at::Tensor held_tensor(const Block& b, const std::string& name) {
 NamedTensors export_block(const Block& block,
                           const std::map<std::string, solvers::QuantizedLinear>& quantized,
                           const io::ModelWeights& w, const ExportOptions& opts,
-                          bool* gptq_zero_zero, std::vector<std::string>* v1_qzeros) {
+                          std::vector<std::string>* unpacked_qzeros) {
+  const bool gptq =
+      opts.format == io::PackFormat::kGptqV1 || opts.format == io::PackFormat::kGptqV2;
   NamedTensors out;
   const std::string pre = block.prefix() + ".";
   for (const auto& name : w.names()) {
@@ -54,16 +56,18 @@ NamedTensors export_block(const Block& block,
         ql.scales = q->second.scales.contiguous();
         ql.g_idx = q->second.g_idx.contiguous();
         ql.scheme = opts.scheme;
-        io::PackFormat fmt = opts.format;
-        if (fmt == io::PackFormat::kGptqV1 && !io::gptq_v1_can_store(ql.zeros, opts.scheme.bits)) {
-          // Stored as true zeros for now; the caller rewrites the checkpoint as gptq_v2.
-          if (gptq_zero_zero) *gptq_zero_zero = true;
-          fmt = io::PackFormat::kGptqV2;
+        const bool defer = gptq && unpacked_qzeros != nullptr;
+        // Deferred zeros: packed as v2 here (always storable), replaced by the true zeros below.
+        io::PackedLinear p = io::pack(ql, defer ? io::PackFormat::kGptqV2 : opts.format, opts.pack);
+        for (auto& kv : p.tensors) {
+          const std::string tname = base + "." + kv.first;
+          if (defer && kv.first == "qzeros") {
+            out.emplace_back(tname, ql.zeros.to(at::kCPU).to(at::kInt).contiguous());
+            unpacked_qzeros->push_back(tname);
+          } else {
+            out.emplace_back(tname, kv.second.to(at::kCPU).contiguous());
+          }
         }
-        if (fmt == io::PackFormat::kGptqV1 && v1_qzeros) v1_qzeros->push_back(base + ".qzeros");
-        io::PackedLinear p = io::pack(ql, fmt, opts.pack);
-        for (auto& kv : p.tensors)
-          out.emplace_back(base + "." + kv.first, kv.second.to(at::kCPU).contiguous());
         continue;
       }
     }

@@ -9,10 +9,12 @@
 //     written from the block — AWQ may have rescaled it — cast back to its checkpoint dtype
 //     (Conv1D weights transposed back to [in, out]);
 //   - tensors the block does not hold are copied unchanged from the checkpoint.
-// GPTQ v1 cannot store an asymmetric zero point of 0 (io/pack.h gptq_v1_can_store): such a
-// linear is packed as v2 and `gptq_zero_zero` is set; `v1_qzeros` (optional) receives the names
-// of the qzeros tensors packed as v1, so the caller can rewrite them as v2 when the checkpoint
-// as a whole must become gptq_v2 (io::rewrite_qzeros_v1_to_v2).
+// GPTQ (opts.format kGptqV1 or kGptqV2): v1 cannot store an asymmetric zero point of 0, and one
+// such linear makes the whole checkpoint gptq_v2 (io/pack.h gptq_v1_can_store). When
+// `unpacked_qzeros` is given, each GPTQ linear's "<L>.qzeros" is returned as its true zeros
+// (int32 [n_groups, N], unpacked) and named there: the writer packs them with
+// io::pack_gptq_qzeros once the checkpoint's version is decided, before any byte is written.
+// Without it they are packed in opts.format (InputError for a zero of 0 in v1).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -40,7 +42,6 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 NamedTensors export_block(const Block& block,
                           const std::map<std::string, solvers::QuantizedLinear>& quantized,
                           const io::ModelWeights& w, const ExportOptions& opts,
-                          bool* gptq_zero_zero = nullptr,
-                          std::vector<std::string>* v1_qzeros = nullptr);
+                          std::vector<std::string>* unpacked_qzeros = nullptr);
 
 }  // namespace sq::rank

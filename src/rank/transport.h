@@ -105,7 +105,8 @@ std::unique_ptr<Transport> make_transport(TransportKind kind, const TransportOpt
 
 // Runs one step so that it ends with all ranks agreeing: fault points "before_<step>", inside
 // fn, then "after_<step>" (see transport_fault.h); any exception becomes this rank's Status;
-// agree(); a failure anywhere is raised (agreed) on every rank.
+// agree(); a failure anywhere is raised (agreed) on every rank. With one rank (world 1) there is
+// nobody to agree with: fn's exception propagates unchanged.
 void agreed_step(Transport& t, const std::string& step, const std::function<void()>& fn);
 
 // For main(): when `e` is not agreed and the job has other ranks, abort them all (never returns

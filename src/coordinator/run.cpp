@@ -1,0 +1,390 @@
+// The run's skeleton: transport, plan agreement, calibration broadcast, the quantization step of
+// the chosen mode, and the merge on rank 0. Each phase is one agreed_step so that a failure
+// anywhere becomes the same error on every rank (no rank is left waiting); the modes live in
+// run_blocks.cpp / run_data.cpp, the per-block step in rank/block_step.h.
+#include "coordinator/run.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "coordinator/merge.h"
+#include "coordinator/run_internal.h"
+#include "io/output_dir.h"
+#include "io/tokenizer.h"
+#include "rank/device.h"
+#include "rank/oom.h"
+#include "rank/transport_counting.h"
+#include "rank/transport_local.h"
+
+namespace sq::coordinator {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? 0 : std::atoi(v);
+}
+
+// Processes of this job on this host, from the launcher's environment (Open MPI, MPICH); 1 when
+// neither says.
+int ranks_on_this_host() {
+  return std::max({1, env_int("OMPI_COMM_WORLD_LOCAL_SIZE"), env_int("MPI_LOCALNRANKS")});
+}
+
+rank::TransportKind transport_for(const Options& o) {
+  if (o.transport) return *o.transport;
+  const bool gpus = run_device(o).is_cuda();
+  // NCCL needs one GPU per rank. When more ranks than GPUs share this host (e.g. `mpirun -n 4`
+  // on a one-GPU machine), the auto choice falls back to MPI instead of failing at NCCL init.
+  // MPI is not initialized yet here, so the launcher's per-host rank count is read from its
+  // environment (Open MPI, then Slurm); an explicit --transport nccl is never overridden.
+  int local_ranks = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (local_ranks == 0) local_ranks = env_int("SLURM_NTASKS_PER_NODE");
+  const int n_gpus = gpus ? static_cast<int>(rank::cuda_device_count()) : 0;
+  if (gpus && local_ranks > n_gpus) {
+    log()->warn(
+        "{} ranks share {} GPU(s) on this host: NCCL needs one GPU per rank, using the MPI "
+        "transport (--transport nccl to insist)",
+        local_ranks, n_gpus);
+    return rank::default_transport_kind(false);
+  }
+  return rank::default_transport_kind(gpus);
+}
+
+// Rank 0's calibration set, built inside an agreed step (so that its failure stops every rank at
+// once) and then broadcast, so that every rank holds identical tokens (and a --calib-cache file
+// is written by one process only).
+io::CalibSet make_calibration(rank::Transport& t, const Options& o) {
+  io::CalibSet calib;
+  rank::agreed_step(t, "calibration", [&] {
+    if (t.rank() != 0) return;
+    auto tok = io::Tokenizer::load(o.model_path);
+    calib = io::build_calibration(calib_options(o), *tok);
+    for (const auto& wmsg : calib.warnings) log()->warn("calibration: {}", wmsg);
+    SQ_REQUIRE(calib.tokens.size(0) > 0, "calibration produced no samples");
+  });
+  if (t.world() == 1) return calib;
+  std::string head;
+  if (t.rank() == 0)
+    head = nlohmann::json{{"n", calib.tokens.size(0)},
+                          {"T", calib.tokens.size(1)},
+                          {"provenance", calib.provenance},
+                          {"from_cache", calib.from_cache}}
+               .dump();
+  t.broadcast_bytes(head, 0);
+  const auto j = nlohmann::json::parse(head);
+  const int64_t n = j.at("n"), T = j.at("T");
+  at::Tensor tok =
+      t.rank() == 0 ? calib.tokens.to(at::kLong).contiguous() : at::empty({n, T}, at::kLong);
+  at::Tensor msk =
+      t.rank() == 0 ? calib.mask.to(at::kLong).contiguous() : at::empty({n, T}, at::kLong);
+  t.broadcast(tok, 0);
+  t.broadcast(msk, 0);
+  calib.tokens = tok;
+  calib.mask = msk.to(at::kBool);
+  calib.provenance = j.at("provenance");
+  calib.from_cache = j.at("from_cache");
+  return calib;
+}
+
+// What a rank other than 0 sends rank 0 after its quantization step: its blocks' summary entries
+// (the summary's own JSON, added as they are), its final calibration shape and its statistics.
+nlohmann::json rank_report(const run::RankOutcome& res, const nlohmann::json& stats) {
+  return {{"blocks", res.blocks.blocks},
+          {"salient", res.blocks.salient},
+          {"host_memory", res.blocks.host_memory},
+          {"samples", res.samples},
+          {"seq_len", res.seq_len},
+          {"rank_stats", stats}};
+}
+
+// Rank 0 after every rank succeeded: the other ranks' block entries into the summary, the
+// calibration shape finally used, then non-block tensors and every block's fragment in block order
+// through the sharded writer (which decides the GPTQ version first); configs, aux files, summary,
+// commit.
+void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::OutputDir& out,
+                    std::unique_ptr<io::ShardedWriter> direct, const run::RankOutcome& mine,
+                    const nlohmann::json& my_stats, const std::vector<std::string>& reports,
+                    const io::CalibSet& calib, RunSummary& summary, clock::time_point t_start) {
+  const auto t0 = clock::now();
+  nlohmann::json ranks = nlohmann::json::array({my_stats});
+  summary.add_blocks(mine.blocks.blocks, mine.blocks.salient, mine.blocks.host_memory);
+  int64_t samples = mine.samples, seq_len = mine.seq_len;
+  for (size_t r = 1; r < reports.size(); ++r) {
+    const auto j = nlohmann::json::parse(reports[r]);
+    ranks.push_back(j.at("rank_stats"));
+    summary.add_blocks(j.at("blocks"), j.at("salient"), j.at("host_memory"));
+    const int64_t s = j.at("samples"), T = j.at("seq_len");
+    // Data mode: every rank holds its share of the samples (all at the same, agreed seq_len);
+    // blocks mode: every rank holds all of them, at the seq_len its own back-off left.
+    if (dp.mode == DistMode::kData) {
+      samples += s;
+    } else if (T < seq_len) {
+      samples = s;
+      seq_len = T;
+    }
+  }
+  const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
+  if (seq_len != T) {
+    log()->warn("calibration seq_len finally used: {} ({} sequences; requested {} x {})", seq_len,
+                samples, n, T);
+    summary.set_calibration(calib.provenance, samples, seq_len);
+  }
+
+  std::vector<std::string> files;
+  bool gptq_v2 = false;
+  if (direct) {
+    files = direct->finish();  // every block is in it already (the version was known)
+  } else {
+    io::ModelWeights w(o.model_path);
+    std::vector<std::string> fragments;
+    for (size_t i = 0; i < plan.blocks.size(); ++i) {
+      fragments.push_back(fragment_path(dp.partial_dir, static_cast<int64_t>(i)));
+      SQ_CHECK(
+          std::filesystem::exists(fragments.back()),
+          "block " << i << " was quantized but its fragment " << fragments.back() << " is missing");
+    }
+    io::ShardedWriter writer(out.partial_path(), o.max_shard_size_bytes, {{"format", "pt"}},
+                             weight_file_stem(o));
+    for (const auto& name : plan.non_block) writer.add(name, w.get(name));
+    gptq_v2 = merge_fragments(fragments, writer, o.bits);
+    files = writer.finish();
+    remove_fragments(dp.partial_dir);
+  }
+  const auto [qs, copied] = finish_checkpoint(out, o, plan, gptq_v2);
+  summary.add_phase("write", seconds_between(t0, clock::now()));
+  summary.set_output(files, copied, qs);
+  summary.set_total(seconds_between(t_start, clock::now()));
+  nlohmann::json sj = summary.json();
+  if (dp.world > 1) {
+    sj["distributed"] = {{"world", dp.world}, {"mode", to_string(dp.mode)}, {"ranks", ranks}};
+    for (const auto& s : ranks)
+      log()->info(
+          "rank {}: quantize {:.2f} s, GPU peak {:.2f} GiB, transport payload out {:.1f} MB "
+          "/ in {:.1f} MB in {} calls",
+          s.value("rank", -1), s.value("quantize_s", 0.0), s.value("peak_gpu_allocated_gib", 0.0),
+          s.value("bytes_out", 0) / 1e6, s.value("bytes_in", 0) / 1e6, s.value("calls", 0));
+  }
+  out.write_json("shardquant_summary.json", sj);
+  write_salient_dump(o, summary, out);
+  log()->info("{}", summary.table());
+  flush_logs();
+  out.commit();
+  log()->info("done: {} ({} shard(s){}) in {}", out.final_path(), files.size(),
+              dp.world > 1 ? ", " + std::to_string(dp.world) + " ranks" : std::string(),
+              human_seconds(seconds_between(t_start, clock::now())));
+}
+
+int run_on(rank::Transport& t, const Options& o) {
+  const auto t_start = clock::now();
+  const int r = t.rank(), W = t.world();
+  Plan plan;
+  DistPlan dp;
+  std::string bytes;
+  // 1. Rank 0 plans and validates once; the others rebuild from the same command line and must
+  //    match (their own view of the model directory could differ on a multi-host job).
+  rank::agreed_step(t, "plan", [&] {
+    if (r != 0) return;
+    plan = make_plan(o);
+    for (const auto& wmsg : plan.warnings) log()->warn("{}", wmsg);
+    dp = make_dist_plan(plan, o, W, o.output_dir + ".partial");
+    bytes = to_json(dp);
+  });
+  if (W > 1) {
+    t.broadcast_bytes(bytes, 0);
+    rank::agreed_step(t, "plan_check", [&] {
+      if (r == 0) return;
+      dp = dist_plan_from_json(bytes);
+      plan = make_plan(o);
+      SQ_REQUIRE(plan_digest(plan) == dp.digest,
+                 "rank " << r << " sees a different model at " << o.model_path
+                         << " than rank 0 (plan digest " << plan_digest(plan) << " vs " << dp.digest
+                         << ")");
+    });
+  }
+  const std::string dist_lines = W > 1 ? describe_dist_plan(dp, plan) : std::string();
+  if (o.dry_run) {
+    if (r == 0) {
+      std::cout << describe_plan(plan, o) << dist_lines;
+      std::cout.flush();
+      log()->info("dry run: plan valid; nothing written");
+    }
+    return 0;
+  }
+  if (r == 0) log()->info("plan:\n{}{}", describe_plan(plan, o), dist_lines);
+
+  // 2. Output directory (rank 0), device, calibration (rank 0 builds, all receive), embeddings.
+  std::unique_ptr<io::OutputDir> out;
+  RunSummary summary(o, plan);
+  rank::agreed_step(t, "setup", [&] {
+    if (r != 0) return;
+    out = std::make_unique<io::OutputDir>(o.output_dir, o.model_path);
+    dp.partial_dir = out->partial_path();
+    if (o.log_file.empty()) add_log_file(out->file("quantize.log"));
+  });
+  if (W > 1) t.broadcast_bytes(dp.partial_dir, 0);
+  const at::Device dev = run_device(o, t.local_rank());
+  prepare_host_for(dev, ranks_on_this_host());
+  const at::ScalarType dtype = compute_dtype(dev, plan.config, o.compute_dtype);
+  if (r == 0)
+    log()->info("quantizing {} ({}, {} blocks) with {} {} on {} ({}), output {}", o.model_path,
+                plan.architecture, plan.blocks.size(), to_string(o.method), o.scheme().describe(),
+                dev.str(), c10::toString(dtype), o.output_dir);
+  auto t0 = clock::now();
+  io::CalibSet calib = make_calibration(t, o);
+  const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
+  if (r == 0) {
+    log()->info("calibration: {} samples x {} tokens{}", n, T,
+                calib.from_cache ? " (from cache)" : "");
+    // The same provenance the calibration cache keys on (tokenizer hash, sources, split,
+    // seed…) goes into quantize.log and shardquant_summary.json of the output.
+    log()->info("calibration provenance: {}", calib.provenance.dump());
+  }
+  if (W > 1)
+    log()->info("rank {}/{}: calibration {} samples x {} tokens, --parallel {}", r, W, n, T,
+                to_string(dp.mode));
+  summary.set_calibration(calib.provenance, n, T);
+  std::unique_ptr<io::ModelWeights> w;
+  std::unique_ptr<rank::Model> model;
+  rank::agreed_step(t, "weights", [&] {
+    w = std::make_unique<io::ModelWeights>(o.model_path);
+    if (r == 0 || dp.mode == DistMode::kData)
+      model = std::make_unique<rank::Model>(*w, plan.config, dev, dtype);
+  });
+  summary.add_phase("calibration", seconds_between(t0, clock::now()));
+
+  // 3. Quantize this rank's share, each block's tensors into the shards or its fragment.
+  run::RankRun rr{o,
+                  plan,
+                  dp,
+                  t,
+                  *w,
+                  dev,
+                  dtype,
+                  calib.tokens,
+                  at::Tensor(),
+                  model.get(),
+                  step_settings(o, plan),
+                  nullptr};
+  if (!calib.mask.all().item<bool>()) rr.mask = calib.mask.to(dev);
+  // One rank whose checkpoint version is known up front streams the blocks straight into the
+  // shards (written once); otherwise each block becomes a fragment, merged by rank 0 at the end.
+  std::unique_ptr<io::ShardedWriter> direct;
+  if (W == 1 && gptq_version_known(rr.step.export_opts)) {
+    direct = std::make_unique<io::ShardedWriter>(
+        out->partial_path(), o.max_shard_size_bytes,
+        std::map<std::string, std::string>{{"format", "pt"}}, weight_file_stem(o));
+    for (const auto& name : plan.non_block) direct->add(name, w->get(name));
+    const int bits = o.bits;
+    io::ShardedWriter* writer = direct.get();
+    rr.sink = [writer, bits](int64_t, rank::NamedTensors&& tensors,
+                             const std::vector<std::string>& unpacked_qzeros) {
+      add_block(*writer, tensors, unpacked_qzeros, bits);
+    };
+  } else {
+    const std::string partial = dp.partial_dir;
+    std::filesystem::create_directories(fragments_dir(partial));
+    rr.sink = [partial](int64_t i, rank::NamedTensors&& tensors,
+                        const std::vector<std::string>& unpacked_qzeros) {
+      write_fragment(fragment_path(partial, i), tensors, unpacked_qzeros);
+    };
+  }
+  run::RankOutcome res;
+  // Data mode agrees inside the step (per block, per owner solve): an error raised there is
+  // already the same on every rank, so it passes this step's agreement untouched and is rethrown
+  // afterwards as is (naming the rank that failed, not the lowest rank that saw it).
+  std::exception_ptr inner_agreed;
+  double quantize_s = 0;
+  rank::agreed_step(t, "quantize", [&] {
+    try {
+      t0 = clock::now();
+      if (dp.mode == DistMode::kBlocks)
+        run::run_blocks_mode(rr, res);
+      else
+        run::run_data_mode(rr, res);
+      quantize_s = seconds_between(t0, clock::now());
+    } catch (const std::exception& e) {
+      if (W == 1 || !rank::all_ranks_know(e)) throw;
+      inner_agreed = std::current_exception();
+    }
+  });
+  if (inner_agreed) std::rethrow_exception(inner_agreed);
+  if (W > 1 && res.seq_len != T)
+    log()->warn(
+        "rank {}: calibration seq_len finally used: {} ({} sequences here; requested {} x "
+        "{})",
+        r, res.seq_len, res.samples, n, T);
+  summary.add_phase("quantize blocks", quantize_s);
+  summary.add_phase("block load", res.times.load);
+  summary.add_phase("quantization only", res.times.quant_only);
+  summary.add_phase("export", res.times.export_);
+  const double peak_gib = static_cast<double>(rank::device_peak_allocated(dev)) / (1ull << 30);
+  if (dev.is_cuda()) summary.set_value("peak_gpu_allocated_gib", peak_gib);
+
+  // 4. Reports to rank 0, which merges and commits.
+  nlohmann::json stats = {{"rank", r},
+                          {"quantize_s", quantize_s},
+                          {"block_load_s", res.times.load},
+                          {"quantization_only_s", res.times.quant_only},
+                          {"export_s", res.times.export_},
+                          {"peak_gpu_allocated_gib", peak_gib}};
+  if (const auto* c = dynamic_cast<const rank::CountingTransport*>(&t)) {
+    stats["bytes_out"] = c->counts().bytes_out;
+    stats["bytes_in"] = c->counts().bytes_in;
+    stats["calls"] = c->counts().calls;
+  }
+  // Rank 0 keeps its own outcome as it is; only the other ranks' travel.
+  const auto reports = t.gather_bytes(r == 0 ? std::string() : rank_report(res, stats).dump(), 0);
+  rank::agreed_step(t, "merge", [&] {
+    if (r == 0)
+      merge_on_rank0(o, plan, dp, *out, std::move(direct), res, stats, reports, calib, summary,
+                     t_start);
+  });
+  return 0;
+}
+}  // namespace
+
+bool distributed_requested(const Options& o) {
+  if (o.transport == TransportKind::kMpi || o.transport == TransportKind::kNccl) return true;
+  // mpirun sets OMPI_COMM_WORLD_SIZE, PMI-1/2 launchers PMI_SIZE; `srun --mpi=pmix` sets neither,
+  // only PMIX_RANK and the step's task count (without this, each srun task quantized on its own
+  // into the same output directory).
+  return env_int("OMPI_COMM_WORLD_SIZE") > 1 || env_int("PMI_SIZE") > 1 ||
+         (std::getenv("PMIX_RANK") != nullptr && env_int("SLURM_STEP_NUM_TASKS") > 1);
+}
+
+int run_quantize(const Options& o) {
+  std::unique_ptr<rank::Transport> t;
+  if (distributed_requested(o)) {
+    // GPU ranks; CPU ranks get their share of the cores in prepare_host_for.
+    if (ranks_on_this_host() > 1 && std::getenv("OMP_NUM_THREADS") == nullptr)
+      at::set_num_threads(1);
+    t = std::make_unique<rank::CountingTransport>(
+        rank::make_transport(transport_for(o), {static_cast<double>(o.comm_timeout_s)}));
+    set_log_rank(t->rank(), t->world());
+  } else {
+    t = rank::make_local_transport({static_cast<double>(o.comm_timeout_s)});
+  }
+  try {
+    return run_on(*t, o);
+  } catch (const std::exception& e) {
+    if (!rank::all_ranks_know(e) && t->world() > 1) {
+      log()->error("rank {}: {} — aborting every rank", t->rank(), e.what());
+      flush_logs();
+      rank::abort_unless_agreed(t.get(), e);
+    }
+    throw;
+  }
+}
+
+}  // namespace sq::coordinator

@@ -1,0 +1,132 @@
+// --parallel blocks and the single process (issue 6 point 3, issue 18 point 1): rank r steps
+// through its contiguous range of blocks with the per-block step (rank/block_step.h).
+//   Chain — one rank (every block), or --propagate quant on several (a relay: quantized
+//   activations exist only once the previous rank's blocks are solved): the rank's input arrives
+//   whole (rank 0: the embeddings; rank r > 0: rank r−1's output) and each block's output is the
+//   next one's input.
+//   FP stream — AWQ and GPTQ --propagate fp on several ranks: the full-precision activations
+//   stream from rank to rank in micro-batches first (rank/worker.h), then each rank solves its
+//   own blocks on the inputs it kept.
+#include <chrono>
+
+#include "common/check.h"
+#include "common/log.h"
+#include "coordinator/run_internal.h"
+#include "rank/transport_fault.h"
+#include "rank/worker.h"
+
+namespace sq::coordinator::run {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// Sent before a relay's activations: their shape, which an OOM back-off may have changed.
+constexpr int kRelayShapeTag = rank::kActivationTag - 1;
+
+rank::StreamShape shape_of(const RankRun& run, int64_t n, int64_t T, const at::Tensor& mask) {
+  rank::StreamShape s;
+  s.n = n;
+  s.T = T;
+  s.hidden = run.plan.config.hidden_size;
+  s.micro_batch = rank::micro_batch_for(run.step.micro_batch, T);
+  s.dtype = run.dtype;
+  s.device = run.dev;
+  s.mask = mask;
+  return s;
+}
+
+void send_relay(rank::Transport& t, int dst, const RankRun& run, const rank::CalibActivations& a) {
+  at::Tensor shape = at::tensor({a.samples(), a.seq_len()}, at::kLong).to(t.device());
+  t.send(shape, dst, kRelayShapeTag);
+  for (const auto& mb : rank::micro_batches(shape_of(run, a.samples(), a.seq_len(), a.mask)))
+    rank::send_activations(t, dst, a.x.slice(0, mb.first, mb.last), mb);
+}
+
+rank::CalibActivations recv_relay(rank::Transport& t, int src, const RankRun& run) {
+  at::Tensor shape = at::empty({2}, at::TensorOptions().dtype(at::kLong).device(t.device()));
+  t.recv(shape, src, kRelayShapeTag);
+  shape = shape.cpu();
+  const int64_t n = shape[0].item<int64_t>(), T = shape[1].item<int64_t>();
+  // The mask follows the sender's back-off (x is a placeholder of the original shape).
+  rank::CalibActivations a{at::empty({run.tokens.size(0), run.tokens.size(1), 1}), run.mask};
+  rank::halve_to(a, T);
+  SQ_CHECK(a.samples() == n, "relay from rank " << src << ": " << n << " x " << T
+                                                << " activations, expected " << a.samples()
+                                                << " samples at that seq_len");
+  if (T != run.tokens.size(1))
+    log()->warn("relay from rank {} arrives at seq_len {} ({} sequences; its OOM back-off), kept",
+                src, T, n);
+  const rank::StreamShape s = shape_of(run, n, T, a.mask);
+  a.x = rank::collect(
+      s, [&](const rank::MicroBatch& mb) { return rank::recv_activations(t, src, s, mb); });
+  return a;
+}
+
+}  // namespace
+
+void run_blocks_mode(RankRun& run, RankOutcome& out) {
+  rank::Transport& t = run.t;
+  const int r = t.rank(), W = t.world();
+  const BlockRange range = run.dp.ranges.at(r);
+  const int64_t n = run.tokens.size(0), T = run.tokens.size(1);
+  rank::BlockWorker worker(run.step, run.w, run.plan.config, run.dev, run.dtype, range.size(),
+                           nullptr, run.sink);
+  const auto step = [&](int64_t i, rank::CalibActivations& a, int64_t next,
+                        std::unique_ptr<rank::Block> built) {
+    rank::fault_point(r, "solve_block");
+    const rank::StepResult res = worker.step(i, a, next, std::move(built));
+    out.blocks.add(i, res.result, res.seconds);
+    out.samples = a.samples();
+    out.seq_len = a.seq_len();
+  };
+  out.samples = n;
+  out.seq_len = T;
+
+  const bool chain = W == 1 || run.o.propagate == Propagate::kQuant;
+  if (W > 1)
+    log()->info("rank {}: blocks {}..{} ({})", r, range.first, range.last - 1,
+                chain ? "relay of quantized activations" : "streamed FP activations");
+  if (chain) {
+    rank::CalibActivations a;
+    if (r == 0) {
+      a = {embed(run, 0, n, rank::micro_batch_for(run.step.micro_batch, T)), run.mask};
+    } else {
+      a = recv_relay(t, r - 1, run);
+    }
+    for (int64_t i = range.first; i < range.last; ++i)
+      step(i, a, i + 1 < range.last ? i + 1 : -1, nullptr);
+    if (r + 1 < W) send_relay(t, r + 1, run, a);
+    out.times = worker.times();
+    return;
+  }
+
+  const rank::StreamShape s = shape_of(run, n, T, run.mask);
+  // Rank 0's source is the embedding, in the single process's micro-batches.
+  const rank::MicroSource source = [&](const rank::MicroBatch& mb) {
+    if (r > 0) return rank::recv_activations(t, r - 1, s, mb);
+    return embed(run, mb.first, mb.last, mb.last - mb.first);
+  };
+  const rank::MicroSink sink = [&](const rank::MicroBatch& mb, const at::Tensor& y) {
+    if (r + 1 < W) rank::send_activations(t, r + 1, y, mb);
+  };
+  std::vector<std::unique_ptr<rank::Block>> owned;
+  std::vector<rank::Block*> blocks;
+  for (int64_t i = range.first; i < range.last; ++i) {
+    owned.push_back(std::make_unique<rank::Block>(run.w, run.plan.config, i, run.dev, run.dtype));
+    blocks.push_back(owned.back().get());
+  }
+  const auto t0 = clock::now();
+  std::vector<at::Tensor> inputs = rank::stream_fp(blocks, s, source, sink);
+  log()->info("rank {}: FP stream through {} blocks in {}", r, blocks.size(),
+              human_seconds(seconds_between(t0, clock::now())));
+  int64_t seq_len = T;
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    rank::CalibActivations a{std::move(inputs[k]), run.mask};
+    rank::halve_to(a, seq_len);  // an earlier block's back-off: the shorter seq_len stays
+    step(range.first + static_cast<int64_t>(k), a, -1, std::move(owned[k]));
+    seq_len = a.seq_len();
+  }
+  out.times = worker.times();
+}
+
+}  // namespace sq::coordinator::run

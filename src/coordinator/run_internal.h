@@ -1,0 +1,51 @@
+// Pieces shared by the quantization run's translation units (not a public contract).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/options.h"
+#include "coordinator/plan.h"
+#include "coordinator/protocol.h"
+#include "coordinator/run_support.h"
+#include "io/model_weights.h"
+#include "rank/block_step.h"
+#include "rank/model.h"
+#include "rank/transport.h"
+
+namespace sq::coordinator::run {
+
+// What one rank has for the quantization step.
+struct RankRun {
+  const Options& o;
+  const Plan& plan;
+  const DistPlan& dp;
+  rank::Transport& t;
+  io::ModelWeights& w;
+  at::Device dev;
+  at::ScalarType dtype;
+  at::Tensor tokens;             // [n, T] int64 calibration tokens (CPU)
+  at::Tensor mask;               // [n, T] bool on dev, undefined when every token is real
+  rank::Model* model = nullptr;  // embeddings; null on ranks that never embed
+  rank::StepSettings step;       // the per-block step's settings (step_settings)
+  rank::BlockSink sink;          // this rank's fragment writer
+};
+
+// What a rank reports after its quantization step.
+struct RankOutcome {
+  BlockLog blocks;
+  int64_t samples = 0, seq_len = 0;  // the calibration shape it ended with (OOM back-off)
+  rank::WorkerTimes times;
+};
+
+// Embeddings of samples [s0, s1) in micro-batches of `micro_batch` (the single process's
+// boundaries when s0 is a multiple of it).
+at::Tensor embed(const RankRun& run, int64_t s0, int64_t s1, int64_t micro_batch);
+
+// --parallel blocks (and the single process): this rank's blocks.
+void run_blocks_mode(RankRun& run, RankOutcome& out);
+// --parallel data.
+void run_data_mode(RankRun& run, RankOutcome& out);
+
+}  // namespace sq::coordinator::run
