@@ -54,9 +54,10 @@ const std::map<std::string, AliasTable>& family_aliases() {
 // The families this build knows. The forward pass (rank/arch_table) has one row for each; a
 // test checks that the two lists agree.
 const std::vector<std::string> kSupported = {
-    "cohere",   "deepseek_v3", "falcon", "gemma",     "gemma2",  "gemma3_text", "gpt2",
-    "gpt_neox", "granite",     "llama",  "mistral",   "mixtral", "olmo2",       "opt",
-    "phi3",     "phimoe",      "qwen2",  "qwen2_moe", "qwen3",   "qwen3_moe",   "starcoder2",
+    "cohere",      "deepseek_v3", "ernie4_5_moe", "falcon",   "gemma",      "gemma2", "gemma3",
+    "gemma3_text", "glm4_moe",    "gpt2",         "gpt_neox", "granite",    "llama",  "mistral",
+    "mistral3",    "mixtral",     "olmo2",        "opt",      "phi3",       "phimoe", "qwen2",
+    "qwen2_moe",   "qwen3",       "qwen3_moe",    "smollm3",  "starcoder2",
 };
 
 const nlohmann::json* lookup(const nlohmann::json& j, const char* key) {
@@ -150,8 +151,27 @@ const RopeConfig& ModelConfig::rope_for(const std::string& layer_type) const {
   return it == rope_by_layer_type.end() ? rope : it->second;
 }
 
-ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origin) {
-  if (!j.is_object()) SQ_THROW(InputError, origin << ": config is not a JSON object");
+namespace {
+// Multimodal wrappers (gemma3, mistral3 …) keep the language model's settings in text_config:
+// its keys are read as if they were top-level, except model_type and architectures (the
+// wrapper's row finds the language model under its prefix) and tie_word_embeddings when the
+// wrapper sets it (the wrapper's output head is the one tied).
+nlohmann::json with_text_config(const nlohmann::json& j) {
+  const auto* tc = lookup(j, "text_config");
+  if (!tc || !tc->is_object()) return j;
+  nlohmann::json merged = j;
+  for (auto it = tc->begin(); it != tc->end(); ++it) {
+    if (it.key() == "model_type" || it.key() == "architectures") continue;
+    if (it.key() == "tie_word_embeddings" && lookup(j, "tie_word_embeddings")) continue;
+    merged[it.key()] = it.value();
+  }
+  return merged;
+}
+}  // namespace
+
+ModelConfig parse_model_config(const nlohmann::json& top, const std::string& origin) {
+  if (!top.is_object()) SQ_THROW(InputError, origin << ": config is not a JSON object");
+  const nlohmann::json j = with_text_config(top);
   ModelConfig c;
   c.path = origin;
   c.raw = j;

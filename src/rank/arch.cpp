@@ -66,6 +66,14 @@ std::vector<std::string> never_quantized_linears(const io::ModelConfig& cfg,
       }
     }
   }
+  // Multimodal: every linear outside the language model (vision tower, projector) stays float.
+  if (!s.language_prefix.empty())
+    for (const auto& n : w.names())
+      if (n.compare(0, s.language_prefix.size(), s.language_prefix) != 0 &&
+          n.size() > weight.size() &&
+          n.compare(n.size() - weight.size(), weight.size(), weight) == 0 &&
+          w.info(n).shape.size() == 2)
+        out.insert(n.substr(0, n.size() - weight.size()));
   return {out.begin(), out.end()};
 }
 

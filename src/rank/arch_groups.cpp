@@ -11,7 +11,8 @@ namespace sq::rank {
 namespace {
 
 // Config keys for the routed-expert count, in the spelling of each family.
-constexpr const char* kExpertKeys[] = {"num_local_experts", "num_experts", "n_routed_experts"};
+constexpr const char* kExpertKeys[] = {"num_local_experts", "num_experts", "n_routed_experts",
+                                       "moe_num_experts"};
 
 bool is_expert_role(const std::string& role) {
   return role.rfind("expert_", 0) == 0;
@@ -77,6 +78,14 @@ bool block_is_moe(const io::ModelConfig& cfg, int64_t block) {
       if (v.is_number_integer() && v.get<int64_t>() == block) return false;
   const int64_t step = cfg.get_int("decoder_sparse_step", 1);
   if (step > 1 && (block + 1) % step != 0) return false;
+  // ernie4_5_moe: MoE on layers start..end (inclusive) where (layer + 1) % interval == 0.
+  if (cfg.has("moe_layer_start_index") || cfg.has("moe_layer_end_index")) {
+    const int64_t interval = std::max<int64_t>(1, cfg.get_int("moe_layer_interval", 1));
+    if (block < cfg.get_int("moe_layer_start_index", 0) ||
+        block > cfg.get_int("moe_layer_end_index", cfg.num_hidden_layers - 1) ||
+        (block + 1) % interval != 0)
+      return false;
+  }
   return true;
 }
 
@@ -85,7 +94,8 @@ int64_t num_experts(const io::ModelConfig& cfg, const io::ModelWeights& w, int64
   for (const char* k : kExpertKeys)
     if (cfg.get_int(k, 0) > 0) return cfg.get_int(k, 0);
   SQ_THROW(InputError, cfg.path << ": MoE model without an expert count (looked for "
-                                << "num_local_experts, num_experts, n_routed_experts)");
+                                << "num_local_experts, num_experts, n_routed_experts, "
+                                   "moe_num_experts)");
 }
 
 std::vector<LinearGroup> awq_groups(const io::ModelConfig& cfg, const io::ModelWeights& w,

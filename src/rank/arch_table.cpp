@@ -149,6 +149,8 @@ std::vector<ArchSpec> build_rows() {
   rows.push_back(llama_like("mistral"));
   rows.push_back(llama_like("qwen2"));
   rows.push_back(llama_like("qwen3"));
+  // SmolLM3: llama with NoPE layers (config no_rope_layers; the block reads it).
+  rows.push_back(llama_like("smollm3"));
   {
     ArchSpec s = llama_like("granite");
     rows.push_back(s);
@@ -355,6 +357,41 @@ std::vector<ArchSpec> build_rows() {
     s.awq_dense =
         cat(std::vector<AwqGroupSpec>(s.awq.begin(), s.awq.begin() + 3), awq_mlp_gated("mlp_norm"));
     s.gptq_dense = cat(kGptqAttnMla, kGptqMlpGated);
+    rows.push_back(s);
+  }
+  {
+    // Dense first layers (ernie moe_layer_start_index, glm first_k_dense_replace) use mlp.*_proj;
+    // MoE layers: routed experts + always-on shared experts (summed, no gate) and a router
+    // correction bias that only changes which experts are chosen.
+    const Names moe_shared = with(kQwenMoe, {{"gate", "mlp.gate_proj"},
+                                             {"up", "mlp.up_proj"},
+                                             {"down", "mlp.down_proj"},
+                                             {"shared_gate", "mlp.shared_experts.gate_proj"},
+                                             {"shared_up", "mlp.shared_experts.up_proj"},
+                                             {"shared_down", "mlp.shared_experts.down_proj"},
+                                             {"shared_expert_gate", ""}});
+    ArchSpec ernie =
+        moe_row("ernie4_5_moe",
+                with(moe_shared, {{"router_bias", "mlp.moe_statics.e_score_correction_bias"}}),
+                RouterKind::SoftmaxCorrected, true);
+    ernie.rope_style = RopeStyle::Interleaved;  // adjacent pairs (GLM-style rotate_half)
+    rows.push_back(ernie);
+    rows.push_back(moe_row("glm4_moe",
+                           with(moe_shared, {{"router_bias", "mlp.gate.e_score_correction_bias"}}),
+                           RouterKind::SigmoidGrouped, true));
+  }
+  // Multimodal checkpoints (transformers' saved layout): the text model's row under
+  // "language_model." — language_model.model.layers.{i}, language_model.lm_head.
+  for (const auto& [mt, text] :
+       {std::pair<const char*, const char*>{"gemma3", "gemma3_text"}, {"mistral3", "mistral"}}) {
+    auto it = std::find_if(rows.begin(), rows.end(),
+                           [&](const ArchSpec& r) { return r.model_type == text; });
+    SQ_CHECK(it != rows.end(), "no row " << text << " for multimodal " << mt);
+    ArchSpec s = *it;
+    s.model_type = mt;
+    s.language_prefix = "language_model.";
+    for (std::string* n : {&s.layers_prefix, &s.embed, &s.final_norm, &s.lm_head})
+      *n = s.language_prefix + *n;
     rows.push_back(s);
   }
   std::sort(rows.begin(), rows.end(),

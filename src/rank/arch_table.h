@@ -42,8 +42,10 @@ enum class MlpKind { Gated, FusedGateUp, Plain, Moe };
 // (cohere, deepseek rope_interleave).
 enum class RopeStyle { Half, Interleaved };
 // Router variants: Softmax top-k (mixtral: renormalized; qwen: per norm_topk_prob), SparseMixer
-// (phimoe), SigmoidGrouped (deepseek_v3: correction bias, group-limited, routed scaling).
-enum class RouterKind { None, SoftmaxTopK, SparseMixer, SigmoidGrouped };
+// (phimoe), SigmoidGrouped (deepseek_v3, glm4_moe: correction bias, group-limited, routed
+// scaling), SoftmaxCorrected (ernie4_5_moe: softmax probabilities, top-k chosen on probabilities
+// + correction bias, weights = chosen probabilities / max(sum, moe_norm_min)).
+enum class RouterKind { None, SoftmaxTopK, SparseMixer, SigmoidGrouped, SoftmaxCorrected };
 
 // When an AWQ group applies: Always; EqualShapes (v→o only when v and o weights have equal
 // shape, i.e. not under GQA); ActScales (prev_op is an activation: needs a persistent *.scales
@@ -65,6 +67,10 @@ struct GptqStepSpec {
 struct ArchSpec {
   std::string model_type;
   std::string layers_prefix;  // "model.layers." (block i = layers_prefix + i)
+  // Multimodal wrappers: the prefix of the language model ("language_model."), already part of
+  // layers_prefix, embed, final_norm and lm_head. Every tensor outside it (vision tower,
+  // projector) is copied unchanged and its linears are never quantized. "" for text models.
+  std::string language_prefix;
   BlockFamily family = BlockFamily::Decoder;
   NormKind norm = NormKind::Rms;
   Activation act = Activation::Silu;  // default; config hidden_act overrides

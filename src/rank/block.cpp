@@ -75,6 +75,11 @@ Block::Block(const io::ModelWeights& w, const io::ModelConfig& cfg, int64_t inde
     sliding_ = layer_type_ == "sliding_attention" && cfg.sliding_window.has_value();
   else
     sliding_ = sliding_enabled && cfg.sliding_window.has_value();
+  // NoPE layers: transformers' no_rope_layers holds 1 for a layer that applies rope, 0 for one
+  // that does not (smollm3, llama4).
+  if (const auto& nr = cfg.raw.value("no_rope_layers", nlohmann::json());
+      nr.is_array() && index < static_cast<int64_t>(nr.size()) && nr[index].is_number_integer())
+    use_rope_ = nr[index].get<int64_t>() != 0;
   load_tensors(w);
 
   // Per-checkpoint residual switches: gpt_neox use_parallel_residual, falcon parallel_attn, and

@@ -131,6 +131,7 @@ class Block {
   Activation act_;
   ResidualStyle residual_;
   bool sliding_ = false;
+  bool use_rope_ = true;  // false on NoPE layers (smollm3/llama4 no_rope_layers[i] == 0)
   std::string layer_type_;
   bool moe_ = false;
   int64_t n_experts_ = 0;

@@ -98,7 +98,7 @@ at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
   at::Tensor qh = heads(q, nh, hd), kh = heads(k, nkv, hd), vh = heads(v, nkv, hd);
   if (qn && qn->weight.numel() == hd) qh = apply_norm(qn, qh);
   if (kn && kn->weight.numel() == hd) kh = apply_norm(kn, kh);
-  if (spec_->rope) {
+  if (spec_->rope && use_rope_) {
     const layers::Rotary r = rotary_for(ctx, hd);
     qh = layers::apply_rotary(qh, r, spec_->rope_style);
     kh = layers::apply_rotary(kh, r, spec_->rope_style);

@@ -54,7 +54,7 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
   // The router's input is the whole MoE input: AWQ takes its statistics and its inspect-scope
   // input from it (the router itself is never quantized).
   if (tap && tap->wants(router->name)) tap->on_input(router->name, x);
-  const int64_t k = cfg_.get_int("num_experts_per_tok", 2);
+  const int64_t k = cfg_.get_int("num_experts_per_tok", cfg_.get_int("moe_k", 2));
   // Router logits in fp32 for every router kind: in bf16 the logits of near-tied experts round
   // to the same value often enough to flip top-k picks against the fp32 model (whole tokens
   // then go to another expert). The router is tiny and never quantized, so this costs nothing.
@@ -87,6 +87,17 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
       at::Tensor w = scores.gather(1, idx);
       if (cfg_.get_bool("norm_topk_prob", true)) w = w / (w.sum(-1, true) + 1e-20);
       r = {w * cfg_.get_double("routed_scaling_factor", 1.0), idx};
+      break;
+    }
+    case RouterKind::SoftmaxCorrected: {
+      at::Tensor probs = at::softmax(logits, -1);
+      at::Tensor choice = probs;
+      auto bias = extras_.find(prefix_ + "." + spec_->role("router_bias"));
+      if (bias != extras_.end()) choice = probs + bias->second.reshape({1, -1});
+      at::Tensor idx = std::get<1>(choice.topk(k, -1));
+      at::Tensor w = probs.gather(1, idx);
+      w = w / w.sum(-1, true).clamp_min(cfg_.get_double("moe_norm_min", 1e-12));
+      r = {w, idx};
       break;
     }
     case RouterKind::None:

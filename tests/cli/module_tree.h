@@ -5,9 +5,9 @@
 //
 // The tree: every 2-D "<M>.weight" of the input except embeddings (the last name component is
 // one of transformers' embedding module names, kEmbeddings), plus the output head ("lm_head";
-// GPT-NeoX: "embed_out"), which is a module even when it is tied to the embedding and absent
-// from the file. GPT-2's block linears are Conv1D (weights [in, out]); every other 2-D weight is a
-// torch.nn.Linear [out, in].
+// GPT-NeoX: "embed_out"; multimodal checkpoints: "language_model.lm_head"), which is a module
+// even when it is tied to the embedding and absent from the file. GPT-2's block linears are Conv1D
+// (weights [in, out]); every other 2-D weight is a torch.nn.Linear [out, in].
 //
 // The rules check_module_tree() applies (gtest failures name module and rule):
 //   * every format: each module is either packed — every tensor of the format present with its
@@ -56,8 +56,15 @@ inline std::vector<LinearModule> linear_modules(const std::string& in_dir) {
       "embed_tokens", "wte", "wpe", "embed_positions", "embed_in", "word_embeddings"};
   const nlohmann::json cfg = e2e::load_json(in_dir + "/config.json");
   const std::string type = cfg.value("model_type", "");
-  const std::string head = type == "gpt_neox" ? "embed_out" : "lm_head";
   const e2e::StoredTensors in(in_dir);
+  // Multimodal checkpoints in transformers' saved layout hold the text model (and its head)
+  // under "language_model." (language_model.model.layers…, language_model.lm_head).
+  bool multimodal = false;
+  for (const auto& [name, where] : in.where)
+    multimodal = multimodal || name.rfind("language_model.", 0) == 0;
+  const std::string head = type == "gpt_neox" ? "embed_out"
+                           : multimodal       ? "language_model.lm_head"
+                                              : "lm_head";
   std::vector<LinearModule> out;
   bool head_seen = false;
   for (const auto& [name, where] : in.where) {
