@@ -54,10 +54,10 @@ const std::map<std::string, AliasTable>& family_aliases() {
 // The families this build knows. The forward pass (rank/arch_table) has one row for each; a
 // test checks that the two lists agree.
 const std::vector<std::string> kSupported = {
-    "cohere",      "deepseek_v3", "ernie4_5_moe", "falcon",   "gemma",      "gemma2", "gemma3",
-    "gemma3_text", "glm4_moe",    "gpt2",         "gpt_neox", "granite",    "llama",  "mistral",
-    "mistral3",    "mixtral",     "olmo2",        "opt",      "phi3",       "phimoe", "qwen2",
-    "qwen2_moe",   "qwen3",       "qwen3_moe",    "smollm3",  "starcoder2",
+    "cohere",      "deepseek_v3", "ernie4_5_moe", "falcon",    "gemma",   "gemma2",     "gemma3",
+    "gemma3_text", "glm4_moe",    "gpt2",         "gpt_neox",  "gpt_oss", "granite",    "llama",
+    "mistral",     "mistral3",    "mixtral",      "olmo2",     "opt",     "phi3",       "phimoe",
+    "qwen2",       "qwen2_moe",   "qwen3",        "qwen3_moe", "smollm3", "starcoder2",
 };
 
 const nlohmann::json* lookup(const nlohmann::json& j, const char* key) {

@@ -380,6 +380,32 @@ std::vector<ArchSpec> build_rows() {
                            with(moe_shared, {{"router_bias", "mlp.gate.e_score_correction_bias"}}),
                            RouterKind::SigmoidGrouped, true));
   }
+  {
+    // GPT-OSS: llama attention with q/k/v/o biases and per-head sinks (softmax mass that no
+    // value receives: v → o scaling stays exact, the sink is not scaled), sliding/full layers
+    // from layer_types, a router with bias (softmax over the top-k logits = softmax top-k
+    // renormalized), experts as fused 3-D tensors with a clamped SwiGLU. The fused experts stay
+    // in floating point (listed as <block>.mlp.experts in modules_to_not_convert): AWQ/GPTQ
+    // checkpoints store per-expert nn.Linear modules, which GPT-OSS's loaders do not have.
+    ArchSpec s = llama_like(
+        "gpt_oss", with(kLlamaNames, {{"gate", ""},
+                                      {"up", ""},
+                                      {"down", ""},
+                                      {"router", "mlp.router"},
+                                      {"sinks", "self_attn.sinks"},
+                                      {"fused_gate_up", "mlp.experts.gate_up_proj"},
+                                      {"fused_gate_up_bias", "mlp.experts.gate_up_proj_bias"},
+                                      {"fused_down", "mlp.experts.down_proj"},
+                                      {"fused_down_bias", "mlp.experts.down_proj_bias"}}));
+    s.family = BlockFamily::Moe;
+    s.mlp = MlpKind::Moe;
+    s.router = RouterKind::SoftmaxTopK;
+    s.awq = awq_attn_separate("attn_norm");
+    s.gptq = kGptqAttnSeparate;
+    s.awq_dense = s.awq;
+    s.gptq_dense = s.gptq;
+    rows.push_back(s);
+  }
   // Multimodal checkpoints (transformers' saved layout): the text model's row under
   // "language_model." — language_model.model.layers.{i}, language_model.lm_head.
   for (const auto& [mt, text] :
@@ -408,7 +434,10 @@ const std::string& ArchSpec::role(const std::string& r) const {
 }
 
 RoleKind role_kind(const std::string& role) {
-  if (role == "router_bias") return RoleKind::Tensor;
+  // Bare tensors: the router correction bias, GPT-OSS's attention sinks and fused experts
+  // (fused_gate_up [E,H,2I], fused_down [E,I,H] and their biases).
+  if (role == "router_bias" || role == "sinks" || role.rfind("fused_", 0) == 0)
+    return RoleKind::Tensor;
   return role.find("norm") != std::string::npos ? RoleKind::Norm : RoleKind::Linear;
 }
 

@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "rank/block.h"
+#include "rank/gpt_oss.h"
 #include "rank/layers.h"
 
 namespace sq::rank {
@@ -39,7 +40,13 @@ at::Tensor Block::attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const 
   // applies it. The fixtures (and HF perplexities) follow the default; ctx opts into eager.
   const double softcap = ctx.attn_softcap ? cfg_.get_double("attn_logit_softcapping", 0.0) : 0.0;
   at::Tensor o;  // [B,H,T,Dv]
-  if (layers::fast_attention_usable(q, softcap)) {
+  const std::string& sinks_rel = spec_->role("sinks");
+  auto sinks = sinks_rel.empty() ? extras_.end() : extras_.find(prefix_ + "." + sinks_rel);
+  if (sinks != extras_.end()) {
+    // GPT-OSS: a learned per-head logit joins every softmax (no fused kernel takes it).
+    at::Tensor bias = layers::attention_bias(B, T, window, ctx.padding_mask, device_);
+    o = gpt_oss::attention_with_sinks(q, k, v, sinks->second, bias, scaling);
+  } else if (layers::fast_attention_usable(q, softcap)) {
     o = layers::attention_fast(q, k, v, window, ctx.padding_mask, scaling);
   } else {
     at::Tensor bias = layers::attention_bias(B, T, window, ctx.padding_mask, device_);

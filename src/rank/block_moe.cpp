@@ -5,6 +5,7 @@
 #include "common/check.h"
 #include "rank/block.h"
 #include "rank/fused.h"
+#include "rank/gpt_oss.h"
 #include "rank/layers.h"
 #include "solvers/cpu_tiles.h"
 
@@ -58,8 +59,10 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
   // Router logits in fp32 for every router kind: in bf16 the logits of near-tied experts round
   // to the same value often enough to flip top-k picks against the fp32 model (whole tokens
   // then go to another expert). The router is tiny and never quantized, so this costs nothing.
+  // (GPT-OSS's router has a bias.)
   const at::Tensor logits =
-      solvers::tiles::linear(flat.to(at::kFloat), router->weight.to(at::kFloat));
+      solvers::tiles::linear(flat.to(at::kFloat), router->weight.to(at::kFloat),
+                             router->bias.defined() ? router->bias.to(at::kFloat) : at::Tensor());
   Routing r;
   switch (spec_->router) {
     case RouterKind::SoftmaxTopK:
@@ -104,6 +107,19 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
       SQ_CHECK(false, "MoE block without a router kind");
   }
   if (tap) tap->on_routing(router->name, r.experts, r.weights);
+  if (const std::string& fused = spec_->role("fused_gate_up"); !fused.empty()) {
+    // GPT-OSS: fused expert tensors, kept in floating point (never tapped).
+    auto extra = [&](const std::string& role) {
+      auto it = extras_.find(prefix_ + "." + spec_->role(role));
+      SQ_REQUIRE(it != extras_.end(), "block " << prefix_ << ": missing " << spec_->role(role));
+      return it->second;
+    };
+    return gpt_oss::fused_experts(flat, r.experts, r.weights, extra("fused_gate_up"),
+                                  extra("fused_gate_up_bias"), extra("fused_down"),
+                                  extra("fused_down_bias"), cfg_.get_double("swiglu_alpha", 1.702),
+                                  cfg_.get_double("swiglu_limit", 7.0))
+        .view(shape);
+  }
   at::Tensor weights = r.weights.to(x.scalar_type());
   at::Tensor out = at::zeros_like(flat);
   for (int64_t e = 0; e < n_experts_; ++e) {

@@ -24,7 +24,7 @@
 //   * vLLM's fused layers — q/k/v, gate/up and q_a/kv_a under one parent, all experts under one
 //     "<...>.experts" — are packed or float as a whole;
 //   * every list entry names a module: a linear of the tree, or an experts container all of
-//     whose linears are float.
+//     whose linears are float (or that holds fused 3-D expert tensors, GPT-OSS).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -245,8 +245,12 @@ inline int check_module_tree(const std::string& in_dir, const std::string& out_d
   for (const auto& e : list) {
     SCOPED_TRACE(format + ": list entry " + e);
     if (float_names.count(e)) continue;
-    // An experts container: every tree module under it is float, and there is one.
+    // An experts container: every tree module under it is float, and there is one — or it holds
+    // fused expert tensors (GPT-OSS mlp.experts.gate_up_proj [E,H,2I]: not nn.Linear modules,
+    // kept float as a whole).
     int under = 0;
+    for (const auto& [t, where] : in.where)
+      if (t.rfind(e + ".", 0) == 0 && where.second.shape.size() == 3) ++under;
     for (const auto& m : tree)
       if (m.name.rfind(e + ".", 0) == 0) {
         ++under;

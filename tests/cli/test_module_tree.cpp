@@ -48,11 +48,11 @@ const std::vector<std::string> kFixtures = {"cohere",
 // The repository's own fixtures (tests/fixtures/arch, written by transformers 5.17 for issue 23)
 // whose model_type has a row. For these the AWQ and GPTQ outputs are also read back by
 // `shardquant eval`.
-const std::vector<std::string> kRepoFixtures = {"ernie4_5_moe", "gemma3_vlm", "glm4_moe",
-                                                "mistral3_vlm", "smollm3"};
+const std::vector<std::string> kRepoFixtures = {"ernie4_5_moe", "gemma3_vlm",   "glm4_moe",
+                                                "gpt_oss",      "mistral3_vlm", "smollm3"};
 // Repository fixtures of architectures without a row yet (issue 23 continues): listed so the
 // coverage test below notices a new fixture, skipped by the fixture tests.
-const std::vector<std::string> kRepoFixturesWithoutRow = {"gpt_oss", "llama4_text", "qwen3_next"};
+const std::vector<std::string> kRepoFixturesWithoutRow = {"llama4_text", "qwen3_next"};
 
 bool is_repo_fixture(const std::string& v) {
   return std::find(kRepoFixtures.begin(), kRepoFixtures.end(), v) != kRepoFixtures.end();
@@ -168,6 +168,24 @@ TEST_P(ModuleTree, EveryLinearIsPackedOrListedInAllThreeFormats) {
       const double ppl =
           nlohmann::json::parse(ev.out.substr(0, ev.out.find('\n')))["ppl"].get<double>();
       EXPECT_TRUE(std::isfinite(ppl) && ppl > 1.0) << run.format << ": eval ppl " << ppl;
+    }
+    // Multimodal: vision tower, projector (everything outside language_model.) copied byte for
+    // byte, and the config keeps the multimodal architecture and its vision_config.
+    if (GetParam().find("_vlm") != std::string::npos) {
+      const e2e::StoredTensors in(model_), q(out);
+      int copied = 0;
+      for (const auto& [name, where] : in.where) {
+        if (name.rfind("language_model.", 0) == 0) continue;
+        ASSERT_TRUE(q.has(name)) << name;
+        EXPECT_EQ(q.info(name).dtype, in.info(name).dtype) << name;
+        EXPECT_TRUE(q.bytes(name) == in.bytes(name)) << name << " changed";
+        ++copied;
+      }
+      EXPECT_GT(copied, 0);
+      const nlohmann::json a = e2e::load_json(model_ + "/config.json"),
+                           b = e2e::load_json(out + "/config.json");
+      for (const char* key : {"architectures", "model_type", "vision_config", "text_config"})
+        EXPECT_EQ(a[key], b[key]) << key;
     }
   }
   if (!conv1d)
