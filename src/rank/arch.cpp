@@ -58,15 +58,15 @@ std::vector<std::string> never_quantized_linears(const io::ModelConfig& cfg,
     const std::string pre = block_prefix(cfg, b) + ".";
     const int64_t experts = num_experts(cfg, w, b);
     for (const auto& [role, rel] : s.names) {
+      // Fused expert tensors (GPT-OSS mlp.experts.gate_up_proj): their module stays float.
+      if (role.rfind("fused_", 0) == 0 && w.has(pre + rel) && rel.rfind('.') != std::string::npos)
+        out.insert(pre + rel.substr(0, rel.rfind('.')));
       if (role_kind(role) != RoleKind::Linear) continue;
       const bool per_expert = rel.find("{e}") != std::string::npos;
       for (int64_t e = 0; e < (per_expert ? experts : 1); ++e) {
         const std::string name = pre + expand_expert(rel, e);
         if (w.has(name + weight) && !quantizable.count(name)) out.insert(name);
       }
-      // Fused expert tensors (GPT-OSS mlp.experts.gate_up_proj): their module stays float.
-      if (role.rfind("fused_", 0) == 0 && w.has(pre + rel) && rel.rfind('.') != std::string::npos)
-        out.insert(pre + rel.substr(0, rel.rfind('.')));
     }
   }
   // Multimodal: every linear outside the language model (vision tower, projector) stays float.
