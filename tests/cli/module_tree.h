@@ -24,7 +24,8 @@
 //   * vLLM's fused layers — q/k/v, gate/up and q_a/kv_a under one parent, all experts under one
 //     "<...>.experts" — are packed or float as a whole;
 //   * every list entry names a module: a linear of the tree, or an experts container all of
-//     whose linears are float (or that holds fused 3-D expert tensors, GPT-OSS).
+//     whose linears are float (or that holds fused 3-D expert tensors, GPT-OSS);
+//   * fused 3-D expert tensors (GPT-OSS) are stored unchanged and their container is listed.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -239,6 +240,19 @@ inline int check_module_tree(const std::string& in_dir, const std::string& out_d
     }
     const std::string g = fused_group(m.name);
     if (!g.empty()) groups[g].insert(packed);
+  }
+  // Fused 3-D expert tensors (GPT-OSS "<block>.mlp.experts.gate_up_proj"): no format packs
+  // them, so their container must be listed (vLLM builds a quantized FusedMoE layer otherwise)
+  // and the tensor stored unchanged.
+  for (const auto& [t, where] : in.where) {
+    if (where.second.shape.size() != 3 || t.find(".experts.") == std::string::npos) continue;
+    SCOPED_TRACE(format + ": fused expert tensor " + t);
+    const std::string container = t.substr(0, t.rfind('.'));
+    if (format == "compressed-tensors")
+      EXPECT_TRUE(any_entry(list, container, ct_match)) << "container not in ignore";
+    else
+      EXPECT_TRUE(any_entry(list, container, vllm_awq_match)) << "container not listed";
+    EXPECT_TRUE(out.has(t) && out.bytes(t) == in.bytes(t)) << "not copied unchanged";
   }
   for (const auto& [g, states] : groups)
     EXPECT_EQ(states.size(), 1u) << format << ": fused layer " << g << " is partly packed";
