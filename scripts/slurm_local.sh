@@ -11,6 +11,7 @@
 # written by this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/apt_need.sh
 DIR=${SQ_SLURM_DIR:-/tmp/sq-slurm}
 CONF=/etc/slurm/slurm.conf
 MARK="# written by shardquant scripts/slurm_local.sh"
@@ -25,16 +26,7 @@ down() {
 }
 
 up() {
-  local need=()
-  for p in slurm-wlm slurm-client munge; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-  done
-  if ((${#need[@]})); then
-    echo "slurm_local: installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}"
-  fi
+  apt_need slurm_local slurm-wlm slurm-client munge
   if [ -f "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
     echo "slurm_local: $CONF exists and was not written by this script; not touching it" >&2
     exit 3

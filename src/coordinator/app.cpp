@@ -13,7 +13,6 @@
 #include "coordinator/commands.h"
 #include "coordinator/distributed.h"
 #include "coordinator/options.h"
-#include "coordinator/options_table.h"
 #include "coordinator/plan.h"
 #include "coordinator/quantize.h"
 
@@ -29,16 +28,6 @@ constexpr Subcommand kSubcommands[] = {
     {"eval", cmd_eval},
     {"synth", cmd_synth},
 };
-
-// A flag whose behaviour is not built would silently do nothing: refuse instead.
-void refuse_coming(const Options& opts) {
-  const auto coming = coming_flags_set(opts);
-  if (coming.empty()) return;
-  std::string list;
-  for (const auto& f : coming) list += (list.empty() ? "--" : ", --") + f;
-  SQ_THROW(InputError, list << ": not available in this build yet (accepted with --dry-run "
-                               "only); see shardquant --help");
-}
 
 int run_quantize_command(const std::vector<std::string>& args) {
   const ParseResult parsed = parse_options(args, environment_from_process());
@@ -65,32 +54,16 @@ int run_quantize_command(const std::vector<std::string>& args) {
 
   // Under mpirun (or an explicit --transport mpi|nccl) every rank runs the distributed run,
   // which plans on rank 0 and prints the distributed plan for --dry-run.
-  if (distributed_requested(opts)) {
-    if (!opts.dry_run) refuse_coming(opts);
-    return run_distributed(opts);
-  }
+  if (distributed_requested(opts)) return run_distributed(opts);
   const Plan plan = make_plan(opts);
   for (const auto& w : plan.warnings) log()->warn("{}", w);
-  const auto coming = coming_flags_set(opts);
-  // --max_quality presets of flags not built yet are documented in --help; say so at run time.
-  if (opts.max_quality)
-    for (const auto& p : table::max_quality_presets()) {
-      const auto* row = table::find_flag(p.flag);
-      if (row->coming && !opts.is_explicit(p.flag))
-        log()->warn("--max_quality preset --{}={} has no effect in this build yet (coming: {})",
-                    table::kebab(p.flag), p.value, row->coming);
-    }
-
   if (opts.dry_run) {
-    for (const auto& f : coming)
-      log()->warn("--{} is accepted but has no effect in this build yet", f);
     std::cout << describe_plan(plan, opts);
     std::cout.flush();
     log()->info("dry run: plan valid; nothing written");
     return 0;
   }
 
-  refuse_coming(opts);
   log()->info("plan:\n{}", describe_plan(plan, opts));
   return run_quantize(opts, plan);
 }

@@ -16,6 +16,7 @@
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "io/tokenizer.h"
+#include "rank/arch_table.h"
 #include "rank/device.h"
 #include "rank/eval.h"
 
@@ -97,7 +98,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       dtype_s.empty() ? (device.is_cuda() ? at::kHalf : at::kFloat) : parse_dtype(dtype_s);
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto cfg = io::load_model_config(model_dir);
+  auto cfg = rank::load_model_config(model_dir);
   io::ModelWeights w(model_dir);
   auto tok = io::Tokenizer::load(model_dir);
   const auto ids = tok->encode(read_file(text), /*add_special_tokens=*/false);

@@ -40,7 +40,9 @@ std::string usage() {
   std::string s = "usage: shardquant synth --shape NAME|FILE --out DIR [options]\n";
   for (const auto& f : kSynthFlags)
     s += "  --" + std::string(f.name) + " " + f.value + "\n      " + f.help + "\n";
-  return s;
+  std::string types;
+  for (const auto& t : rank::synth_model_types()) types += (types.empty() ? "" : ", ") + t;
+  return s + "A --shape config.json may have model_type " + types + ".\n";
 }
 
 std::string default_tokenizer_dir() {

@@ -42,16 +42,7 @@ int ranks_on_this_host() {
 }
 
 rank::TransportKind transport_for(const Options& o) {
-  switch (o.transport) {
-    case TransportKind::kMpi:
-      return rank::TransportKind::kMpi;
-    case TransportKind::kNccl:
-      return rank::TransportKind::kNccl;
-    case TransportKind::kLocal:
-      return rank::TransportKind::kLocal;
-    case TransportKind::kAuto:
-      break;
-  }
+  if (o.transport) return *o.transport;
   const bool gpus = run_device(o).is_cuda();
   // NCCL needs one GPU per rank. When more ranks than GPUs share this host (e.g. `mpirun -n 4`
   // on a one-GPU machine), the auto choice falls back to MPI instead of failing at NCCL init.

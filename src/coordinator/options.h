@@ -12,9 +12,8 @@
 //     Checks that need the model (group size divides in_features, output dir writable, …) are
 //     the planner's (plan.h).
 //   * Errors are sq::InputError (exit 2) naming the flag, the expected and the actual value.
-//   * Flags marked "coming" in the table (behaviour built by a later issue) are parsed and
-//     validated; `explicit_flags` records what the user set so the run can refuse a coming flag
-//     instead of silently ignoring it (coming_flags_set()).
+//   * Adding a flag is its field here and its row in options_table.cpp (spelling, help, choices,
+//     parser, range); nothing else.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "rank/transport_kind.h"
 #include "solvers/scheme.h"
 
 namespace sq::coordinator {
@@ -31,16 +31,15 @@ namespace sq::coordinator {
 enum class Method { kAwq, kGptq };
 enum class Propagate { kQuant, kFp };  // GPTQ block-input source (DESIGN.md §2)
 enum class ParallelMode { kAuto, kBlocks, kData };
-enum class TransportKind { kAuto, kNccl, kMpi, kLocal };
+using rank::TransportKind;  // --transport (rank/transport_kind.h)
 enum class OutputFormat { kAwq, kGptq, kCompressedTensors };
 enum class AwqRounding { kRtn, kGptq };  // how AWQ rounds its scaled weights (--awq-rounding)
 
-const char* to_string(Method m);         // "awq", "gptq"
-const char* to_string(Propagate p);      // "quant", "fp"
-const char* to_string(ParallelMode p);   // "auto", "blocks", "data"
-const char* to_string(TransportKind t);  // "auto", "nccl", "mpi", "local"
-const char* to_string(OutputFormat f);   // "awq", "gptq", "compressed-tensors"
-const char* to_string(AwqRounding r);    // "rtn", "gptq"
+const char* to_string(Method m);        // "awq", "gptq"
+const char* to_string(Propagate p);     // "quant", "fp"
+const char* to_string(ParallelMode p);  // "auto", "blocks", "data"
+const char* to_string(OutputFormat f);  // "awq", "gptq", "compressed-tensors"
+const char* to_string(AwqRounding r);   // "rtn", "gptq"
 
 struct Options {
   // --- what and where ---------------------------------------------------------------------
@@ -91,14 +90,14 @@ struct Options {
   int64_t micro_batch = 0;                        // --micro-batch (samples; 0 = auto)
 
   // --- execution ----------------------------------------------------------------------------
-  bool force_cpu = false;                          // --force_cpu / FORCE_CPU
-  std::string device;                              // --device ("" = auto; "cpu", "cuda", "cuda:N")
-  std::string compute_dtype = "auto";              // --compute-dtype auto|fp32|bf16|fp16
-  ParallelMode parallel = ParallelMode::kAuto;     // --parallel
-  TransportKind transport = TransportKind::kAuto;  // --transport ("" = auto)
-  int comm_timeout_s = 600;                        // --comm-timeout (seconds)
-  uint64_t gpu_mem_limit_bytes = 0;                // --gpu-mem-limit (e.g. 20GB; 0 = no limit)
-  uint64_t max_shard_size_bytes = 5000000000ull;   // --max-shard-size (5GB)
+  bool force_cpu = false;                         // --force_cpu / FORCE_CPU
+  std::string device;                             // --device ("" = auto; "cpu", "cuda", "cuda:N")
+  std::string compute_dtype = "auto";             // --compute-dtype auto|fp32|bf16|fp16
+  ParallelMode parallel = ParallelMode::kAuto;    // --parallel
+  std::optional<TransportKind> transport;         // --transport (none = auto)
+  int comm_timeout_s = 600;                       // --comm-timeout (seconds)
+  uint64_t gpu_mem_limit_bytes = 0;               // --gpu-mem-limit (e.g. 20GB; 0 = no limit)
+  uint64_t max_shard_size_bytes = 5000000000ull;  // --max-shard-size (5GB)
   // --output-layout: "default" (AWQ-4bit/, model-*.safetensors) or "suffixed"
   // (<name>-AWQ/, model-AWQ-*.safetensors); weight_file_stem() gives the file names' stem.
   std::string output_layout = "default";
@@ -108,7 +107,7 @@ struct Options {
   // or through an env variable — not presets or defaults.
   std::vector<std::string> explicit_flags;
 
-  solvers::QuantScheme scheme() const { return {bits, group_size, zero_point, mse}; }
+  solvers::QuantScheme scheme() const { return {bits, group_size, zero_point, desc_act, mse}; }
   bool is_explicit(const std::string& canonical) const;
 };
 
@@ -131,9 +130,6 @@ std::string help_text();
 // Stem of the weight files: "model" (default layout) or "model-AWQ" / "model-GPTQ" (suffixed).
 std::string weight_file_stem(const Options& o);
 std::string help_markdown();
-
-// Canonical names of the flags the user set whose behaviour is not built yet.
-std::vector<std::string> coming_flags_set(const Options& o);
 
 // Splits a string the way a POSIX shell splits words: whitespace separates, '...' and "..."
 // quote, backslash escapes (outside single quotes). Unterminated quotes are an InputError.

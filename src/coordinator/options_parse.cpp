@@ -1,15 +1,13 @@
 // parse_options(): command line, EXTRA_ARGS and env variables → one validated Options.
 //
 // Each source is parsed into a "layer" (canonical flag → raw text + where it came from); layers
-// are merged by precedence, then typed into Options by the setter table and validated by the
-// rule tables. Boost.Program_options does the flag syntax; we pre-join "--flag VALUE" into
+// are merged by precedence, then typed into Options by each flag's row (options_table.cpp) and
+// validated by the rows' ranges and the rule tables. Boost.Program_options does the flag syntax; we
+// pre-join "--flag VALUE" into
 // "--flag=VALUE" for value flags so that negative numbers (--q-group-size -1) are values, not
 // short options.
 #include <boost/program_options.hpp>
-#include <cmath>
 #include <filesystem>
-#include <functional>
-#include <limits>
 #include <set>
 
 #include "common/check.h"
@@ -20,12 +18,11 @@ namespace sq::coordinator {
 namespace {
 
 namespace po = boost::program_options;
+using table::as_bool;
+using table::as_choice;
+using table::Given;
 using table::Kind;
 
-struct Given {
-  std::string value;
-  std::string source;  // "--seq-len", "EXTRA_ARGS --seq_len", "env SEQ_LEN", "--max_quality"
-};
 using Layer = std::map<std::string, Given>;
 
 struct Actions {
@@ -157,201 +154,6 @@ Layer merge(const std::vector<Layer>& layers) {
   return out;
 }
 
-int64_t as_int(const Given& g) {
-  size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(g.value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  SQ_REQUIRE(used == g.value.size() && used > 0,
-             g.source << ": expected an integer, got '" << g.value << "'");
-  return v;
-}
-double as_double(const Given& g) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(g.value, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  SQ_REQUIRE(used == g.value.size() && used > 0 && std::isfinite(v),
-             g.source << ": expected a number, got '" << g.value << "'");
-  return v;
-}
-bool as_bool(const Given& g) {
-  return parse_bool(g.value, g.source);
-}
-std::vector<std::string> as_list(const Given& g) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : g.value + ",") {
-    if (c == ',') {
-      auto b = cur.find_first_not_of(" \t"), e = cur.find_last_not_of(" \t");
-      if (b != std::string::npos) out.push_back(cur.substr(b, e - b + 1));
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  return out;
-}
-std::string as_choice(const Given& g, const char* choices) {
-  const std::string all = choices;
-  size_t b = 0;
-  while (b <= all.size()) {
-    size_t e = all.find('|', b);
-    if (e == std::string::npos) e = all.size();
-    if (all.compare(b, e - b, g.value) == 0 && e - b == g.value.size()) return g.value;
-    b = e + 1;
-  }
-  SQ_THROW(InputError, g.source << ": expected one of " << all << ", got '" << g.value << "'");
-}
-
-template <typename E>
-E enum_from(const std::string& v, std::initializer_list<std::pair<const char*, E>> rows) {
-  for (const auto& [name, e] : rows)
-    if (v == name) return e;
-  return rows.begin()->second;
-}
-
-using Setter = std::function<void(Options&, const Given&)>;
-struct SetterRow {
-  const char* flag;
-  Setter set;
-};
-
-// How each flag lands in Options. Method-related flags (awq, gptq, method, sym) are resolved
-// before this table runs.
-const std::vector<SetterRow>& setters() {
-  static const std::vector<SetterRow> rows = {
-      {"model_path", [](Options& o, const Given& g) { o.model_path = g.value; }},
-      {"output_dir",
-       [](Options& o, const Given& g) {
-         o.output_dir = g.value;
-         o.output_dir_defaulted = false;
-       }},
-      {"dry_run", [](Options& o, const Given& g) { o.dry_run = as_bool(g); }},
-      {"bits", [](Options& o, const Given& g) { o.bits = static_cast<int>(as_int(g)); }},
-      {"q_group_size", [](Options& o, const Given& g) { o.group_size = as_int(g); }},
-      {"zero_point", [](Options& o, const Given& g) { o.zero_point = as_bool(g); }},
-      {"sym", [](Options& o, const Given& g) { o.zero_point = !as_bool(g); }},
-      {"desc_act", [](Options& o, const Given& g) { o.desc_act = as_bool(g); }},
-      {"static_groups", [](Options& o, const Given& g) { o.static_groups = as_bool(g); }},
-      {"damp_percent", [](Options& o, const Given& g) { o.damp_percent = as_double(g); }},
-      {"mse", [](Options& o, const Given& g) { o.mse = as_double(g); }},
-      {"true_sequential", [](Options& o, const Given& g) { o.true_sequential = as_bool(g); }},
-      {"propagate",
-       [](Options& o, const Given& g) {
-         o.propagate = enum_from<Propagate>(as_choice(g, "quant|fp"),
-                                            {{"quant", Propagate::kQuant}, {"fp", Propagate::kFp}});
-       }},
-      {"no_duo_scaling", [](Options& o, const Given& g) { o.duo_scaling = !as_bool(g); }},
-      {"no_clip", [](Options& o, const Given& g) { o.clip = !as_bool(g); }},
-      {"n_grid", [](Options& o, const Given& g) { o.n_grid = static_cast<int>(as_int(g)); }},
-      {"clip_tokens", [](Options& o, const Given& g) { o.clip_tokens = as_int(g); }},
-      {"clip_asym", [](Options& o, const Given& g) { o.clip_asym = as_bool(g); }},
-      {"awq_rounding",
-       [](Options& o, const Given& g) {
-         o.awq_rounding = enum_from<AwqRounding>(
-             as_choice(g, "rtn|gptq"), {{"rtn", AwqRounding::kRtn}, {"gptq", AwqRounding::kGptq}});
-       }},
-      {"iter", [](Options& o, const Given& g) { o.iter = static_cast<int>(as_int(g)); }},
-      {"search_step",
-       [](Options& o, const Given& g) { o.search_step = static_cast<int>(as_int(g)); }},
-      {"keep_fp_layers", [](Options& o, const Given& g) { o.keep_fp_layers = as_list(g); }},
-      {"dump_salient", [](Options& o, const Given& g) { o.dump_salient = g.value; }},
-      {"salient_quota", [](Options& o, const Given& g) { o.salient_quota = as_double(g); }},
-      {"max_quality", [](Options& o, const Given& g) { o.max_quality = as_bool(g); }},
-      {"format",
-       [](Options& o, const Given& g) {
-         o.format =
-             enum_from<OutputFormat>(as_choice(g, "awq|gptq|compressed-tensors"),
-                                     {{"awq", OutputFormat::kAwq},
-                                      {"gptq", OutputFormat::kGptq},
-                                      {"compressed-tensors", OutputFormat::kCompressedTensors}});
-       }},
-      {"seq_len", [](Options& o, const Given& g) { o.seq_len = as_int(g); }},
-      {"micro_batch",
-       [](Options& o, const Given& g) { o.micro_batch = g.value == "auto" ? 0 : as_int(g); }},
-      {"calib_size", [](Options& o, const Given& g) { o.calib_size = as_int(g); }},
-      {"calib_split", [](Options& o, const Given& g) { o.calib_split = as_list(g); }},
-      {"dataset", [](Options& o, const Given& g) { o.datasets = as_list(g); }},
-      {"dataset_dir", [](Options& o, const Given& g) { o.dataset_dir = g.value; }},
-      {"calib_file", [](Options& o, const Given& g) { o.calib_files = as_list(g); }},
-      {"calib_cache", [](Options& o, const Given& g) { o.calib_cache = g.value; }},
-      {"calib_sampling",
-       [](Options& o, const Given& g) { o.calib_sampling = as_choice(g, "auto|texts|windows"); }},
-      {"calib_mix",
-       [](Options& o, const Given& g) { o.calib_mix = as_choice(g, "equal|proportional"); }},
-      {"seed",
-       [](Options& o, const Given& g) {
-         const int64_t s = as_int(g);
-         SQ_REQUIRE(s >= 0, g.source << ": expected a non-negative seed, got " << s);
-         o.seed = static_cast<uint64_t>(s);
-       }},
-      {"force_cpu", [](Options& o, const Given& g) { o.force_cpu = as_bool(g); }},
-      {"device", [](Options& o, const Given& g) { o.device = g.value; }},
-      {"compute_dtype",
-       [](Options& o, const Given& g) { o.compute_dtype = as_choice(g, "auto|fp32|bf16|fp16"); }},
-      {"parallel",
-       [](Options& o, const Given& g) {
-         o.parallel = enum_from<ParallelMode>(as_choice(g, "auto|blocks|data"),
-                                              {{"auto", ParallelMode::kAuto},
-                                               {"blocks", ParallelMode::kBlocks},
-                                               {"data", ParallelMode::kData}});
-       }},
-      {"transport",
-       [](Options& o, const Given& g) {
-         o.transport = enum_from<TransportKind>(as_choice(g, "nccl|mpi|local"),
-                                                {{"nccl", TransportKind::kNccl},
-                                                 {"mpi", TransportKind::kMpi},
-                                                 {"local", TransportKind::kLocal}});
-       }},
-      {"comm_timeout",
-       [](Options& o, const Given& g) { o.comm_timeout_s = static_cast<int>(as_int(g)); }},
-      {"gpu_mem_limit",
-       [](Options& o, const Given& g) { o.gpu_mem_limit_bytes = parse_size(g.value, g.source); }},
-      {"output_layout",
-       [](Options& o, const Given& g) { o.output_layout = as_choice(g, "default|suffixed"); }},
-      {"max_shard_size",
-       [](Options& o, const Given& g) { o.max_shard_size_bytes = parse_size(g.value, g.source); }},
-      {"log_file", [](Options& o, const Given& g) { o.log_file = g.value; }},
-      {"verbose",
-       [](Options& o, const Given& g) {
-         if (as_bool(g)) o.verbosity = Verbosity::kVerbose;
-       }},
-      {"quiet",
-       [](Options& o, const Given& g) {
-         if (as_bool(g)) o.verbosity = Verbosity::kQuiet;
-       }},
-  };
-  return rows;
-}
-
-struct RangeRow {
-  const char* flag;
-  double lo, hi;
-  bool lo_open;
-  double (*get)(const Options&);
-};
-const RangeRow kRanges[] = {
-    {"seq_len", 1, 1 << 20, false, [](const Options& o) { return double(o.seq_len); }},
-    {"calib_size", 1, 1e8, false, [](const Options& o) { return double(o.calib_size); }},
-    {"micro_batch", 0, 1e8, false, [](const Options& o) { return double(o.micro_batch); }},
-    {"n_grid", 1, 1000, false, [](const Options& o) { return double(o.n_grid); }},
-    {"clip_tokens", 0, 1e12, false, [](const Options& o) { return double(o.clip_tokens); }},
-    {"iter", 1, 1000, false, [](const Options& o) { return double(o.iter); }},
-    {"search_step", 1, 1000, false, [](const Options& o) { return double(o.search_step); }},
-    {"damp_percent", 0, 1, true, [](const Options& o) { return o.damp_percent; }},
-    {"mse", 0, 100, false, [](const Options& o) { return o.mse; }},
-    {"salient_quota", 0, 1, false, [](const Options& o) { return o.salient_quota; }},
-    {"comm_timeout", 1, 7 * 86400, false,
-     [](const Options& o) { return double(o.comm_timeout_s); }},
-};
-
 bool active(const Given& g, const table::FlagRow& r) {
   return r.kind == Kind::kBool ? as_bool(g) : true;
 }
@@ -375,7 +177,8 @@ void check_exclusions(const Layer& all) {
 Method resolve_method(const Layer& all) {
   auto get = [&](const char* f) { return all.count(f) ? &all.at(f) : nullptr; };
   if (const auto* m = get("method"))
-    return as_choice(*m, "awq|gptq") == "gptq" ? Method::kGptq : Method::kAwq;
+    return as_choice(*m, table::find_flag("method")->choices) == "gptq" ? Method::kGptq
+                                                                        : Method::kAwq;
   if (const auto* g = get("gptq"); g && as_bool(*g)) return Method::kGptq;
   if (const auto* a = get("awq"); a && !as_bool(*a)) return Method::kGptq;  // --awq=false
   return Method::kAwq;
@@ -395,10 +198,12 @@ void validate(const Options& o, const Layer& all) {
                                << " (expected one of: " << allowed << ")");
   SQ_REQUIRE(o.group_size == -1 || o.group_size > 0,
              "--q-group-size " << o.group_size << ": expected -1 or a positive integer");
-  for (const auto& r : kRanges) {
-    const double v = r.get(o);
+  for (const auto& f : table::flags()) {
+    if (!f.range) continue;
+    const table::Range& r = *f.range;
+    const double v = f.value(o);
     const bool ok = (r.lo_open ? v > r.lo : v >= r.lo) && v <= r.hi;
-    SQ_REQUIRE(ok, (all.count(r.flag) ? all.at(r.flag).source : "--" + std::string(r.flag))
+    SQ_REQUIRE(ok, (all.count(f.name) ? all.at(f.name).source : "--" + std::string(f.name))
                        << " " << v << ": expected a value in " << (r.lo_open ? "(" : "[") << r.lo
                        << ", " << r.hi << "]");
   }
@@ -453,9 +258,9 @@ ParseResult parse_options(const std::vector<std::string>& args,
   o.zero_point = m.default_zero_point;
   o.propagate = m.default_propagate;
   o.format = m.default_format;
-  for (const auto& s : setters()) {
-    auto it = all.find(s.flag);
-    if (it != all.end()) s.set(o, it->second);
+  for (const auto& f : table::flags()) {
+    auto it = all.find(f.name);
+    if (it != all.end() && f.set) f.set(o, it->second);
   }
 
   while (o.model_path.size() > 1 && o.model_path.back() == '/') o.model_path.pop_back();

@@ -1,138 +1,286 @@
-// The option tables. Adding a flag is a row here plus its field in Options (options.h) and one
-// line in apply_value() (options_parse.cpp). When a later issue builds a flag's behaviour, set
-// its `coming` to nullptr: until then the real run refuses the flag instead of ignoring it.
+// The option tables. Adding a flag is its field in Options (options.h) and a row here: the
+// builders below take the field, so the row's kind, parser and (for enums) choices follow from
+// the field's type; a flag whose text is not simply its field's value says so with parsed_by().
 #include "coordinator/options_table.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
+#include <type_traits>
+
+#include "common/check.h"
 
 namespace sq::coordinator::table {
 namespace {
 
 using K = Kind;
+using Setter = std::function<void(Options&, const Given&)>;
 
-const std::vector<FlagRow> kFlags = {
-    // name, kind, value, default, help, choices, coming
-    {"model_path", K::kString, "PATH", "",
-     "model directory (config.json + *.safetensors); required", "", nullptr},
-    {"output_dir", K::kString, "PATH", "<model_path>/AWQ-<bits>bit",
-     "output directory (GPTQ-<bits>bit for GPTQ, -MAX suffix with --max_quality)", "", nullptr},
-    {"dry_run", K::kBool, "", "", "validate the model and print the plan, then exit", "", nullptr},
-    {"awq", K::kBool, "", "on", "AWQ (activation-aware) quantization; excludes --gptq", "",
-     nullptr},
-    {"gptq", K::kBool, "", "", "GPTQ quantization; excludes --awq", "", nullptr},
-    {"method", K::kChoice, "M", "awq", "quantization method (same as --awq / --gptq)", "awq|gptq",
-     nullptr},
-    {"bits", K::kInt, "N", "4 (AWQ), 8 (GPTQ)", "weight bit width: AWQ 4; GPTQ 2, 3, 4 or 8", "",
-     nullptr},
-    {"q_group_size", K::kInt, "N", "128",
-     "quantization group size (-1 = one group per row); must divide every in_features", "",
-     nullptr},
-    {"zero_point", K::kBool, "", "on (AWQ), off (GPTQ)", "asymmetric quantization; excludes --sym",
-     "", nullptr},
-    {"sym", K::kBool, "", "off (AWQ), on (GPTQ)", "symmetric quantization; excludes --zero-point",
-     "", nullptr},
-    {"desc_act", K::kBool, "", "off", "act order: process columns by descending activation", "",
-     nullptr},
-    {"static_groups", K::kBool, "", "off", "GPTQ: group parameters from the unpermuted weights", "",
-     nullptr},
-    {"damp_percent", K::kDouble, "X", "0.01",
-     "GPTQ (and AWQ with --awq-rounding gptq): Hessian damping, fraction of mean diag in (0,1]", "",
-     nullptr},
-    {"mse", K::kDouble, "X", "0 (off)",
-     "GPTQ: search each group's range for the smallest sum of abs(error)^X (GPTQModel's mse; "
-     "2.4 is usual; 0 = plain min/max)",
-     "", nullptr},
-    {"true_sequential", K::kBool, "", "on", "GPTQ: quantize a block's linears in sequence", "",
-     nullptr},
-    {"propagate", K::kChoice, "P", "quant (GPTQ), fp (AWQ)",
-     "next block's inputs from the quantized or the full-precision block", "quant|fp", nullptr},
-    {"no_duo_scaling", K::kBool, "", "off", "AWQ: scales from activations only", "", nullptr},
-    {"no_clip", K::kBool, "", "off", "AWQ: skip the clipping search", "", nullptr},
-    {"n_grid", K::kInt, "N", "20", "AWQ: points of the scale grid", "", nullptr},
-    {"clip_asym", K::kBool, "", "off",
-     "AWQ: search the clip's lower and upper bounds separately (every pair of the clip factors: "
-     "10x the trials; per group never a larger error than the symmetric search)",
-     "", nullptr},
-    {"awq_rounding", K::kChoice, "R", "rtn",
-     "AWQ: how the scaled and clipped weights are rounded: rtn (AutoAWQ, llm-awq) or gptq "
-     "(GPTQ's error-compensating solve on the scaled inputs; same AWQ checkpoint, no act order)",
-     "rtn|gptq", nullptr},
-    {"clip_tokens", K::kInt, "N", "512",
-     "AWQ: calibration tokens the clip search measures (every n/N-th; 0 = all of them)", "",
-     nullptr},
-    {"iter", K::kInt, "N", "1",
-     "AWQ: rounds of the scale search; rounds after the grid refine around the best alpha "
-     "(never worse than the grid; stop once the spacing is below 1e-6)",
-     "", nullptr},
-    {"search_step", K::kInt, "N", "1",
-     "AWQ: alpha points tried on each side of the best in every --iter round; each round's "
-     "spacing is the last one's / (N+1)",
-     "", nullptr},
-    {"keep_fp_layers", K::kList, "LIST", "",
-     "keep in floating point: block indices (0,1,-1; negative from the end) or linear-name "
-     "substrings (mlp.down_proj)",
-     "", nullptr},
-    {"dump_salient", K::kString, "PATH", "",
-     "write each quantized linear's salient input columns as JSON (AWQ: largest mean abs(x), "
-     "GPTQ: largest Hessian diagonal); a path inside the output dir appears with it",
-     "", nullptr},
-    {"salient_quota", K::kDouble, "X", "0.004",
-     "fraction of each linear's input columns --dump-salient lists, in [0,1] (at least one "
-     "when > 0)",
-     "", nullptr},
-    {"max_quality", K::kBool, "", "off",
-     "high-quality presets (CPU, keep blocks 0,1,-1, desc-act, zero point, iter 40, "
-     "search-step 2, splits train,valid, salient dump); output dir gets -MAX",
-     "", nullptr},
-    {"format", K::kChoice, "F", "awq (AWQ), gptq (GPTQ)", "output format",
-     "awq|gptq|compressed-tensors", nullptr},
-    {"seq_len", K::kInt, "N", "2048", "calibration sequence length (tokens)", "", nullptr},
-    {"calib_size", K::kInt, "N", "128", "calibration samples", "", nullptr},
-    {"calib_split", K::kList, "LIST", "train", "corpus splits to calibrate on (train,valid)", "",
-     nullptr},
-    {"dataset", K::kList, "LIST", "built-in corpus", "calibration datasets by name", "", nullptr},
-    {"dataset_dir", K::kString, "PATH", "", "directory holding the datasets", "", nullptr},
-    {"calib_file", K::kList, "LIST", "", "plain-text calibration files", "", nullptr},
-    {"calib_sampling", K::kChoice, "S", "auto",
-     "how samples are cut from the text: texts (AutoAWQ: whole texts concatenated into "
-     "blocks) or windows (random contiguous windows, GPTQ's way); auto = texts for AWQ, windows "
-     "for GPTQ",
-     "auto|texts|windows", nullptr},
-    {"calib_mix", K::kChoice, "M", "equal",
-     "how several calibration sources share the samples: equal shares, or proportional to "
-     "their text size (the sources read as one corpus)",
-     "equal|proportional", nullptr},
-    {"calib_cache", K::kString, "FILE.h5", "", "cache of calibration activations (HDF5)", "",
-     nullptr},
-    {"seed", K::kInt, "N", "42", "seed of the calibration sampling", "", nullptr},
-    {"micro_batch", K::kInt, "N", "auto",
-     "calibration samples per forward micro-batch (0 or auto: 16384 tokens' worth)", "", nullptr},
-    {"force_cpu", K::kBool, "", "off", "run everything on the CPU", "", nullptr},
-    {"device", K::kString, "DEV", "auto", "cpu, cuda or cuda:N", "", nullptr},
-    {"compute_dtype", K::kChoice, "T", "auto",
-     "dtype of the calibration forwards and searches (auto: fp32 on CPU, the checkpoint's "
-     "half type on GPU)",
-     "auto|fp32|bf16|fp16", nullptr},
-    {"parallel", K::kChoice, "MODE", "auto", "parallel mode across ranks", "auto|blocks|data",
-     nullptr},
-    {"transport", K::kChoice, "T", "auto", "collective transport", "nccl|mpi|local", nullptr},
-    {"comm_timeout", K::kInt, "SEC", "600", "timeout of every collective wait", "", nullptr},
-    {"gpu_mem_limit", K::kSize, "SIZE", "none", "cap on GPU memory per rank (e.g. 20GB)", "",
-     nullptr},
-    {"max_shard_size", K::kSize, "SIZE", "5GB", "largest output shard", "", nullptr},
-    {"output_layout", K::kChoice, "L", "default",
-     "default: <model>/AWQ-4bit/ with model-0000i-of-0000N.safetensors; suffixed: "
-     "<model>/<name>-AWQ/ (or -GPTQ) with model-AWQ-0000i-of-0000N.safetensors and "
-     "model-AWQ.safetensors.index.json (the layout of the AWQ/GPTQ container tool)",
-     "default|suffixed", nullptr},
-    {"log_file", K::kString, "PATH", "<output_dir>/quantize.log", "log file (also for --dry-run)",
-     "", nullptr},
-    {"verbose", K::kBool, "", "off", "debug logging; excludes --quiet", "", nullptr},
-    {"quiet", K::kBool, "", "off", "warnings and errors only; excludes --verbose", "", nullptr},
-    {"version", K::kAction, "", "", "print the version and exit", "", nullptr},
-    {"help", K::kAction, "", "", "print this help and exit", "", nullptr},
-};
+// Value names of the enum fields: their flag's choices, their parser and to_string().
+template <typename E>
+using Names = std::vector<std::pair<const char*, E>>;
+const Names<Method> kMethodNames = {{"awq", Method::kAwq}, {"gptq", Method::kGptq}};
+const Names<Propagate> kPropagateNames = {{"quant", Propagate::kQuant}, {"fp", Propagate::kFp}};
+const Names<ParallelMode> kParallelNames = {{"auto", ParallelMode::kAuto},
+                                            {"blocks", ParallelMode::kBlocks},
+                                            {"data", ParallelMode::kData}};
+const Names<std::optional<TransportKind>> kTransportNames = {{"auto", std::nullopt},
+                                                             {"nccl", TransportKind::kNccl},
+                                                             {"mpi", TransportKind::kMpi},
+                                                             {"local", TransportKind::kLocal}};
+const Names<OutputFormat> kFormatNames = {{"awq", OutputFormat::kAwq},
+                                          {"gptq", OutputFormat::kGptq},
+                                          {"compressed-tensors", OutputFormat::kCompressedTensors}};
+const Names<AwqRounding> kRoundingNames = {{"rtn", AwqRounding::kRtn},
+                                           {"gptq", AwqRounding::kGptq}};
+
+template <typename E>
+const char* name_of(const Names<E>& names, E v) {
+  for (const auto& [n, e] : names)
+    if (e == v) return n;
+  SQ_CHECK(false, "enum value " << static_cast<int>(v) << " has no name");
+}
+
+template <typename E>
+std::string joined(const Names<E>& names) {
+  std::string s;
+  for (const auto& [n, e] : names) s += (s.empty() ? "" : "|") + std::string(n);
+  return s;
+}
+
+// --- row builders -----------------------------------------------------------------------------
+template <typename T>
+constexpr Kind kind_of() {
+  if constexpr (std::is_same_v<T, bool>) return K::kBool;
+  if constexpr (std::is_integral_v<T>) return K::kInt;
+  if constexpr (std::is_floating_point_v<T>) return K::kDouble;
+  if constexpr (std::is_same_v<T, std::vector<std::string>>) return K::kList;
+  return K::kString;
+}
+
+// A flag whose value is its field's, parsed by the field's type.
+template <typename T>
+FlagRow field(const char* name, T Options::*f, const char* value, const char* def,
+              const char* help) {
+  FlagRow r{name, kind_of<T>(), value, def, help, "", nullptr, std::nullopt, nullptr};
+  r.set = [f](Options& o, const Given& g) {
+    if constexpr (std::is_same_v<T, bool>)
+      o.*f = as_bool(g);
+    else if constexpr (std::is_integral_v<T>)
+      o.*f = static_cast<T>(as_int(g));
+    else if constexpr (std::is_floating_point_v<T>)
+      o.*f = as_double(g);
+    else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+      o.*f = as_list(g);
+    else
+      o.*f = g.value;
+  };
+  if constexpr (std::is_arithmetic_v<T>)
+    r.value = [f](const Options& o) { return static_cast<double>(o.*f); };
+  return r;
+}
+
+// A boolean flag that sets its field to the opposite (--no-clip, --sym).
+FlagRow negated(const char* name, bool Options::*f, const char* def, const char* help) {
+  FlagRow r = field(name, f, "", def, help);
+  r.set = [f](Options& o, const Given& g) { o.*f = !as_bool(g); };
+  return r;
+}
+
+// A byte size: "5GB", "500MB", "2GiB" or bytes.
+FlagRow size(const char* name, uint64_t Options::*f, const char* value, const char* def,
+             const char* help) {
+  FlagRow r = field(name, f, value, def, help);
+  r.kind = K::kSize;
+  r.set = [f](Options& o, const Given& g) { o.*f = parse_size(g.value, g.source); };
+  return r;
+}
+
+// One of the enum's value names.
+template <typename E>
+FlagRow choice(const char* name, E Options::*f, const char* value, const char* def,
+               const char* help, const Names<E>& names) {
+  FlagRow r{name, K::kChoice, value, def, help, joined(names), nullptr, std::nullopt, nullptr};
+  r.set = [f, names, all = r.choices](Options& o, const Given& g) {
+    const std::string v = as_choice(g, all);
+    for (const auto& [n, e] : names)
+      if (v == n) o.*f = e;
+  };
+  return r;
+}
+
+// One of a list of words, kept as text.
+FlagRow choice(const char* name, std::string Options::*f, const char* value, const char* def,
+               const char* help, const std::vector<const char*>& words) {
+  Names<const char*> names;
+  for (const char* w : words) names.push_back({w, w});
+  FlagRow r = field(name, f, value, def, help);
+  r.kind = K::kChoice;
+  r.choices = joined(names);
+  r.set = [f, all = r.choices](Options& o, const Given& g) { o.*f = as_choice(g, all); };
+  return r;
+}
+
+// A flag with no field of its own: read by resolve_method() (awq, gptq, method) or an action.
+FlagRow unbound(const char* name, Kind kind, const char* value, const char* def, const char* help,
+                std::string choices = "") {
+  return {name, kind, value, def, help, std::move(choices), nullptr, std::nullopt, nullptr};
+}
+
+FlagRow parsed_by(FlagRow r, Setter set) {
+  r.set = std::move(set);
+  return r;
+}
+
+// --- the flags ------------------------------------------------------------------------------
+const std::vector<FlagRow>& flag_rows() {
+  static const std::vector<FlagRow> rows = {
+      field("model_path", &Options::model_path, "PATH", "",
+            "model directory (config.json + *.safetensors); required"),
+      parsed_by(field("output_dir", &Options::output_dir, "PATH", "<model_path>/AWQ-<bits>bit",
+                      "output directory (GPTQ-<bits>bit for GPTQ, -MAX suffix with "
+                      "--max_quality)"),
+                [](Options& o, const Given& g) {
+                  o.output_dir = g.value;
+                  o.output_dir_defaulted = false;
+                }),
+      field("dry_run", &Options::dry_run, "", "",
+            "validate the model and print the plan, then exit"),
+      unbound("awq", K::kBool, "", "on", "AWQ (activation-aware) quantization; excludes --gptq"),
+      unbound("gptq", K::kBool, "", "", "GPTQ quantization; excludes --awq"),
+      unbound("method", K::kChoice, "M", "awq", "quantization method (same as --awq / --gptq)",
+              joined(kMethodNames)),
+      field("bits", &Options::bits, "N", "4 (AWQ), 8 (GPTQ)",
+            "weight bit width: AWQ 4; GPTQ 2, 3, 4 or 8"),
+      field("q_group_size", &Options::group_size, "N", "128",
+            "quantization group size (-1 = one group per row); must divide every in_features"),
+      field("zero_point", &Options::zero_point, "", "on (AWQ), off (GPTQ)",
+            "asymmetric quantization; excludes --sym"),
+      negated("sym", &Options::zero_point, "off (AWQ), on (GPTQ)",
+              "symmetric quantization; excludes --zero-point"),
+      field("desc_act", &Options::desc_act, "", "off",
+            "act order: process columns by descending activation"),
+      field("static_groups", &Options::static_groups, "", "off",
+            "GPTQ: group parameters from the unpermuted weights"),
+      field("damp_percent", &Options::damp_percent, "X", "0.01",
+            "GPTQ (and AWQ with --awq-rounding gptq): Hessian damping, fraction of mean diag in "
+            "(0,1]")
+          .in(0, 1, true),
+      field("mse", &Options::mse, "X", "0 (off)",
+            "GPTQ: search each group's range for the smallest sum of abs(error)^X (GPTQModel's "
+            "mse; 2.4 is usual; 0 = plain min/max)")
+          .in(0, 100),
+      field("true_sequential", &Options::true_sequential, "", "on",
+            "GPTQ: quantize a block's linears in sequence"),
+      choice("propagate", &Options::propagate, "P", "quant (GPTQ), fp (AWQ)",
+             "next block's inputs from the quantized or the full-precision block", kPropagateNames),
+      negated("no_duo_scaling", &Options::duo_scaling, "off", "AWQ: scales from activations only"),
+      negated("no_clip", &Options::clip, "off", "AWQ: skip the clipping search"),
+      field("n_grid", &Options::n_grid, "N", "20", "AWQ: points of the scale grid").in(1, 1000),
+      field("clip_asym", &Options::clip_asym, "", "off",
+            "AWQ: search the clip's lower and upper bounds separately (every pair of the clip "
+            "factors: 10x the trials; per group never a larger error than the symmetric search)"),
+      choice("awq_rounding", &Options::awq_rounding, "R", "rtn",
+             "AWQ: how the scaled and clipped weights are rounded: rtn (AutoAWQ, llm-awq) or gptq "
+             "(GPTQ's error-compensating solve on the scaled inputs; same AWQ checkpoint, no act "
+             "order)",
+             kRoundingNames),
+      field("clip_tokens", &Options::clip_tokens, "N", "512",
+            "AWQ: calibration tokens the clip search measures (every n/N-th; 0 = all of them)")
+          .in(0, 1e12),
+      field("iter", &Options::iter, "N", "1",
+            "AWQ: rounds of the scale search; rounds after the grid refine around the best alpha "
+            "(never worse than the grid; stop once the spacing is below 1e-6)")
+          .in(1, 1000),
+      field("search_step", &Options::search_step, "N", "1",
+            "AWQ: alpha points tried on each side of the best in every --iter round; each round's "
+            "spacing is the last one's / (N+1)")
+          .in(1, 1000),
+      field("keep_fp_layers", &Options::keep_fp_layers, "LIST", "",
+            "keep in floating point: block indices (0,1,-1; negative from the end) or linear-name "
+            "substrings (mlp.down_proj)"),
+      field("dump_salient", &Options::dump_salient, "PATH", "",
+            "write each quantized linear's salient input columns as JSON (AWQ: largest mean "
+            "abs(x), GPTQ: largest Hessian diagonal); a path inside the output dir appears with "
+            "it"),
+      field("salient_quota", &Options::salient_quota, "X", "0.004",
+            "fraction of each linear's input columns --dump-salient lists, in [0,1] (at least one "
+            "when > 0)")
+          .in(0, 1),
+      field("max_quality", &Options::max_quality, "", "off",
+            "high-quality presets (CPU, keep blocks 0,1,-1, desc-act, zero point, iter 40, "
+            "search-step 2, splits train,valid, salient dump); output dir gets -MAX"),
+      choice("format", &Options::format, "F", "awq (AWQ), gptq (GPTQ)", "output format",
+             kFormatNames),
+      field("seq_len", &Options::seq_len, "N", "2048", "calibration sequence length (tokens)")
+          .in(1, 1 << 20),
+      field("calib_size", &Options::calib_size, "N", "128", "calibration samples").in(1, 1e8),
+      field("calib_split", &Options::calib_split, "LIST", "train",
+            "corpus splits to calibrate on (train,valid)"),
+      field("dataset", &Options::datasets, "LIST", "built-in corpus",
+            "calibration datasets by name"),
+      field("dataset_dir", &Options::dataset_dir, "PATH", "", "directory holding the datasets"),
+      field("calib_file", &Options::calib_files, "LIST", "", "plain-text calibration files"),
+      choice("calib_sampling", &Options::calib_sampling, "S", "auto",
+             "how samples are cut from the text: texts (AutoAWQ: whole texts concatenated into "
+             "blocks) or windows (random contiguous windows, GPTQ's way); auto = texts for AWQ, "
+             "windows for GPTQ",
+             {"auto", "texts", "windows"}),
+      choice("calib_mix", &Options::calib_mix, "M", "equal",
+             "how several calibration sources share the samples: equal shares, or proportional "
+             "to their text size (the sources read as one corpus)",
+             {"equal", "proportional"}),
+      field("calib_cache", &Options::calib_cache, "FILE.h5", "",
+            "cache of calibration activations (HDF5)"),
+      parsed_by(field("seed", &Options::seed, "N", "42", "seed of the calibration sampling"),
+                [](Options& o, const Given& g) {
+                  const int64_t s = as_int(g);
+                  SQ_REQUIRE(s >= 0, g.source << ": expected a non-negative seed, got " << s);
+                  o.seed = static_cast<uint64_t>(s);
+                }),
+      parsed_by(
+          field("micro_batch", &Options::micro_batch, "N", "auto",
+                "calibration samples per forward micro-batch (0 or auto: 16384 tokens' "
+                "worth)"),
+          [](Options& o, const Given& g) { o.micro_batch = g.value == "auto" ? 0 : as_int(g); })
+          .in(0, 1e8),
+      field("force_cpu", &Options::force_cpu, "", "off", "run everything on the CPU"),
+      field("device", &Options::device, "DEV", "auto", "cpu, cuda or cuda:N"),
+      choice("compute_dtype", &Options::compute_dtype, "T", "auto",
+             "dtype of the calibration forwards and searches (auto: fp32 on CPU, the "
+             "checkpoint's half type on GPU)",
+             {"auto", "fp32", "bf16", "fp16"}),
+      choice("parallel", &Options::parallel, "MODE", "auto", "parallel mode across ranks",
+             kParallelNames),
+      choice("transport", &Options::transport, "T", "auto", "collective transport",
+             kTransportNames),
+      field("comm_timeout", &Options::comm_timeout_s, "SEC", "600",
+            "timeout of every collective wait")
+          .in(1, 7 * 86400),
+      size("gpu_mem_limit", &Options::gpu_mem_limit_bytes, "SIZE", "none",
+           "cap on GPU memory per rank (e.g. 20GB)"),
+      size("max_shard_size", &Options::max_shard_size_bytes, "SIZE", "5GB", "largest output shard"),
+      choice("output_layout", &Options::output_layout, "L", "default",
+             "default: <model>/AWQ-4bit/ with model-0000i-of-0000N.safetensors; suffixed: "
+             "<model>/<name>-AWQ/ (or -GPTQ) with model-AWQ-0000i-of-0000N.safetensors and "
+             "model-AWQ.safetensors.index.json (the layout of the AWQ/GPTQ container tool)",
+             {"default", "suffixed"}),
+      field("log_file", &Options::log_file, "PATH", "<output_dir>/quantize.log",
+            "log file (also for --dry-run)"),
+      parsed_by(unbound("verbose", K::kBool, "", "off", "debug logging; excludes --quiet"),
+                [](Options& o, const Given& g) {
+                  if (as_bool(g)) o.verbosity = Verbosity::kVerbose;
+                }),
+      parsed_by(
+          unbound("quiet", K::kBool, "", "off", "warnings and errors only; excludes --verbose"),
+          [](Options& o, const Given& g) {
+            if (as_bool(g)) o.verbosity = Verbosity::kQuiet;
+          }),
+      unbound("version", K::kAction, "", "", "print the version and exit"),
+      unbound("help", K::kAction, "", "", "print this help and exit"),
+  };
+  return rows;
+}
 
 const std::vector<EnvRow> kEnvs = {
     {"MODEL_PATH", "model_path"},
@@ -248,7 +396,7 @@ const std::vector<RuleRow> kRules = {
 }  // namespace
 
 const std::vector<FlagRow>& flags() {
-  return kFlags;
+  return flag_rows();
 }
 const std::vector<EnvRow>& envs() {
   return kEnvs;
@@ -267,7 +415,7 @@ const std::vector<RuleRow>& rules() {
 }
 
 const FlagRow* find_flag(const std::string& canonical) {
-  for (const auto& r : kFlags)
+  for (const auto& r : flag_rows())
     if (canonical == r.name) return &r;
   return nullptr;
 }
@@ -284,4 +432,82 @@ std::string kebab(const std::string& canonical) {
   return k;
 }
 
+FlagRow FlagRow::in(double lo, double hi, bool lo_open) const {
+  FlagRow r = *this;
+  r.range = Range{lo, hi, lo_open};
+  return r;
+}
+
+int64_t as_int(const Given& g) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(g.value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  SQ_REQUIRE(used == g.value.size() && used > 0,
+             g.source << ": expected an integer, got '" << g.value << "'");
+  return v;
+}
+double as_double(const Given& g) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(g.value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  SQ_REQUIRE(used == g.value.size() && used > 0 && std::isfinite(v),
+             g.source << ": expected a number, got '" << g.value << "'");
+  return v;
+}
+bool as_bool(const Given& g) {
+  return parse_bool(g.value, g.source);
+}
+std::vector<std::string> as_list(const Given& g) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : g.value + ",") {
+    if (c == ',') {
+      auto b = cur.find_first_not_of(" \t"), e = cur.find_last_not_of(" \t");
+      if (b != std::string::npos) out.push_back(cur.substr(b, e - b + 1));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  return out;
+}
+std::string as_choice(const Given& g, const std::string& all) {
+  size_t b = 0;
+  while (b <= all.size()) {
+    size_t e = all.find('|', b);
+    if (e == std::string::npos) e = all.size();
+    if (all.compare(b, e - b, g.value) == 0 && e - b == g.value.size()) return g.value;
+    b = e + 1;
+  }
+  SQ_THROW(InputError, g.source << ": expected one of " << all << ", got '" << g.value << "'");
+}
+
 }  // namespace sq::coordinator::table
+
+namespace sq::coordinator {
+
+const char* to_string(Method m) {
+  return table::name_of(table::kMethodNames, m);
+}
+const char* to_string(AwqRounding r) {
+  return table::name_of(table::kRoundingNames, r);
+}
+const char* to_string(Propagate p) {
+  return table::name_of(table::kPropagateNames, p);
+}
+const char* to_string(ParallelMode p) {
+  return table::name_of(table::kParallelNames, p);
+}
+const char* to_string(OutputFormat f) {
+  return table::name_of(table::kFormatNames, f);
+}
+
+}  // namespace sq::coordinator

@@ -1,8 +1,15 @@
 // The tables behind options.h (internal to the coordinator): one row per flag, per env variable,
 // per --max_quality preset, per method, per exclusion group and per validation rule. Help text,
 // both spellings, env mapping and validation are all generated from these rows.
+//
+// A flag's row holds everything about it: spelling, help, default text, choices, the field of
+// Options it fills and how its text is parsed into that field (`set`), and its range. Rows are
+// made by builders that take the field (options_table.cpp): the kind and the parser follow from
+// the field's type, the choices of an enum field from its value names.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,14 +19,33 @@ namespace sq::coordinator::table {
 
 enum class Kind { kBool, kInt, kDouble, kString, kList, kSize, kChoice, kAction };
 
+// A flag's raw text and where it came from ("--seq-len", "EXTRA_ARGS --seq_len", "env SEQ_LEN",
+// "--max_quality (preset --iter)"): errors name the source.
+struct Given {
+  std::string value;
+  std::string source;
+};
+
+// Closed range [lo, hi] (or (lo, hi] when lo_open) that the resolved value must lie in.
+struct Range {
+  double lo, hi;
+  bool lo_open = false;
+};
+
 struct FlagRow {
   const char* name;  // canonical snake_case; the kebab spelling is generated
   Kind kind;
   const char* value_name;  // "N", "PATH", … (empty for booleans)
   const char* def;         // default as shown in --help ("" = none)
   const char* help;
-  const char* choices;  // kChoice: "a|b|c"
-  const char* coming;   // what later work gives it behaviour; nullptr = built
+  std::string choices;  // kChoice: "a|b|c"
+  // Parses the text into the flag's field (InputError naming the source); empty for actions and
+  // for awq/gptq/method, which resolve_method() reads before any setter runs.
+  std::function<void(Options&, const Given&)> set;
+  std::optional<Range> range;                   // checked on the resolved Options
+  std::function<double(const Options&)> value;  // the field, for the range check
+
+  FlagRow in(double lo, double hi, bool lo_open = false) const;  // this row with a range
 };
 
 struct EnvRow {
@@ -68,5 +94,12 @@ const std::vector<RuleRow>& rules();
 const FlagRow* find_flag(const std::string& canonical);
 const MethodRow& method_row(Method m);
 std::string kebab(const std::string& canonical);
+
+// The value parsers the rows use (InputError naming g.source).
+int64_t as_int(const Given& g);
+double as_double(const Given& g);
+bool as_bool(const Given& g);
+std::vector<std::string> as_list(const Given& g);  // comma-separated, entries trimmed
+std::string as_choice(const Given& g, const std::string& choices);  // one of "a|b|c"
 
 }  // namespace sq::coordinator::table

@@ -47,28 +47,6 @@ constexpr SizeUnit kSizeUnits[] = {{"tib", 1099511627776.0},
 
 }  // namespace
 
-const char* to_string(Method m) {
-  return m == Method::kAwq ? "awq" : "gptq";
-}
-const char* to_string(AwqRounding r) {
-  return r == AwqRounding::kGptq ? "gptq" : "rtn";
-}
-const char* to_string(Propagate p) {
-  return p == Propagate::kQuant ? "quant" : "fp";
-}
-const char* to_string(ParallelMode p) {
-  static const char* names[] = {"auto", "blocks", "data"};
-  return names[static_cast<int>(p)];
-}
-const char* to_string(TransportKind t) {
-  static const char* names[] = {"auto", "nccl", "mpi", "local"};
-  return names[static_cast<int>(t)];
-}
-const char* to_string(OutputFormat f) {
-  static const char* names[] = {"awq", "gptq", "compressed-tensors"};
-  return names[static_cast<int>(f)];
-}
-
 bool Options::is_explicit(const std::string& canonical) const {
   return std::find(explicit_flags.begin(), explicit_flags.end(), canonical) != explicit_flags.end();
 }
@@ -157,15 +135,6 @@ std::map<std::string, std::string> environment_from_process() {
   return env;
 }
 
-std::vector<std::string> coming_flags_set(const Options& o) {
-  std::vector<std::string> out;
-  for (const auto& f : o.explicit_flags) {
-    const auto* row = table::find_flag(f);
-    if (row && row->coming) out.push_back(f);
-  }
-  return out;
-}
-
 namespace {
 
 std::string env_of(const std::string& flag) {
@@ -191,15 +160,13 @@ std::string help_text() {
         "       shardquant tokenize|eval|synth ...\n\n"
         "Every flag has a --snake_case and a --kebab-case spelling. Booleans accept --flag and\n"
         "--flag=true|false. Precedence: command line > EXTRA_ARGS > env variables > defaults.\n"
-        "Flags marked (coming: …) are parsed and validated now; the named work gives them\n"
-        "behaviour, and until then a real run refuses them.\n\nFlags:\n";
+        "\nFlags:\n";
   for (const auto& r : table::flags()) {
     os << "  " << spellings(r) << "\n      " << r.help;
-    if (r.choices && *r.choices) os << " [" << r.choices << "]";
+    if (!r.choices.empty()) os << " [" << r.choices << "]";
     if (r.def && *r.def) os << " (default: " << r.def << ")";
     const std::string env = env_of(r.name);
     if (!env.empty()) os << " [env " << env << "]";
-    if (r.coming) os << " (coming: " << r.coming << ")";
     os << "\n";
   }
   os << "\nEnvironment: ";
@@ -216,11 +183,10 @@ std::string help_markdown() {
     std::string names = "`--" + std::string(r.name) + "`";
     if (table::kebab(r.name) != r.name) names += " `--" + table::kebab(r.name) + "`";
     std::string value = r.value_name ? r.value_name : "";
-    if (r.choices && *r.choices) value = r.choices;
+    if (!r.choices.empty()) value = r.choices;
     // '|' separates Markdown table cells: show choices as a/b/c.
     std::replace(value.begin(), value.end(), '|', '/');
     std::string desc = r.help;
-    if (r.coming) desc += " *(coming: " + std::string(r.coming) + ")*";
     std::string env = env_of(r.name);
     os << "| " << names << " | " << (value.empty() ? "" : "`" + value + "`") << " | " << r.def
        << " | " << env << " | " << desc << " |\n";

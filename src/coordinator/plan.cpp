@@ -11,6 +11,7 @@
 #include "coordinator/plan_internal.h"
 #include "io/model_config.h"
 #include "io/model_weights.h"
+#include "rank/arch_table.h"
 #include "rank/device.h"
 
 namespace fs = std::filesystem;
@@ -124,7 +125,7 @@ Plan make_plan(const Options& opts) {
   SQ_REQUIRE(
       fs::is_directory(opts.model_path),
       "--model_path " << opts.model_path << ": not a directory (expected a model directory)");
-  plan.config = io::load_model_config(opts.model_path);
+  plan.config = rank::load_model_config(opts.model_path);
   const auto& cfg = plan.config;
   plan.architecture = cfg.architectures.empty() ? cfg.model_type : cfg.architectures.front();
   const io::ModelWeights w(opts.model_path);

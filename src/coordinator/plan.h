@@ -6,7 +6,7 @@
 //   * model directory exists, has config.json and safetensors (io::ModelWeights checks shards,
 //     truncation, headers, index consistency);
 //   * every tensor the config implies is present with the shape the config implies (shape rules
-//     per tensor role in plan_shapes.cpp) and every block 0..num_hidden_layers-1 has linears;
+//     per tensor role in rank/arch_shapes.cpp) and every block 0..num_hidden_layers-1 has linears;
 //   * the group size divides in_features of every linear that will be quantized;
 //   * every --keep-fp-layers entry matches at least one linear, and keeps all or none of each
 //     set of linears runtimes fuse into one layer (rank::fused_linear_sets: q/k/v, gate/up, the

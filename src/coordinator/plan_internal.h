@@ -6,8 +6,8 @@
 
 namespace sq::coordinator::detail {
 
-// Every tensor the config implies for the families in the shape table is present with the
-// implied shape (plan_shapes.cpp). InputError naming file, tensor, expected and actual.
+// Every tensor the shape rules (rank/arch_shapes.h) imply is present with the implied shape
+// (plan_shapes.cpp). InputError naming file, tensor, expected and actual.
 void check_shapes(const io::ModelConfig& cfg, const io::ModelWeights& w);
 
 // Fills plan.memory from the plan's blocks and the options (formula in plan.h).

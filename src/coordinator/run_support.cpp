@@ -101,11 +101,10 @@ const FormatRow& format_row(OutputFormat f) {
 rank::ExportOptions export_options(const Options& o, const Plan& plan) {
   rank::ExportOptions x;
   x.format = format_row(o.format).pack;
-  x.bits = o.bits;
-  x.group_size = o.group_size;
+  x.scheme = o.scheme();
   x.pack.symmetric = !o.zero_point;
   const io::QuantSettings qs = quant_settings(o, false);
-  x.pack.g_idx = qs.desc_act && !qs.static_groups;  // the config's actorder "group" (quant_config)
+  x.pack.g_idx = qs.scheme.act_order && !qs.static_groups;  // the config's actorder "group" (quant_config)
   // The solvers' scales are fp16 values: exact in an fp32 or fp16 model; a bf16 model rounds
   // them once more, as a bf16 runtime does to the fp16 scales of the AWQ/GPTQ formats on load.
   x.pack.scale_dtype = io::to_scalar_type(plan.model_dtype);
@@ -115,13 +114,14 @@ rank::ExportOptions export_options(const Options& o, const Plan& plan) {
 rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch) {
   rank::AwqSettings s;
   s.scheme = o.scheme();
+  s.scheme.act_order = false;  // AWQ GEMM has no g_idx (also for --awq-rounding gptq)
   s.duo_scaling = o.duo_scaling;
   s.clip = o.clip;
   s.n_grid = o.n_grid;
   s.clip_tokens = o.clip_tokens;
   s.clip_asym = o.clip_asym;
   s.gptq_rounding = o.awq_rounding == AwqRounding::kGptq;
-  s.gptq.damp_percent = o.damp_percent;  // act order stays off: AWQ GEMM has no g_idx
+  s.gptq.damp_percent = o.damp_percent;
   s.refine = {o.iter, o.search_step};
   s.propagate_fp = o.propagate == Propagate::kFp;
   s.salient_quota = o.dump_salient.empty() ? -1.0 : o.salient_quota;
@@ -133,7 +133,6 @@ rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch) {
   rank::GptqSettings s;
   s.scheme = o.scheme();
   s.gptq.damp_percent = o.damp_percent;
-  s.gptq.act_order = o.desc_act;
   s.gptq.static_groups = o.static_groups;
   s.propagate_fp = o.propagate == Propagate::kFp;
   s.salient_quota = o.dump_salient.empty() ? -1.0 : o.salient_quota;
@@ -144,14 +143,11 @@ rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch) {
 io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
   io::QuantSettings q;
   q.format = format_row(o.format).output;
-  q.bits = o.bits;
-  q.group_size = o.group_size;
-  q.zero_point = o.zero_point;
-  q.desc_act = o.desc_act && o.method == Method::kGptq;  // AWQ has no act order
+  q.scheme = o.scheme();
+  q.scheme.act_order = o.desc_act && o.method == Method::kGptq;  // AWQ has no act order
   q.static_groups = o.static_groups;
   q.true_sequential = o.true_sequential;
   q.damp_percent = o.damp_percent;
-  q.mse = o.mse;
   q.gptq_v2 = gptq_v2;
   return q;
 }

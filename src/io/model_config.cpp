@@ -51,15 +51,6 @@ const std::map<std::string, AliasTable>& family_aliases() {
   return t;
 }
 
-// The families this build knows. The forward pass (rank/arch_table) has one row for each; a
-// test checks that the two lists agree.
-const std::vector<std::string> kSupported = {
-    "cohere",      "deepseek_v3", "ernie4_5_moe", "falcon",    "gemma",   "gemma2",     "gemma3",
-    "gemma3_text", "glm4_moe",    "gpt2",         "gpt_neox",  "gpt_oss", "granite",    "llama",
-    "mistral",     "mistral3",    "mixtral",      "olmo2",     "opt",     "phi3",       "phimoe",
-    "qwen2",       "qwen2_moe",   "qwen3",        "qwen3_moe", "smollm3", "starcoder2",
-};
-
 const nlohmann::json* lookup(const nlohmann::json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return nullptr;
@@ -122,10 +113,6 @@ RopeConfig make_rope(const nlohmann::json& dict, double theta_fallback, double p
 
 }  // namespace
 
-const std::vector<std::string>& supported_model_types() {
-  return kSupported;
-}
-
 bool ModelConfig::has(const std::string& key) const {
   return lookup(raw, key.c_str()) != nullptr;
 }
@@ -179,12 +166,6 @@ ModelConfig parse_model_config(const nlohmann::json& top, const std::string& ori
   if (!mt || !mt->is_string())
     SQ_THROW(InputError, origin << ": missing \"model_type\" (is this a transformers config?)");
   c.model_type = mt->get<std::string>();
-  if (!std::binary_search(kSupported.begin(), kSupported.end(), c.model_type)) {
-    std::string list;
-    for (const auto& s : kSupported) list += (list.empty() ? "" : ", ") + s;
-    SQ_THROW(InputError,
-             origin << ": unsupported model_type \"" << c.model_type << "\"; supported: " << list);
-  }
   if (auto* a = lookup(j, "architectures"))
     for (const auto& s : *a)
       if (s.is_string()) c.architectures.push_back(s.get<std::string>());

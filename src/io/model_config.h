@@ -4,7 +4,8 @@
 // (rope_parameters, dtype), and each family's own spellings (gpt2 n_embd/n_layer/n_head, opt
 // ffn_dim, falcon ffn_hidden_size/num_kv_heads, ...) through one alias table per field
 // (model_config.cpp). Per-architecture extras stay in `raw` and are read by the block code with
-// the helpers below. An unknown model_type is an InputError listing the supported ones.
+// the helpers below. Which model_types are supported is not io's to say: any model_type parses
+// here, and rank::load_model_config() (rank/arch_table.h) refuses one without an ArchSpec row.
 #pragma once
 
 #include <map>
@@ -59,11 +60,8 @@ struct ModelConfig {
 };
 
 // Parses `model_dir/config.json` (or a path to a .json file). InputError on a missing file,
-// invalid JSON, a missing required key (named), or an unsupported model_type.
+// invalid JSON, a missing model_type or other required key (named).
 ModelConfig load_model_config(const std::string& path);
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origin);
-
-// model_types this build supports, sorted.
-const std::vector<std::string>& supported_model_types();
 
 }  // namespace sq::io

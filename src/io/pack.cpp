@@ -38,29 +38,25 @@ void check_range(const at::Tensor& t, int bits, const char* context, const char*
                                                     << bits << "-bit quantization");
 }
 
-int64_t effective_group(int64_t in_features, int64_t group_size) {
-  return group_size <= 0 ? in_features : group_size;
-}
-
 // ---- AWQ GEMM ------------------------------------------------------------------------------
 
 PackedLinear pack_awq(const QuantLinear& q, const PackOptions&) {
   const int64_t n = q.out_features(), k = q.in_features();
-  const int64_t g = effective_group(k, q.group_size);
-  SQ_REQUIRE(q.bits == 4, "awq-gemm packs 4-bit weights only, got " << q.bits << " bits");
+  const int64_t g = group_size_for(q.scheme.group_size, k);
+  SQ_REQUIRE(q.scheme.bits == 4, "awq-gemm packs 4-bit weights only, got " << q.scheme.bits << " bits");
   SQ_REQUIRE(n % 8 == 0,
              "awq-gemm needs out_features divisible by 8 (qweight [K, N/8]), got N = " << n);
   SQ_REQUIRE(k % g == 0,
              "awq-gemm needs in_features divisible by the group size (qzeros [K/G, "
              "N/8]), got K = "
                  << k << ", G = " << g);
-  SQ_REQUIRE(is_trivial_g_idx(q.g_idx, q.group_size),
+  SQ_REQUIRE(is_trivial_g_idx(q.g_idx, q.scheme.group_size),
              "awq-gemm has no g_idx: act-order (permuted) groups cannot be stored");
   const at::Tensor perm = awq_permutation(n, true).to(q.codes.device());
   PackedLinear p;
   p.format = PackFormat::kAwqGemm;
-  p.bits = 4;
-  p.group_size = q.group_size;
+  p.scheme.bits = 4;
+  p.scheme.group_size = q.scheme.group_size;
   p.tensors["qweight"] =
       pack_bits(q.codes.to(at::kInt).t().contiguous().index_select(1, perm), 4, BitLayout::kStream);
   p.tensors["qzeros"] = pack_bits(q.zeros.to(at::kInt).index_select(1, perm.to(q.zeros.device())),
@@ -84,16 +80,16 @@ QuantLinear unpack_awq(const PackedLinear& p) {
              "awq-gemm: K = " << k << " rows of qweight do not split into " << groups << " groups");
   const at::Tensor inv = awq_permutation(n, false);
   QuantLinear q;
-  q.bits = 4;
-  q.group_size = p.group_size > 0 ? p.group_size : k / groups;
-  SQ_REQUIRE(num_groups(k, q.group_size) == groups, "awq-gemm: group size "
-                                                        << q.group_size << " with K = " << k
-                                                        << " gives " << num_groups(k, q.group_size)
+  q.scheme.bits = 4;
+  q.scheme.group_size = p.scheme.group_size > 0 ? p.scheme.group_size : k / groups;
+  SQ_REQUIRE(num_groups(k, q.scheme.group_size) == groups, "awq-gemm: group size "
+                                                        << q.scheme.group_size << " with K = " << k
+                                                        << " gives " << num_groups(k, q.scheme.group_size)
                                                         << " groups, qzeros has " << groups);
   q.codes = unpack_bits(qw, 4, n, BitLayout::kStream).index_select(1, inv).t().contiguous();
   q.zeros = unpack_bits(qz, 4, n, BitLayout::kStream).index_select(1, inv).contiguous();
   q.scales = sc;
-  q.g_idx = default_g_idx(k, q.group_size);
+  q.g_idx = default_g_idx(k, q.scheme.group_size);
   return q;
 }
 
@@ -101,7 +97,7 @@ QuantLinear unpack_awq(const PackedLinear& p) {
 
 PackedLinear pack_gptq(const QuantLinear& q, PackFormat f) {
   const int64_t n = q.out_features(), k = q.in_features();
-  const int b = q.bits;
+  const int b = q.scheme.bits;
   const char* name = format_name(f);
   SQ_REQUIRE(b == 2 || b == 3 || b == 4 || b == 8,
              name << ": bits must be 2, 3, 4 or 8, got " << b);
@@ -118,8 +114,8 @@ PackedLinear pack_gptq(const QuantLinear& q, PackFormat f) {
   }
   PackedLinear p;
   p.format = f;
-  p.bits = b;
-  p.group_size = q.group_size;
+  p.scheme.bits = b;
+  p.scheme.group_size = q.scheme.group_size;
   p.tensors["qweight"] = pack_bits(q.codes, b, BitLayout::kStream).t().contiguous();
   p.tensors["qzeros"] = pack_bits(stored, b, BitLayout::kStream);
   p.tensors["scales"] = q.scales.to(at::kHalf).contiguous();
@@ -131,7 +127,7 @@ QuantLinear unpack_gptq(const PackedLinear& p) {
   const at::Tensor& qw = p.get("qweight");
   const at::Tensor& qz = p.get("qzeros");
   const at::Tensor& sc = p.get("scales");
-  const int b = p.bits;
+  const int b = p.scheme.bits;
   const char* name = format_name(p.format);
   SQ_REQUIRE(qw.dim() == 2 && qz.dim() == 2 && sc.dim() == 2 && sc.size(1) == qw.size(1) &&
                  sc.size(0) == qz.size(0) && qz.size(1) * 32 == qw.size(1) * b,
@@ -142,18 +138,18 @@ QuantLinear unpack_gptq(const PackedLinear& p) {
   const int64_t k = p.has("g_idx") ? p.get("g_idx").numel() : qw.size(0) * 32 / b;
   SQ_REQUIRE(k * b == qw.size(0) * 32, name << ": g_idx has " << k << " entries but qweight has "
                                             << qw.size(0) << " rows of " << b << "-bit values");
-  SQ_REQUIRE(qz.size(0) == num_groups(k, p.group_size),
-             name << ": group size " << p.group_size << " with K = " << k << " gives "
-                  << num_groups(k, p.group_size) << " groups, qzeros has " << qz.size(0));
+  SQ_REQUIRE(qz.size(0) == num_groups(k, p.scheme.group_size),
+             name << ": group size " << p.scheme.group_size << " with K = " << k << " gives "
+                  << num_groups(k, p.scheme.group_size) << " groups, qzeros has " << qz.size(0));
   QuantLinear q;
-  q.bits = b;
-  q.group_size = p.group_size;
+  q.scheme.bits = b;
+  q.scheme.group_size = p.scheme.group_size;
   q.codes = unpack_bits(qw.t(), b, k, BitLayout::kStream);
   q.zeros = unpack_bits(qz, b, n, BitLayout::kStream);
   // v1 readers add 1 and mask (a stored 2^b - 1 reads back as 0).
   if (p.format == PackFormat::kGptqV1) q.zeros = at::bitwise_and(q.zeros + 1, max_code(b));
   q.scales = sc;
-  q.g_idx = p.has("g_idx") ? p.get("g_idx").to(at::kInt) : default_g_idx(k, p.group_size);
+  q.g_idx = p.has("g_idx") ? p.get("g_idx").to(at::kInt) : default_g_idx(k, p.scheme.group_size);
   return q;
 }
 
@@ -169,7 +165,7 @@ PackedLinear pack_gptq_v2(const QuantLinear& q, const PackOptions&) {
 // value is code - 2^(b-1), that is the code itself. Same for zero points.
 
 PackedLinear pack_compressed(const QuantLinear& q, const PackOptions& opts) {
-  const int b = q.bits;
+  const int b = q.scheme.bits;
   SQ_REQUIRE(b >= 2 && b <= 8, "pack-quantized: bits must be 2..8, got " << b);
   const int64_t mid = int64_t{1} << (b - 1);
   const bool sym =
@@ -179,15 +175,15 @@ PackedLinear pack_compressed(const QuantLinear& q, const PackOptions& opts) {
                "pack-quantized: symmetric output needs every zero point = " << mid);
   PackedLinear p;
   p.format = PackFormat::kCompressedPack;
-  p.bits = b;
-  p.group_size = q.group_size;
+  p.scheme.bits = b;
+  p.scheme.group_size = q.scheme.group_size;
   p.tensors["weight_packed"] = pack_bits(q.codes, b, BitLayout::kWordAligned);
   p.tensors["weight_scale"] = q.scales.t().to(opts.scale_dtype).contiguous();
   p.tensors["weight_shape"] = at::tensor({q.out_features(), q.in_features()}, at::kLong);
   if (!sym)
     p.tensors["weight_zero_point"] =
         pack_bits(q.zeros, b, BitLayout::kWordAligned).t().contiguous();
-  const bool trivial = is_trivial_g_idx(q.g_idx, q.group_size);
+  const bool trivial = is_trivial_g_idx(q.g_idx, q.scheme.group_size);
   SQ_CHECK(
       opts.g_idx.value_or(true) || trivial,
       "pack-quantized: an act-order g_idx cannot be left out (actorder \"weight\" needs k / G)");
@@ -200,10 +196,10 @@ QuantLinear unpack_compressed(const PackedLinear& p) {
   SQ_REQUIRE(shape.numel() == 2,
              "pack-quantized: weight_shape must hold 2 values, got " << shape.numel());
   const int64_t n = shape[0].item<int64_t>(), k = shape[1].item<int64_t>();
-  const int b = p.bits;
+  const int b = p.scheme.bits;
   QuantLinear q;
-  q.bits = b;
-  q.group_size = p.group_size;
+  q.scheme.bits = b;
+  q.scheme.group_size = p.scheme.group_size;
   q.codes = unpack_bits(p.get("weight_packed"), b, k, BitLayout::kWordAligned);
   q.scales = p.get("weight_scale").t().contiguous();
   const int64_t groups = q.scales.size(0);
@@ -212,7 +208,7 @@ QuantLinear unpack_compressed(const PackedLinear& p) {
   else
     q.zeros = at::full({groups, n}, int64_t{1} << (b - 1), at::kInt);
   q.g_idx =
-      p.has("weight_g_idx") ? p.get("weight_g_idx").to(at::kInt) : default_g_idx(k, p.group_size);
+      p.has("weight_g_idx") ? p.get("weight_g_idx").to(at::kInt) : default_g_idx(k, p.scheme.group_size);
   return q;
 }
 
@@ -257,7 +253,7 @@ void check_quant_linear(const QuantLinear& q, const char* context) {
            context << ": codes, zeros, scales and g_idx must all be set");
   SQ_CHECK(q.codes.dim() == 2, context << ": codes must be [N, K], got " << q.codes.sizes());
   const int64_t n = q.codes.size(0), k = q.codes.size(1);
-  const int64_t groups = num_groups(k, q.group_size);
+  const int64_t groups = num_groups(k, q.scheme.group_size);
   SQ_CHECK(q.zeros.dim() == 2 && q.zeros.size(0) == groups && q.zeros.size(1) == n,
            context << ": zeros must be [" << groups << ", " << n << "], got " << q.zeros.sizes());
   SQ_CHECK(q.scales.sizes() == q.zeros.sizes(),
@@ -268,8 +264,8 @@ void check_quant_linear(const QuantLinear& q, const char* context) {
   if (k > 0)
     SQ_CHECK(q.g_idx.min().item<int64_t>() >= 0 && q.g_idx.max().item<int64_t>() < groups,
              context << ": g_idx values must lie in 0.." << groups - 1);
-  check_range(q.codes, q.bits, context, "codes");
-  check_range(q.zeros, q.bits, context, "zeros");
+  check_range(q.codes, q.scheme.bits, context, "codes");
+  check_range(q.zeros, q.scheme.bits, context, "zeros");
 }
 
 PackedLinear pack(const QuantLinear& q, PackFormat format, const PackOptions& opts) {

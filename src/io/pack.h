@@ -27,6 +27,8 @@
 #include <optional>
 #include <string>
 
+#include "common/quant_scheme.h"
+
 namespace sq::io {
 
 struct QuantLinear {
@@ -34,8 +36,7 @@ struct QuantLinear {
   at::Tensor zeros;   // int32 [n_groups, N]
   at::Tensor scales;  // f32 or f16 [n_groups, N]
   at::Tensor g_idx;   // int32 [K]
-  int bits = 4;
-  int64_t group_size = 128;  // -1 = one group per row (G = K)
+  QuantScheme scheme;  // bits and group size (−1 = one group per row, G = K) of the codes
 
   int64_t out_features() const { return codes.size(0); }
   int64_t in_features() const { return codes.size(1); }
@@ -53,8 +54,7 @@ const char* format_name(PackFormat f);
 
 struct PackedLinear {
   PackFormat format = PackFormat::kGptqV1;
-  int bits = 4;
-  int64_t group_size = 128;  // -1 = one group per row
+  QuantScheme scheme;  // bits and group size (−1 = one group per row)
   std::map<std::string, at::Tensor> tensors;
 
   // The tensor stored under `suffix`; InputError naming the format and suffix when absent.

@@ -163,12 +163,12 @@ at::Tensor unpack_bits(const at::Tensor& words, int bits, int64_t length, BitLay
 }
 
 int64_t num_groups(int64_t in_features, int64_t group_size) {
-  const int64_t g = group_size <= 0 ? in_features : group_size;
+  const int64_t g = group_size_for(group_size, in_features);
   return g == 0 ? 0 : (in_features + g - 1) / g;
 }
 
 at::Tensor default_g_idx(int64_t in_features, int64_t group_size) {
-  const int64_t g = group_size <= 0 ? std::max<int64_t>(in_features, 1) : group_size;
+  const int64_t g = group_size_for(group_size, in_features);
   at::Tensor out = at::empty({in_features}, at::kInt);
   int32_t* o = out.data_ptr<int32_t>();
   for (int64_t k = 0; k < in_features; ++k) o[k] = static_cast<int32_t>(k / g);

@@ -9,30 +9,30 @@ using Builder = nlohmann::json (*)(const QuantSettings&);
 using SideFiles = std::map<std::string, nlohmann::json> (*)(const QuantSettings&);
 
 nlohmann::json awq_config(const QuantSettings& s) {
-  return {{"quant_method", "awq"},      {"bits", s.bits},
-          {"group_size", s.group_size}, {"zero_point", s.zero_point},
+  return {{"quant_method", "awq"},      {"bits", s.scheme.bits},
+          {"group_size", s.scheme.group_size}, {"zero_point", s.scheme.zero_point},
           {"version", "gemm"},          {"modules_to_not_convert", s.modules_to_not_convert}};
 }
 std::map<std::string, nlohmann::json> awq_side(const QuantSettings& s) {
   // The container edition's own file (REFERENCE.md §3.1).
   return {{"quant_config.json",
-           {{"zero_point", s.zero_point},
-            {"q_group_size", s.group_size},
-            {"w_bit", s.bits},
+           {{"zero_point", s.scheme.zero_point},
+            {"q_group_size", s.scheme.group_size},
+            {"w_bit", s.scheme.bits},
             {"version", "GEMM"}}}};
 }
 
 nlohmann::json gptq_config(const QuantSettings& s) {
   nlohmann::json j = {{"quant_method", "gptq"},
-                      {"bits", s.bits},
-                      {"group_size", s.group_size},
-                      {"desc_act", s.desc_act},
-                      {"sym", !s.zero_point},
+                      {"bits", s.scheme.bits},
+                      {"group_size", s.scheme.group_size},
+                      {"desc_act", s.scheme.act_order},
+                      {"sym", !s.scheme.zero_point},
                       {"true_sequential", s.true_sequential},
                       {"damp_percent", s.damp_percent},
                       {"static_groups", s.static_groups},
                       {"checkpoint_format", s.gptq_v2 ? "gptq_v2" : "gptq"}};
-  if (s.mse > 0) j["mse"] = s.mse;  // GPTQModel's key; loaders ignore it
+  if (s.scheme.mse_norm > 0) j["mse"] = s.scheme.mse_norm;  // GPTQModel's key; loaders ignore it
   if (!s.modules_to_not_convert.empty()) j["modules_to_not_convert"] = s.modules_to_not_convert;
   return j;
 }
@@ -42,17 +42,17 @@ std::map<std::string, nlohmann::json> gptq_side(const QuantSettings& s) {
 
 nlohmann::json ct_config(const QuantSettings& s) {
   nlohmann::json weights = {
-      {"num_bits", s.bits},
+      {"num_bits", s.scheme.bits},
       {"type", "int"},
-      {"symmetric", !s.zero_point},
-      {"strategy", s.group_size > 0 ? "group" : "channel"},
-      {"group_size", s.group_size > 0 ? nlohmann::json(s.group_size) : nlohmann::json()},
+      {"symmetric", !s.scheme.zero_point},
+      {"strategy", s.scheme.group_size > 0 ? "group" : "channel"},
+      {"group_size", s.scheme.group_size > 0 ? nlohmann::json(s.scheme.group_size) : nlohmann::json()},
       // Act order with static groups keeps g_idx = k / G: llm-compressor's "weight" ordering.
-      {"actorder", !s.desc_act       ? nlohmann::json()
+      {"actorder", !s.scheme.act_order       ? nlohmann::json()
                    : s.static_groups ? nlohmann::json("weight")
                                      : nlohmann::json("group")},
       {"dynamic", false},
-      {"observer", s.mse > 0 ? "mse" : "minmax"}};
+      {"observer", s.scheme.mse_norm > 0 ? "mse" : "minmax"}};
   return {{"quant_method", "compressed-tensors"},
           {"format", "pack-quantized"},
           {"quantization_status", "compressed"},

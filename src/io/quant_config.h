@@ -11,20 +11,18 @@
 #include <string>
 #include <vector>
 
+#include "common/quant_scheme.h"
+
 namespace sq::io {
 
 enum class OutputFormat { kAwqGemm, kGptq, kCompressedTensors };
 
 struct QuantSettings {
   OutputFormat format = OutputFormat::kAwqGemm;
-  int bits = 4;
-  int64_t group_size = 128;
-  bool zero_point = true;  // AWQ zero point / GPTQ asymmetric
-  bool desc_act = false;
+  QuantScheme scheme;  // bits, group size, zero point (AWQ) / asymmetric (GPTQ), act order, mse
   bool static_groups = false;
   bool true_sequential = true;
   double damp_percent = 0.01;
-  double mse = 0.0;      // GPTQ range-search norm (0 = min/max), recorded when used
   bool gptq_v2 = false;  // true zeros (an asymmetric zero of 0 occurred)
   // Every linear module left in floating point, by full module name ("lm_head",
   // "model.layers.0.mlp.gate"): AWQ's and GPTQ's "modules_to_not_convert" (loaders match entries

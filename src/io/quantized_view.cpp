@@ -42,9 +42,9 @@ QuantizedLayout parse_awq(const nlohmann::json& q, const std::string& ctx) {
                                     << "\" is not supported for loading (only \"gemm\")");
   QuantizedLayout l;
   l.format = PackFormat::kAwqGemm;
-  l.bits = static_cast<int>(int_key(q, {"bits", "w_bit"}, 4, ctx));
-  l.group_size = int_key(q, {"group_size", "q_group_size"}, 128, ctx);
-  SQ_REQUIRE(l.bits == 4, ctx << ": AWQ GEMM checkpoints are 4-bit, config says " << l.bits);
+  l.scheme.bits = static_cast<int>(int_key(q, {"bits", "w_bit"}, 4, ctx));
+  l.scheme.group_size = int_key(q, {"group_size", "q_group_size"}, 128, ctx);
+  SQ_REQUIRE(l.scheme.bits == 4, ctx << ": AWQ GEMM checkpoints are 4-bit, config says " << l.scheme.bits);
   return l;
 }
 
@@ -56,8 +56,8 @@ QuantizedLayout parse_gptq(const nlohmann::json& q, const std::string& ctx) {
                  << "\" is not supported for loading (\"gptq\" or \"gptq_v2\")");
   QuantizedLayout l;
   l.format = fmt == "gptq_v2" ? PackFormat::kGptqV2 : PackFormat::kGptqV1;
-  l.bits = static_cast<int>(int_key(q, {"bits"}, 4, ctx));
-  l.group_size = int_key(q, {"group_size"}, 128, ctx);
+  l.scheme.bits = static_cast<int>(int_key(q, {"bits"}, 4, ctx));
+  l.scheme.group_size = int_key(q, {"group_size"}, 128, ctx);
   return l;
 }
 
@@ -75,8 +75,8 @@ QuantizedLayout parse_compressed(const nlohmann::json& q, const std::string& ctx
   const nlohmann::json& w = g["weights"];
   QuantizedLayout l;
   l.format = PackFormat::kCompressedPack;
-  l.bits = static_cast<int>(int_key(w, {"num_bits"}, 4, ctx));
-  l.group_size = int_key(w, {"group_size"}, -1, ctx);
+  l.scheme.bits = static_cast<int>(int_key(w, {"num_bits"}, 4, ctx));
+  l.scheme.group_size = int_key(w, {"group_size"}, -1, ctx);
   return l;
 }
 
@@ -113,11 +113,11 @@ std::vector<int64_t> gptq_shape(const QuantizedLayout& l, const std::string& p, 
   SQ_REQUIRE(qw.dim() == 2,
              "quantized linear " << p << ": gptq qweight must be 2-D, got " << qw.sizes());
   const at::Tensor g = s(p + ".g_idx");
-  const int64_t k = g.defined() ? g.numel() : qw.size(0) * 32 / l.bits;
-  SQ_REQUIRE(k * l.bits == qw.size(0) * 32, "quantized linear "
+  const int64_t k = g.defined() ? g.numel() : qw.size(0) * 32 / l.scheme.bits;
+  SQ_REQUIRE(k * l.scheme.bits == qw.size(0) * 32, "quantized linear "
                                                 << p << ": gptq qweight has " << qw.size(0)
-                                                << " rows, expected " << k * l.bits / 32
-                                                << " for K = " << k << " at " << l.bits << " bits");
+                                                << " rows, expected " << k * l.scheme.bits / 32
+                                                << " for K = " << k << " at " << l.scheme.bits << " bits");
   return {qw.size(1), k};
 }
 std::vector<int64_t> ct_shape(const QuantizedLayout&, const std::string& p, const Lookup& s) {
@@ -161,11 +161,11 @@ std::optional<QuantizedLayout> quantized_layout(const nlohmann::json& config,
   for (const auto& r : kMethods)
     if (method == r.quant_method) {
       QuantizedLayout l = r.parse(q, context);
-      SQ_REQUIRE(l.bits >= 2 && l.bits <= 8,
-                 context << ": quantization_config bits must be 2..8, got " << l.bits);
-      SQ_REQUIRE(l.group_size == -1 || l.group_size > 0,
+      SQ_REQUIRE(l.scheme.bits >= 2 && l.scheme.bits <= 8,
+                 context << ": quantization_config bits must be 2..8, got " << l.scheme.bits);
+      SQ_REQUIRE(l.scheme.group_size == -1 || l.scheme.group_size > 0,
                  context << ": quantization_config group_size must be -1 or positive, got "
-                         << l.group_size);
+                         << l.scheme.group_size);
       return l;
     }
   SQ_THROW(InputError, context << ": quantization_config.quant_method \"" << method
@@ -189,8 +189,8 @@ at::Tensor dequantize_stored(const QuantizedLayout& layout, const std::string& p
                              const StoredLookup& stored) {
   PackedLinear p;
   p.format = layout.format;
-  p.bits = layout.bits;
-  p.group_size = layout.group_size;
+  p.scheme.bits = layout.scheme.bits;
+  p.scheme.group_size = layout.scheme.group_size;
   for (const auto& suffix : packed_suffixes(layout.format)) {
     at::Tensor t = stored(prefix + "." + suffix);
     if (t.defined()) p.tensors[suffix] = t.contiguous();

@@ -29,8 +29,7 @@ namespace sq::io {
 
 struct QuantizedLayout {
   PackFormat format = PackFormat::kAwqGemm;
-  int bits = 4;
-  int64_t group_size = 128;  // -1 = one group per row
+  QuantScheme scheme;  // bits and group size (−1 = one group per row) from quantization_config
 };
 
 std::optional<QuantizedLayout> quantized_layout(const nlohmann::json& config,

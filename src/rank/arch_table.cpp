@@ -446,13 +446,35 @@ const std::vector<ArchSpec>& arch_specs() {
   return rows;
 }
 
-const ArchSpec& arch_spec(const std::string& model_type) {
+namespace {
+const ArchSpec* find_row(const std::string& model_type) {
   for (const auto& r : arch_specs())
-    if (r.model_type == model_type) return r;
+    if (r.model_type == model_type) return &r;
+  return nullptr;
+}
+std::string supported_list() {
   std::string list;
   for (const auto& r : arch_specs()) list += (list.empty() ? "" : ", ") + r.model_type;
-  SQ_THROW(InputError,
-           "no architecture row for model_type \"" << model_type << "\"; supported: " << list);
+  return list;
+}
+io::ModelConfig supported(io::ModelConfig c) {
+  SQ_REQUIRE(find_row(c.model_type), c.path << ": unsupported model_type \"" << c.model_type
+                                            << "\"; supported: " << supported_list());
+  return c;
+}
+}  // namespace
+
+const ArchSpec& arch_spec(const std::string& model_type) {
+  if (const ArchSpec* r = find_row(model_type)) return *r;
+  SQ_THROW(InputError, "no architecture row for model_type \""
+                           << model_type << "\"; supported: " << supported_list());
+}
+
+io::ModelConfig load_model_config(const std::string& path) {
+  return supported(io::load_model_config(path));
+}
+io::ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origin) {
+  return supported(io::parse_model_config(j, origin));
 }
 
 std::string expand_expert(const std::string& pattern, int64_t e) {

@@ -2,7 +2,10 @@
 //
 // CONTRACT (stable API for the block code, the planner and the AWQ/GPTQ pipeline):
 //   arch_spec(model_type)   the row; InputError naming the supported types when absent.
-//   arch_specs()            every row (a test checks it matches io::supported_model_types()).
+//   arch_specs()            every row, sorted by model_type: the one list of supported
+//                           architectures (config parsing, shape rules and synth derive theirs).
+//   load_model_config(path) io::load_model_config(), refusing (InputError naming the file, the
+//   parse_model_config(j,o) model_type and the supported ones) a model_type without a row.
 //   awq_groups(...)         the AWQ scaling groups of one block, expanded to full tensor
 //                           prefixes (experts enumerated, conditions evaluated on the shapes).
 //   gptq_steps(...)         the true-sequential GPTQ steps of one block; each step lists sets of
@@ -108,6 +111,9 @@ RoleKind role_kind(const std::string& role);
 
 const ArchSpec& arch_spec(const std::string& model_type);
 const std::vector<ArchSpec>& arch_specs();
+
+io::ModelConfig load_model_config(const std::string& path);
+io::ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origin);
 
 // Expanded AWQ group of one block. Names are full tensor prefixes ("model.layers.0.mlp.up_proj").
 struct LinearGroup {

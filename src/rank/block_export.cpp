@@ -53,10 +53,9 @@ NamedTensors export_block(const Block& block,
         ql.zeros = q->second.zeros.contiguous();
         ql.scales = q->second.scales.contiguous();
         ql.g_idx = q->second.g_idx.contiguous();
-        ql.bits = opts.bits;
-        ql.group_size = opts.group_size;
+        ql.scheme = opts.scheme;
         io::PackFormat fmt = opts.format;
-        if (fmt == io::PackFormat::kGptqV1 && !io::gptq_v1_can_store(ql.zeros, opts.bits)) {
+        if (fmt == io::PackFormat::kGptqV1 && !io::gptq_v1_can_store(ql.zeros, opts.scheme.bits)) {
           // Stored as true zeros for now; the caller rewrites the checkpoint as gptq_v2.
           if (gptq_zero_zero) *gptq_zero_zero = true;
           fmt = io::PackFormat::kGptqV2;

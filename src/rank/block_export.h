@@ -31,8 +31,7 @@ namespace sq::rank {
 
 struct ExportOptions {
   io::PackFormat format = io::PackFormat::kAwqGemm;
-  int bits = 4;
-  int64_t group_size = 128;
+  QuantScheme scheme;   // bits and group size of the packed codes
   io::PackOptions pack;  // compressed-tensors: symmetric (no zero points), weight_scale dtype
 };
 

@@ -1,6 +1,7 @@
-// Synthetic checkpoints (see synth.h). The shapes and the per-family tensor extras are tables;
-// tensors are generated one at a time and streamed into the sharded writer, so memory stays at
-// one shard whatever the model size.
+// Synthetic checkpoints (see synth.h). The named shapes are a table; tensor names come from the
+// model_type's ArchSpec row and shapes from its shape rules (arch_shapes.h), so a written model
+// has exactly what the planner checks. Tensors are generated one at a time and streamed into the
+// sharded writer, so memory stays at one shard whatever the model size.
 #include "rank/synth.h"
 
 #include <chrono>
@@ -10,32 +11,42 @@
 #include "common/check.h"
 #include "io/model_config.h"
 #include "io/safetensors_writer.h"
+#include "rank/arch_shapes.h"
+#include "rank/arch_table.h"
 
 namespace sq::rank {
 namespace fs = std::filesystem;
 namespace {
 
-// Families whose checkpoint layout synth_tensors() writes: Llama naming plus these extras.
-struct FamilyRow {
+// Checkpoint traits of a family that its config.json does not state (every other row has none):
+// q/k/v biases (o_proj without; attention_bias: false turns them off) and q/k norms, per head
+// ([head_dim]) or over the whole projection ([heads × head_dim]).
+enum class QkNorm { kNone, kPerHead, kFull };
+struct FamilyTraits {
   const char* model_type;
-  bool qkv_bias_default;  // attention biases unless config.json says attention_bias: false
-  bool qk_norm;           // per-head q_norm / k_norm weights
+  bool qkv_bias;
+  QkNorm qk_norm;
 };
-const FamilyRow kFamilies[] = {
-    {"llama", false, false},
-    {"mistral", false, false},
-    {"qwen2", true, false},
-    {"qwen3", false, true},
+const FamilyTraits kTraits[] = {
+    {"qwen2", true, QkNorm::kNone},
+    {"qwen3", false, QkNorm::kPerHead},
+    {"gemma3_text", false, QkNorm::kPerHead},
+    {"olmo2", false, QkNorm::kFull},
 };
+
+// The order synth writes a block's roles in (the row names them; absent roles are skipped).
+const char* const kBlockOrder[] = {
+    "attn_norm",      "q",        "k",    "v",  "q_norm", "k_norm",       "o",
+    "post_attn_norm", "mlp_norm", "gate", "up", "down",   "post_mlp_norm"};
 
 // Files copied from the tokenizer directory (the first is required).
 const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json",
                                        "special_tokens_map.json", "generation_config.json"};
 
-const FamilyRow* family_of(const std::string& model_type) {
-  for (const auto& f : kFamilies)
-    if (model_type == f.model_type) return &f;
-  return nullptr;
+FamilyTraits traits_of(const std::string& model_type) {
+  for (const auto& f : kTraits)
+    if (model_type == f.model_type) return f;
+  return {"", false, QkNorm::kNone};
 }
 
 uint64_t fnv1a(const std::string& s) {
@@ -105,39 +116,72 @@ nlohmann::json synth_config(const std::string& shape) {
                                         << ") nor an existing config.json file");
 }
 
+bool synth_writes(const ArchSpec& s) {
+  return s.attn == AttnKind::Separate && s.mlp == MlpKind::Gated && !s.conv1d &&
+         s.pos_embed.empty() && s.norm != NormKind::LayerNorm;
+}
+
+std::vector<std::string> synth_model_types() {
+  std::vector<std::string> out;
+  for (const auto& s : arch_specs())
+    if (synth_writes(s)) out.push_back(s.model_type);
+  return out;
+}
+
 std::vector<SynthTensor> synth_tensors(const nlohmann::json& j) {
-  const io::ModelConfig c = io::parse_model_config(j, "synth config");
-  const FamilyRow* fam = family_of(c.model_type);
-  SQ_REQUIRE(fam, "synth: model_type " << c.model_type
-                                       << " is not supported (expected llama, mistral, qwen2 or "
-                                          "qwen3)");
-  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, hd = c.head_dim;
-  const int64_t q_out = c.num_attention_heads * hd, kv_out = c.num_key_value_heads * hd;
-  const bool qkv_bias = j.value("attention_bias", fam->qkv_bias_default);
-  std::vector<SynthTensor> t;
-  t.push_back({"model.embed_tokens.weight", {V, H}});
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    t.push_back({p + "input_layernorm.weight", {H}, true});
-    t.push_back({p + "self_attn.q_proj.weight", {q_out, H}});
-    t.push_back({p + "self_attn.k_proj.weight", {kv_out, H}});
-    t.push_back({p + "self_attn.v_proj.weight", {kv_out, H}});
-    if (qkv_bias)
-      for (const auto& [n, o] :
-           {std::pair<const char*, int64_t>{"q", q_out}, {"k", kv_out}, {"v", kv_out}})
-        t.push_back({p + "self_attn." + n + "_proj.bias", {o}});
-    if (fam->qk_norm) {
-      t.push_back({p + "self_attn.q_norm.weight", {hd}, true});
-      t.push_back({p + "self_attn.k_norm.weight", {hd}, true});
-    }
-    t.push_back({p + "self_attn.o_proj.weight", {H, q_out}});
-    t.push_back({p + "post_attention_layernorm.weight", {H}, true});
-    t.push_back({p + "mlp.gate_proj.weight", {I, H}});
-    t.push_back({p + "mlp.up_proj.weight", {I, H}});
-    t.push_back({p + "mlp.down_proj.weight", {H, I}});
+  const io::ModelConfig c = parse_model_config(j, "synth config");
+  const ArchSpec& s = arch_spec(c.model_type);
+  if (!synth_writes(s)) {
+    std::string list;
+    for (const auto& t : synth_model_types()) list += (list.empty() ? "" : ", ") + t;
+    SQ_THROW(InputError, "synth: model_type " << c.model_type
+                                              << " is not supported (synth writes dense models "
+                                                 "with separate q/k/v and a gated MLP: "
+                                              << list << ")");
   }
-  t.push_back({"model.norm.weight", {H}, true});
-  if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", {V, H}});
+  const FamilyTraits traits = traits_of(c.model_type);
+  const bool qkv_bias = c.get_bool("attention_bias", traits.qkv_bias);
+  const bool o_bias = !traits.qkv_bias && c.attention_bias;
+  const int64_t H = c.hidden_size, hd = c.head_dim;
+  auto shape = [&](const std::string& role, int64_t block) {
+    const auto r = implied_shape(c, role, block);
+    SQ_CHECK(r, "synth: no shape rule for " << c.model_type << " role " << role);
+    return r->shape;
+  };
+  std::vector<SynthTensor> t;
+  t.push_back({s.embed, shape("embed", 0)});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = s.layers_prefix + std::to_string(i) + ".";
+    auto linear = [&](const std::string& role, bool bias) {
+      const auto w = shape(role, i);
+      t.push_back({p + s.role(role) + ".weight", w});
+      if (bias) t.push_back({p + s.role(role) + ".bias", {w[0]}});
+    };
+    for (const char* role : kBlockOrder) {
+      const std::string r = role;
+      if (s.role(r).empty()) continue;
+      if (r == "q_norm" || r == "k_norm") {
+        if (traits.qk_norm == QkNorm::kNone) continue;
+        const int64_t full = r == "q_norm" ? shape("q", i)[0] : shape("k", i)[0];
+        t.push_back(
+            {p + s.role(r) + ".weight", {traits.qk_norm == QkNorm::kFull ? full : hd}, true});
+      } else if (role_kind(r) == RoleKind::Norm) {
+        t.push_back({p + s.role(r) + ".weight", {H}, true});
+      } else if (r == "v" && qkv_bias) {
+        linear(r, false);
+        for (const char* b : {"q", "k", "v"})
+          t.push_back({p + s.role(b) + ".bias", {shape(b, i)[0]}});
+      } else if (r == "q" || r == "k" || r == "v") {
+        linear(r, false);
+      } else if (r == "o") {
+        linear(r, o_bias);
+      } else {
+        linear(r, c.mlp_bias);
+      }
+    }
+  }
+  t.push_back({s.final_norm + ".weight", {H}, true});
+  if (!c.tie_word_embeddings) t.push_back({s.lm_head, shape("lm_head", 0)});
   return t;
 }
 

@@ -3,16 +3,19 @@
 // CONTRACT
 //   synth_config(shape) — a named shape (synth_shapes(): llama-1b = REFERENCE.md §7's 1B-class
 //   Llama, llama-8b / llama-70b = Llama-3's dimensions) becomes a complete LlamaForCausalLM
-//   config.json; any other string is read as a path to a config.json (model_type llama, mistral,
-//   qwen2 or qwen3: the families whose tensor list synth_tensors() knows). InputError otherwise,
+//   config.json; any other string is read as a path to a config.json. InputError otherwise,
 //   listing the named shapes.
-//   synth_tensors(cfg) — every tensor of the checkpoint in write order, with its shape; norms are
-//   ones, every other tensor std-normal × 0.02.
-//   write_synth_model() — writes config.json, the sharded safetensors (io::ShardedWriter) and
-//   the tokenizer files copied from opts.tokenizer_dir (tokenizer.json required; InputError
-//   naming the directory otherwise). bos/eos/pad ids come from the tokenizer directory's
-//   config.json when it has one. Weights are a pure function of (seed, tensor name, element
-//   index) — the same bytes whatever the thread count — so two runs with one seed give
+//   synth_model_types() / synth_writes(row) — the model_types synth writes: the ArchSpec rows
+//   (arch_table.h) with separate q/k/v, a gated MLP and bias-free norms, whose every tensor has a
+//   shape rule. synth_tensors(cfg) — every tensor of the checkpoint in write order, with its shape:
+//   names from the row, shapes from arch_shapes.h, biases per attention_bias / mlp_bias (and the
+//   family's own, e.g. qwen2's q/k/v). Norms are ones, every other tensor std-normal × 0.02.
+//   InputError for a model_type without a row or one synth does not write (listing
+//   synth_model_types()). write_synth_model() — writes config.json, the sharded safetensors
+//   (io::ShardedWriter) and the tokenizer files copied from opts.tokenizer_dir (tokenizer.json
+//   required; InputError naming the directory otherwise). bos/eos/pad ids come from the tokenizer
+//   directory's config.json when it has one. Weights are a pure function of (seed, tensor name,
+//   element index) — the same bytes whatever the thread count — so two runs with one seed give
 //   identical files. The output directory must not exist or be empty.
 //   fill_normal() — the generator: counter-based (SplitMix64 of seed ⊕ index) Box–Muller pairs,
 //   rounded to nearest-even into bf16 / fp16 / fp32; multi-threaded over fixed chunks.
@@ -43,6 +46,9 @@ struct SynthTensor {
   bool ones = false;  // norm weights
 };
 std::vector<SynthTensor> synth_tensors(const nlohmann::json& config);
+std::vector<std::string> synth_model_types();
+struct ArchSpec;
+bool synth_writes(const ArchSpec& row);  // whether synth_model_types() lists the row
 
 struct SynthOptions {
   std::string out_dir;

@@ -35,10 +35,9 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "rank/transport_kind.h"
 
 namespace sq::rank {
-
-enum class TransportKind { kLocal, kMpi, kNccl };
 
 // "local" | "mpi" | "nccl"; anything else (or a kind this build lacks) is an InputError.
 TransportKind parse_transport_kind(const std::string& text);

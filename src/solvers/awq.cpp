@@ -33,7 +33,7 @@ at::Tensor awq_w_mean(const std::vector<at::Tensor>& member_weights, int64_t gro
     rows.push_back(m.to(at::kFloat));
   }
   auto w = at::cat(rows, 0);
-  const int64_t g = group_size <= 0 ? k : group_size;
+  const int64_t g = group_size_for(group_size, k);
   SQ_REQUIRE(k % g == 0, "AWQ w_mean: group size " << g << " does not divide " << k);
   auto a = w.abs().reshape({-1, g});
   auto scaled = a / (a.amax(1, /*keepdim=*/true) + 1e-6);

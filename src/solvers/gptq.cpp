@@ -106,7 +106,7 @@ QuantizedLinear gptq_quantize(const at::Tensor& w_in, const at::Tensor& h_in,
 
   auto long_opts = w.options().dtype(at::kLong);
   at::Tensor perm = at::arange(k, long_opts);
-  if (opts.act_order) {
+  if (scheme.act_order) {
     perm = std::get<1>(at::sort(h.diagonal(), /*stable=*/true, /*dim=*/0, /*descending=*/true));
     w = w.index_select(1, perm);
     h = h.index_select(0, perm).index_select(1, perm);
@@ -174,7 +174,7 @@ QuantizedLinear gptq_quantize(const at::Tensor& w_in, const at::Tensor& h_in,
   }
   out.scales = at::stack(scales, 0);
   out.zeros = at::stack(zeros, 0).to(at::kInt);
-  auto pos = (opts.act_order && !opts.static_groups) ? invperm : at::arange(k, long_opts);
+  auto pos = (scheme.act_order && !opts.static_groups) ? invperm : at::arange(k, long_opts);
   out.g_idx = at::div(pos, group, "floor").to(at::kInt);
   stats.error = loss.item<double>();
   out.stats = stats;

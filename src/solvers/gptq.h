@@ -63,8 +63,7 @@ class HessianAccumulator {
 struct GptqOptions {
   double damp_percent = 0.01;
   int64_t block_size = 128;
-  bool act_order = false;      // --desc-act
-  bool static_groups = false;  // --static-groups
+  bool static_groups = false;  // --static-groups (act order itself: QuantScheme::act_order)
 };
 
 // Upper Cholesky factor of (H + damp·mean(diag H)·I)⁻¹ with the damping ladder of REFERENCE.md

@@ -103,7 +103,7 @@ std::vector<QuantizedLinear> gptq_quantize_fused(const std::vector<at::Tensor>& 
     }
 
   at::Tensor perm = at::arange(k, w.options().dtype(at::kLong));
-  if (opts.act_order) {
+  if (scheme.act_order) {
     perm = std::get<1>(at::sort(h.diagonal(), /*stable=*/true, 0, /*descending=*/true));
     w = w.index_select(1, perm);
     h = h.index_select(0, perm).index_select(1, perm);
@@ -173,7 +173,7 @@ std::vector<QuantizedLinear> gptq_quantize_fused(const std::vector<at::Tensor>& 
 
   codes = codes.index_select(1, invperm);
   deq = deq.index_select(1, invperm);
-  auto pos = (opts.act_order && !opts.static_groups) ? invperm : at::arange(k, invperm.options());
+  auto pos = (scheme.act_order && !opts.static_groups) ? invperm : at::arange(k, invperm.options());
   const auto g_idx = at::div(pos, group, "floor").to(at::kInt);
   std::vector<QuantizedLinear> out;
   int64_t r0 = 0;

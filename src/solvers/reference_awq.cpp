@@ -51,7 +51,7 @@ std::vector<double> to_vec(const at::Tensor& t) {
 at::Tensor awq_pseudo_quantize_f64(const at::Tensor& w, const QuantScheme& scheme) {
   auto out = w.to(at::kCPU, at::kDouble).contiguous().clone();
   const int64_t k = out.size(1);
-  const int64_t g = scheme.group_size <= 0 ? k : scheme.group_size;
+  const int64_t g = scheme.group_for(k);
   double* p = out.data_ptr<double>();
   for (int64_t start = 0; start < out.numel(); start += g) awq_group_f64(p + start, g, scheme);
   return out;
@@ -97,7 +97,7 @@ AwqClipResult awq_clip_f64(const at::Tensor& w_in, const at::Tensor& x_in,
   auto w = w_in.to(at::kCPU, at::kDouble).contiguous();
   const int64_t n = w.size(0), k = w.size(1);
   auto x = x_in.reshape({-1, k}).to(at::kCPU, at::kDouble).contiguous();
-  const int64_t g = scheme.group_size <= 0 ? k : scheme.group_size, n_groups = k / g;
+  const int64_t g = scheme.group_for(k), n_groups = k / g;
   const int64_t stride = awq_clip_stride(x.size(0), opts);
   std::vector<int64_t> tokens;
   for (int64_t t = 0; t < x.size(0); t += stride) tokens.push_back(t);

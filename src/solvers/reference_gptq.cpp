@@ -130,7 +130,7 @@ QuantizedLinear gptq_quantize_f64(const at::Tensor& w_in, const at::Tensor& h_in
   auto wt = w_in.to(at::kCPU, at::kDouble).contiguous();
   auto ht = h_in.to(at::kCPU, at::kDouble).contiguous();
   const int64_t n = wt.size(0), k = wt.size(1);
-  const int64_t g = scheme.group_size <= 0 ? k : scheme.group_size;
+  const int64_t g = scheme.group_for(k);
   const int64_t n_groups = k / g;
   const double max_q = double((1 << scheme.bits) - 1);
   Mat w(n, std::vector<double>(k)), h(k, std::vector<double>(k));
@@ -156,7 +156,7 @@ QuantizedLinear gptq_quantize_f64(const at::Tensor& w_in, const at::Tensor& h_in
 
   std::vector<int64_t> perm(k);
   std::iota(perm.begin(), perm.end(), 0);
-  if (opts.act_order) {
+  if (scheme.act_order) {
     std::stable_sort(perm.begin(), perm.end(),
                      [&](int64_t a, int64_t b) { return h[a][a] > h[b][b]; });
   }
@@ -212,7 +212,7 @@ QuantizedLinear gptq_quantize_f64(const at::Tensor& w_in, const at::Tensor& h_in
   auto ga = out.g_idx.accessor<int32_t, 1>();
   for (int64_t p = 0; p < k; ++p) {
     const int64_t col = perm[p];
-    ga[col] = static_cast<int32_t>((opts.act_order && !opts.static_groups ? p : col) / g);
+    ga[col] = static_cast<int32_t>((scheme.act_order && !opts.static_groups ? p : col) / g);
   }
   out.stats.error = loss;
   return out;

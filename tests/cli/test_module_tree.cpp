@@ -79,8 +79,7 @@ io::QuantLinear unpacked(const io::ModelWeights& w, const std::string& linear) {
   const auto stored = w.stored_names();
   io::PackedLinear p;
   p.format = l.format;
-  p.bits = l.bits;
-  p.group_size = l.group_size;
+  p.scheme = l.scheme;
   for (const auto& suffix : io::packed_suffixes(l.format)) {
     const std::string t = linear + "." + suffix;
     if (std::binary_search(stored.begin(), stored.end(), t))

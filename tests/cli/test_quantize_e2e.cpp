@@ -283,7 +283,7 @@ TEST_F(QuantizeE2E, AwqGptqRounding) {
   const Block0Input in(args);
   rank::AwqSettings st = coordinator::awq_settings(in.o, in.mb);
   ASSERT_TRUE(st.gptq_rounding);
-  EXPECT_FALSE(st.gptq.act_order);
+  EXPECT_FALSE(st.scheme.act_order);
   EXPECT_DOUBLE_EQ(st.gptq.damp_percent, 0.02);
   rank::Block fp = in.block();
   const at::Tensor y_fp = rank::run_block(fp, in.x, in.mask, in.mb);

@@ -190,19 +190,39 @@ TEST(Options, MseAndClipTokensReachTheSolvers) {
       parse({"--model_path", "/m", "--awq-rounding=gptq", "--damp_percent", "0.05", "--desc-act"});
   EXPECT_TRUE(awq_settings(ag, 1).gptq_rounding);
   EXPECT_DOUBLE_EQ(awq_settings(ag, 1).gptq.damp_percent, 0.05);
-  EXPECT_FALSE(awq_settings(ag, 1).gptq.act_order);
+  EXPECT_FALSE(awq_settings(ag, 1).scheme.act_order);
   EXPECT_FALSE(awq_settings(parse({"--model_path", "/m"}), 1).gptq_rounding);
   // --max_quality's AWQ presets do not stop a GPTQ run.
   EXPECT_EQ(parse({"--model_path", "/m", "--gptq", "--max_quality"}).iter, 40);
 }
 
-TEST(Options, ComingFlagsAreReported) {
-  const Options o = parse({"--model_path", "/m", "--dump-salient", "/tmp/x.json", "--bits", "4"});
-  const auto coming = coming_flags_set(o);
-  // Only flags the table still marks as coming are reported (bits is built).
-  const bool dump_coming = table::find_flag("dump_salient")->coming != nullptr;
-  EXPECT_EQ(coming,
-            dump_coming ? std::vector<std::string>{"dump_salient"} : std::vector<std::string>{});
+// A row carries its flag's parser: every flag but the actions and the method selectors (read by
+// the method resolution) has one, a choice lists its choices, a range can read its field.
+TEST(OptionsTable, EveryRowParsesIntoItsField) {
+  const std::set<std::string> unbound = {"awq", "gptq", "method", "help", "version"};
+  for (const auto& r : table::flags()) {
+    EXPECT_EQ(static_cast<bool>(r.set), !unbound.count(r.name)) << r.name;
+    EXPECT_EQ(r.choices.empty(), r.kind != table::Kind::kChoice) << r.name;
+    if (r.range) EXPECT_TRUE(static_cast<bool>(r.value)) << r.name;
+  }
+}
+
+// The choices of an enum flag are its value names: each parses to the value to_string() names.
+TEST(Options, EnumChoicesRoundTrip) {
+  for (const char* f : {"quant", "fp"})
+    EXPECT_STREQ(to_string(parse({"--model_path", "/m", "--propagate", f}).propagate), f);
+  for (const char* f : {"auto", "blocks", "data"})
+    EXPECT_STREQ(to_string(parse({"--model_path", "/m", "--parallel", f}).parallel), f);
+  for (const char* f : {"rtn", "gptq"})
+    EXPECT_STREQ(to_string(parse({"--model_path", "/m", "--awq-rounding", f}).awq_rounding), f);
+  for (const char* f : {"gptq", "compressed-tensors"})
+    EXPECT_STREQ(to_string(parse({"--model_path", "/m", "--gptq", "--format", f}).format), f);
+  EXPECT_EQ(table::find_flag("format")->choices, "awq|gptq|compressed-tensors");
+  // --transport auto (the documented default) is accepted and means "choose".
+  EXPECT_EQ(parse({"--model_path", "/m", "--transport", "auto"}).transport, std::nullopt);
+  EXPECT_EQ(parse({"--model_path", "/m"}).transport, std::nullopt);
+  EXPECT_EQ(parse({"--model_path", "/m", "--transport=local"}).transport, TransportKind::kLocal);
+  EXPECT_THROW(parse_options({"--model_path", "/m", "--transport", "gloo"}, {}), InputError);
 }
 
 TEST(Options, HelpAndVersionOutcomes) {

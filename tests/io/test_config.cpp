@@ -216,18 +216,19 @@ TEST(ModelConfig, Gpt2InnerDimension) {
   EXPECT_EQ(io::parse_model_config(j, "gpt2/config.json").intermediate_size, 192);
 }
 
-TEST(ModelConfig, UnknownModelTypeListsSupportedTypes) {
+// Which model_types are supported is the ArchSpec rows' to say (tests/rank/test_arch_sources):
+// io parses any, and still requires one.
+TEST(ModelConfig, AnyModelTypeParsesButOneIsRequired) {
   nlohmann::json j = {{"model_type", "bloom"},
                       {"hidden_size", 64},
                       {"num_hidden_layers", 2},
                       {"num_attention_heads", 4},
                       {"vocab_size", 100}};
+  EXPECT_EQ(io::parse_model_config(j, "test/config.json").model_type, "bloom");
+  j.erase("model_type");
   const std::string msg = parse_error(j);
   EXPECT_NE(msg.find("test/config.json"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("\"bloom\""), std::string::npos) << msg;
-  for (const auto& t : io::supported_model_types())
-    EXPECT_NE(msg.find(t), std::string::npos) << t << " not listed in: " << msg;
-  EXPECT_GE(io::supported_model_types().size(), 21u);
+  EXPECT_NE(msg.find("model_type"), std::string::npos) << msg;
 }
 
 TEST(ModelConfig, MissingFileAndKeyAreInputErrors) {

@@ -19,8 +19,8 @@ io::QuantLinear random_linear(int64_t n, int64_t k, int bits, int64_t group, boo
   const int64_t maxq = (int64_t{1} << bits) - 1;
   const int64_t groups = io::num_groups(k, group);
   io::QuantLinear q;
-  q.bits = bits;
-  q.group_size = group;
+  q.scheme.bits = bits;
+  q.scheme.group_size = group;
   q.codes = at::randint(0, maxq + 1, {n, k}, at::kInt);
   q.zeros = at::randint(zero_lo, maxq + 1, {groups, n}, at::kInt);
   q.scales = (at::rand({groups, n}) * 0.1 + 0.001).to(at::kHalf).to(at::kFloat);

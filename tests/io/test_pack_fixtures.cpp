@@ -45,8 +45,8 @@ io::PackFormat format_of(const nlohmann::json& meta) {
 io::PackedLinear packed_of(const Fixture& fx) {
   io::PackedLinear p;
   p.format = format_of(fx.meta);
-  p.bits = fx.meta["bits"];
-  p.group_size = fx.meta["group_size"];
+  p.scheme.bits = fx.meta["bits"];
+  p.scheme.group_size = fx.meta["group_size"];
   for (const char* t : {"qweight", "qzeros", "scales", "g_idx"})
     if (fx.file->find(t)) p.tensors[t] = fx.get(t);
   return p;

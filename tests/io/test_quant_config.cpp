@@ -33,7 +33,7 @@ TEST(QuantConfig, CompressedTensorsActorder) {
     return io::quantization_config(s)["config_groups"]["group_0"]["weights"]["actorder"];
   };
   EXPECT_TRUE(actorder().is_null());
-  s.desc_act = true;
+  s.scheme.act_order = true;
   EXPECT_EQ(actorder(), "group");  // g_idx = processing position / G, stored as weight_g_idx
   s.static_groups = true;
   EXPECT_EQ(actorder(), "weight");  // g_idx = k / G: nothing to store

@@ -31,8 +31,8 @@ io::QuantLinear random_linear(int64_t n, int64_t k, int bits, int64_t g, bool ac
   at::manual_seed(seed);
   const int64_t maxq = (1 << bits) - 1, groups = io::num_groups(k, g);
   io::QuantLinear q;
-  q.bits = bits;
-  q.group_size = g;
+  q.scheme.bits = bits;
+  q.scheme.group_size = g;
   q.codes = at::randint(0, maxq + 1, {n, k}, at::kInt);
   q.zeros = at::randint(min_zero_one ? 1 : 0, maxq + 1, {groups, n}, at::kInt);
   q.scales = (at::rand({groups, n}) * 0.01 + 1e-3).to(at::kHalf).to(at::kFloat);
@@ -81,18 +81,18 @@ TEST(QuantizedView, EveryFormatReadsAsExactDequantizedWeight) {
     io::write_safetensors(dir / "model.safetensors", tensors);
     io::QuantSettings s;
     s.format = c.out;
-    s.bits = c.bits;
-    s.group_size = c.group;
-    s.zero_point = c.zero_point;
-    s.desc_act = c.act_order;
+    s.scheme.bits = c.bits;
+    s.scheme.group_size = c.group;
+    s.scheme.zero_point = c.zero_point;
+    s.scheme.act_order = c.act_order;
     s.gptq_v2 = c.pack == io::PackFormat::kGptqV2;
     write_json(dir / "config.json", io::quantized_model_config({{"model_type", "llama"}}, s));
 
     io::ModelWeights w(dir.path());
     ASSERT_NE(w.quantization(), nullptr);
     EXPECT_EQ(w.quantization()->format, c.pack);
-    EXPECT_EQ(w.quantization()->bits, c.bits);
-    EXPECT_EQ(w.quantization()->group_size, c.group);
+    EXPECT_EQ(w.quantization()->scheme.bits, c.bits);
+    EXPECT_EQ(w.quantization()->scheme.group_size, c.group);
     const std::vector<std::string> want_names = {L + ".bias", L + ".weight", "model.norm.weight"};
     EXPECT_EQ(w.names(), want_names);
     EXPECT_TRUE(w.has(L + ".weight"));

@@ -45,9 +45,9 @@ const Case kCases[] = {
     {"w4 g128 sym", {4, 128, false}, {}},
     {"w4 g32 asym", {4, 32, true}, {}},
     {"w3 row sym", {3, -1, false}, {}},
-    {"w4 g64 act-order", {4, 64, false}, {0.01, 128, true, false}},
-    {"w4 g64 act-order static", {4, 64, false}, {0.01, 128, true, true}},
-    {"w8 g128 asym blocks 32", {8, 128, true}, {0.01, 32, false, false}},
+    {"w4 g64 act-order", {4, 64, false, true}, {0.01, 128, false}},
+    {"w4 g64 act-order static", {4, 64, false, true}, {0.01, 128, true}},
+    {"w8 g128 asym blocks 32", {8, 128, true, false}, {0.01, 32, false}},
 };
 
 TEST(Hessian, MaskedSumAndScale) {
@@ -100,10 +100,10 @@ TEST(Gptq, MseMatchesFloat64Reference) {
   const auto w = at::randn({64, 256}, test::rng(3)) * 0.02;
   const auto h = hessian_of(x);
   const Case cases[] = {
-      {"w4 g32 asym mse", {4, 32, true, 2.4}, {}},
-      {"w3 g64 sym mse", {3, 64, false, 2.4}, {}},
-      {"w4 g64 asym act-order mse", {4, 64, true, 2.4}, {0.01, 128, true, false}},
-      {"w4 g64 asym act-order static mse", {4, 64, true, 2.4}, {0.01, 128, true, true}},
+      {"w4 g32 asym mse", {4, 32, true, false, 2.4}, {}},
+      {"w3 g64 sym mse", {3, 64, false, false, 2.4}, {}},
+      {"w4 g64 asym act-order mse", {4, 64, true, true, 2.4}, {0.01, 128, false}},
+      {"w4 g64 asym act-order static mse", {4, 64, true, true, 2.4}, {0.01, 128, true}},
   };
   for (const auto& c : cases) {
     auto prod = gptq_quantize(w, h, c.scheme, c.opts, c.name);
@@ -170,9 +170,9 @@ TEST(Gptq, ActOrderGroupIndex) {
   auto h = at::diag(at::arange(1, k + 1, at::kDouble));
   const auto w = at::randn({8, k}, test::rng(10));
   auto c = at::arange(k, at::kLong);
-  auto dyn = gptq_quantize(w, h, {4, gs, false}, {0.01, 128, true, false});
+  auto dyn = gptq_quantize(w, h, {4, gs, false, true}, {0.01, 128, false});
   EXPECT_TRUE(at::equal(dyn.g_idx, at::div(k - 1 - c, gs, "floor").to(at::kInt)));
-  auto stat = gptq_quantize(w, h, {4, gs, false}, {0.01, 128, true, true});
+  auto stat = gptq_quantize(w, h, {4, gs, false, true}, {0.01, 128, true});
   EXPECT_TRUE(at::equal(stat.g_idx, at::div(c, gs, "floor").to(at::kInt)));
   // With a diagonal H there is no error feedback, so both equal RTN on the GPTQ grid.
   auto rtn = quantize_rtn(w, {4, gs, false}, GridKind::kGptq);

@@ -67,14 +67,14 @@ void compare(const Case& c, const at::Device& dev) {
 const Case kCases[] = {
     {"w4 g128 asym", {4, 128, true}, {}},
     {"w4 g64 sym", {4, 64, false}, {}},
-    {"w3 g128 act order", {3, 128, true}, {0.01, 128, true, false}},
-    {"w4 g128 act order static", {4, 128, true}, {0.01, 128, true, true}},
+    {"w3 g128 act order", {3, 128, true, true}, {0.01, 128, false}},
+    {"w4 g128 act order static", {4, 128, true, true}, {0.01, 128, true}},
     {"w4 per-row", {4, -1, true}, {}},
     {"w8 g256 block 128", {8, 256, true}, {}},
-    {"w4 g32 block 64", {4, 32, true}, {0.01, 64, false, false}},
+    {"w4 g32 block 64", {4, 32, true, false}, {0.01, 64, false}},
     // The range search (--mse) with groups found up front: the kernel path stays in use.
-    {"w4 g128 act order static mse", {4, 128, true, 2.4}, {0.01, 128, true, true}},
-    {"w3 per-row mse", {3, -1, true, 2.4}, {}},
+    {"w4 g128 act order static mse", {4, 128, true, true, 2.4}, {0.01, 128, true}},
+    {"w3 per-row mse", {3, -1, true, false, 2.4}, {}},
 };
 
 TEST(GptqFused, HostEmulationMatchesReference) {
@@ -105,9 +105,9 @@ TEST(GptqFused, DeadColumnsAndUnsupportedFallback) {
   EXPECT_FALSE(gptq_fused_supported(384, {4, 192, true}, {}));
   EXPECT_TRUE(gptq_fused_supported(384, {4, 128, true}, {}));
   // Dynamic groups with the range search: the kernel finds those from min/max itself.
-  EXPECT_FALSE(gptq_fused_supported(384, {4, 128, true, 2.4}, {}));
-  auto m = gptq_quantize_fused({w}, h, {4, 128, true, 2.4}, {}, {"w"});
-  auto mref = gptq_quantize(w, h, {4, 128, true, 2.4}, {}, "w");
+  EXPECT_FALSE(gptq_fused_supported(384, {4, 128, true, false, 2.4}, {}));
+  auto m = gptq_quantize_fused({w}, h, {4, 128, true, false, 2.4}, {}, {"w"});
+  auto mref = gptq_quantize(w, h, {4, 128, true, false, 2.4}, {}, "w");
   EXPECT_TRUE(at::equal(m[0].codes, mref.codes));
 }
 

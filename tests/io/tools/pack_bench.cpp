@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
   q.zeros = at::randint(1, 16, {k / g, n}, at::kInt);
   q.scales = at::rand({k / g, n}).to(at::kHalf);
   q.g_idx = default_g_idx(k, g);
-  q.bits = 4;
-  q.group_size = g;
+  q.scheme.bits = 4;
+  q.scheme.group_size = g;
   for (auto f : {PackFormat::kAwqGemm, PackFormat::kGptqV1, PackFormat::kGptqV2}) {
     auto t = std::chrono::steady_clock::now();
     PackedLinear p = pack(q, f);

@@ -1,0 +1,132 @@
+// The shape rules (arch_shapes.h) as one table: a rule names a role, the config values of its
+// rows and columns, and the layouts it holds for. Names come from the row, so a family needs no
+// entry here unless it brings a new kind of tensor.
+#include "rank/arch_shapes.h"
+
+#include "common/check.h"
+
+namespace sq::rank {
+namespace {
+
+enum class Dim { kHidden, kInter, kInter2, kQ, kKv, kQkv, kVocab, kEmbed, kPositions };
+
+struct DimRow {
+  Dim dim;
+  const char* what;  // how the config implies it
+  int64_t (*get)(const io::ModelConfig&, const ArchSpec&);
+};
+const DimRow kDims[] = {
+    {Dim::kHidden, "hidden_size",
+     [](const io::ModelConfig& c, const ArchSpec&) { return c.hidden_size; }},
+    {Dim::kInter, "intermediate_size",
+     [](const io::ModelConfig& c, const ArchSpec&) { return c.intermediate_size; }},
+    {Dim::kInter2, "2 × intermediate_size",
+     [](const io::ModelConfig& c, const ArchSpec&) { return 2 * c.intermediate_size; }},
+    {Dim::kQ, "num_attention_heads × head_dim",
+     [](const io::ModelConfig& c, const ArchSpec&) { return c.num_attention_heads * c.head_dim; }},
+    {Dim::kKv, "num_key_value_heads × head_dim",
+     [](const io::ModelConfig& c, const ArchSpec&) { return c.num_key_value_heads * c.head_dim; }},
+    {Dim::kQkv, "(num_attention_heads + 2 × num_key_value_heads) × head_dim",
+     [](const io::ModelConfig& c, const ArchSpec&) {
+       return (c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim;
+     }},
+    {Dim::kVocab, "vocab_size",
+     [](const io::ModelConfig& c, const ArchSpec&) { return c.vocab_size; }},
+    // OPT's embeddings may be narrower than the blocks (word_embed_proj_dim).
+    {Dim::kEmbed, "hidden_size",
+     [](const io::ModelConfig& c, const ArchSpec&) {
+       return c.get_int("word_embed_proj_dim", c.hidden_size);
+     }},
+    {Dim::kPositions, "max_position_embeddings (+ the row's position offset)",
+     [](const io::ModelConfig& c, const ArchSpec& s) {
+       return c.max_position_embeddings + s.pos_offset;
+     }},
+};
+
+const DimRow& dim(Dim d) {
+  for (const auto& r : kDims)
+    if (r.dim == d) return r;
+  SQ_CHECK(false, "no dimension row " << static_cast<int>(d));
+}
+
+// Where a rule holds: in every model (model-level tensors), in blocks with separate q/k/v, with
+// separate or fused attention (o), with a fused qkv, or in dense-MLP blocks.
+enum class Where { kModel, kSeparateAttn, kAnyAttn, kFusedAttn, kDenseMlp };
+
+struct ShapeRule {
+  const char* role;
+  Dim rows, cols;  // as [out, in]; Conv1D rows store the transpose
+  Where where;
+};
+const ShapeRule kRules[] = {
+    {"embed", Dim::kVocab, Dim::kEmbed, Where::kModel},
+    {"q", Dim::kQ, Dim::kHidden, Where::kSeparateAttn},
+    {"k", Dim::kKv, Dim::kHidden, Where::kSeparateAttn},
+    {"v", Dim::kKv, Dim::kHidden, Where::kSeparateAttn},
+    {"qkv", Dim::kQkv, Dim::kHidden, Where::kFusedAttn},
+    {"o", Dim::kHidden, Dim::kQ, Where::kAnyAttn},
+    {"gate", Dim::kInter, Dim::kHidden, Where::kDenseMlp},
+    {"up", Dim::kInter, Dim::kHidden, Where::kDenseMlp},
+    {"gate_up", Dim::kInter2, Dim::kHidden, Where::kDenseMlp},
+    {"down", Dim::kHidden, Dim::kInter, Where::kDenseMlp},
+    {"lm_head", Dim::kVocab, Dim::kEmbed, Where::kModel},
+    {"pos_embed", Dim::kPositions, Dim::kHidden, Where::kModel},
+};
+
+const ShapeRule* rule_of(const std::string& role) {
+  for (const auto& r : kRules)
+    if (role == r.role) return &r;
+  return nullptr;
+}
+
+// Whether the rule can hold anywhere in a model of row `s`.
+bool holds_for_row(const ShapeRule& r, const ArchSpec& s) {
+  switch (r.where) {
+    case Where::kModel:
+      return !model_tensor(s, r.role).empty();
+    case Where::kSeparateAttn:
+      return s.attn == AttnKind::Separate && !s.role(r.role).empty();
+    case Where::kAnyAttn:
+      return s.attn != AttnKind::Mla && !s.role(r.role).empty();
+    case Where::kFusedAttn:
+      return s.attn == AttnKind::FusedQkv && !s.role(r.role).empty();
+    case Where::kDenseMlp:
+      return !s.role(r.role).empty();
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string model_tensor(const ArchSpec& s, const std::string& role) {
+  if (role == "embed") return s.embed;
+  if (role == "lm_head") return s.lm_head;
+  if (role == "pos_embed") return s.pos_embed;
+  return "";
+}
+
+std::optional<ImpliedShape> implied_shape(const io::ModelConfig& cfg, const std::string& role,
+                                          int64_t block) {
+  const ArchSpec& s = arch_spec(cfg.model_type);
+  const ShapeRule* r = rule_of(role);
+  if (!r || !holds_for_row(*r, s)) return std::nullopt;
+  if (r->where == Where::kDenseMlp && block_is_moe(cfg, block)) return std::nullopt;
+  const DimRow* d[2] = {&dim(r->rows), &dim(r->cols)};
+  if (s.conv1d && r->where != Where::kModel) std::swap(d[0], d[1]);
+  ImpliedShape out;
+  for (const DimRow* x : d) {
+    out.shape.push_back(x->get(cfg, s));
+    out.why += (out.why.empty() ? "" : ", ") + std::string(x->what) + " " +
+               std::to_string(out.shape.back());
+  }
+  return out;
+}
+
+std::vector<std::string> shaped_roles(const ArchSpec& s) {
+  std::vector<std::string> out;
+  for (const auto& r : kRules)
+    if (holds_for_row(r, s)) out.push_back(r.role);
+  return out;
+}
+
+}  // namespace sq::rank
