@@ -61,9 +61,10 @@ void record_block(const RankRun& run, rank::Block& block, const rank::BlockQuant
                             {"note", r.note},
                             {"salient", r.salient}});
   rep.blocks.push_back(b);
-  log()->info("block {}/{}: {} linears quantized in {} (mean error {:.4g})", block.index() + 1,
-              run.plan.blocks.size(), res.quantized.size(), human_seconds(seconds),
-              mean_error(res));
+  const size_t uncal = rank::uncalibrated_linears(res).size();  // MoE experts never routed to
+  log()->info("block {}/{}: {} linears quantized in {} (mean error {:.4g}){}", block.index() + 1,
+              run.plan.blocks.size(), res.quantized.size(), human_seconds(seconds), mean_error(res),
+              uncal ? ", " + std::to_string(uncal) + " without calibration tokens (RTN)" : "");
 }
 
 rank::NamedTensors run_blocks_mode(RankRun& run, RankReport& rep) {

@@ -5,19 +5,14 @@
 
 #include "common/check.h"
 #include "coordinator/plan_internal.h"
+#include "io/shape_text.h"
 #include "rank/arch.h"
 #include "rank/arch_shapes.h"
 
 namespace sq::coordinator::detail {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  os << "]";
-  return os.str();
-}
+using io::shape_str;
 
 void check_one(const io::ModelConfig& cfg, const io::ModelWeights& w, const std::string& name,
                const rank::ImpliedShape& want) {

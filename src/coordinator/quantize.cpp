@@ -127,8 +127,11 @@ int run_quantize(const Options& o, const Plan& plan) {
     solve_s += secs;
     summary.add_block(i, res, secs);
     const double eta = solve_s / (i + 1) * (L - i - 1);
-    log()->info("block {}/{}: {} linears quantized in {} (mean error {:.4g}), ETA {}", i + 1, L,
-                res.quantized.size(), human_seconds(secs), mean_error(res), human_seconds(eta));
+    const size_t uncal = rank::uncalibrated_linears(res).size();  // MoE experts never routed to
+    log()->info("block {}/{}: {} linears quantized in {} (mean error {:.4g}){}, ETA {}", i + 1, L,
+                res.quantized.size(), human_seconds(secs), mean_error(res),
+                uncal ? ", " + std::to_string(uncal) + " without calibration tokens (RTN)" : "",
+                human_seconds(eta));
   }
   summary.add_phase("quantize blocks", solve_s);
   summary.add_phase("block load", load_s);

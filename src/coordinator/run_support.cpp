@@ -1,5 +1,6 @@
 #include "coordinator/run_support.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -9,6 +10,7 @@
 
 #include "common/check.h"
 #include "common/host_memory.h"
+#include "common/host_rss.h"
 #include "common/log.h"
 #include "io/gptq_rewrite.h"
 #include "io/tensor.h"
@@ -254,6 +256,23 @@ void RunSummary::add_block(int64_t index, const rank::BlockQuantResult& r, doubl
     if (!rep.salient.empty()) salient_[rep.name] = rep.salient;
   }
   b["notes"] = r.notes;
+  // Linears quantized without calibration tokens (MoE experts never routed to; RTN). Written only
+  // when there are some, so the summaries of dense models keep their exact content.
+  const std::vector<std::string> uncalibrated = rank::uncalibrated_linears(r);
+  if (!uncalibrated.empty()) {
+    b["uncalibrated_linears"] = uncalibrated.size();
+    b["uncalibrated"] = uncalibrated;
+    const int64_t before = j_.value("uncalibrated_linears", int64_t{0});
+    j_["uncalibrated_linears"] = before + static_cast<int64_t>(uncalibrated.size());
+  }
+  // Host memory: anonymous (our allocations) and file-backed (mapped shards) apart.
+  const HostRss rss = read_host_rss();
+  const double gib = 1.0 / (1ull << 30);
+  b["host_rss"] = {{"anon_gib", rss.anon * gib}, {"file_gib", rss.file * gib}};
+  auto& hm = j_["host_memory"];
+  hm["peak_rss_gib"] = rss.peak * gib;
+  hm["max_rss_anon_gib"] = std::max(hm.value("max_rss_anon_gib", 0.0), rss.anon * gib);
+  hm["max_rss_file_gib"] = std::max(hm.value("max_rss_file_gib", 0.0), rss.file * gib);
   b["phases_s"] = r.phase_seconds;
   // Solve phases summed over blocks ("where the time goes" inside "quantization only").
   for (const auto& [phase, secs] : r.phase_seconds) {
@@ -334,6 +353,19 @@ std::string RunSummary::table() const {
     os << line;
   }
   os << "  fallbacks to RTN: " << fallbacks << ", damping escalations: " << escalations << "\n";
+  if (j_.contains("host_memory")) {
+    char line[160];
+    const auto& hm = j_["host_memory"];
+    std::snprintf(line, sizeof line,
+                  "  host memory: peak RSS %.3f GiB; at block ends at most %.3f GiB anonymous, "
+                  "%.3f GiB file-backed\n",
+                  hm.value("peak_rss_gib", 0.0), hm.value("max_rss_anon_gib", 0.0),
+                  hm.value("max_rss_file_gib", 0.0));
+    os << line;
+  }
+  if (j_.contains("uncalibrated_linears"))
+    os << "  linears no calibration token reached (quantized by RTN): "
+       << j_["uncalibrated_linears"].get<int64_t>() << "\n";
   if (j_.contains("calibration"))
     os << "  calibration: " << j_["calibration"]["samples_used"] << " samples x seq_len "
        << j_["calibration"]["seq_len_used"] << " (requested " << j_["settings"]["seq_len_requested"]

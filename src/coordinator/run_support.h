@@ -72,6 +72,10 @@ class RunSummary {
   void add_phase(const std::string& name, double seconds);
   // A top-level number of the summary (e.g. "peak_gpu_allocated_gib").
   void set_value(const std::string& key, double value);
+  // Also samples this process's host memory (common/host_rss.h) into the block's "host_rss"
+  // and the run's "host_memory" (peak VmHWM, largest RssAnon and RssFile seen), so a run shows
+  // whether host memory grows with the number of blocks. In a distributed run rank 0 adds the
+  // blocks at the end, so there only the peak says something.
   void add_block(int64_t index, const rank::BlockQuantResult& r, double seconds);
   void set_output(const std::vector<std::string>& shards, const std::vector<std::string>& copied,
                   const io::QuantSettings& qs);

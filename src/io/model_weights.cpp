@@ -100,6 +100,10 @@ void ModelWeights::init_quantized_view() {
   } catch (const nlohmann::json::exception& ex) {
     SQ_THROW(InputError, cfg_path.string() << ": invalid JSON (" << ex.what() << ")");
   }
+  if (auto f = io::source_format(cfg, cfg_path.string())) {
+    init_source_view(*f, cfg);
+    return;
+  }
   quant_ = quantized_layout(cfg, cfg_path.string());
   if (!quant_) return;
   const std::string marker = std::string(".") + marker_suffix(quant_->format);
@@ -126,6 +130,86 @@ void ModelWeights::init_quantized_view() {
     for (const auto& suffix : packed_suffixes(quant_->format))
       if (where_.count(prefix + "." + suffix)) hidden_.insert(prefix + "." + suffix);
   }
+}
+
+// FP8 / MXFP4: the virtual tensors take the model dtype, the one a BF16 release of the same
+// model would store, so that quantizing this checkpoint and quantizing its dequantized BF16 copy
+// see the same bits.
+void ModelWeights::init_source_view(const SourceFormat& f, const nlohmann::json& cfg) {
+  const fs::path cfg_path = fs::path(dir_) / "config.json";
+  std::string dt = "bfloat16";
+  for (const char* key : {"torch_dtype", "dtype"})
+    if (cfg.contains(key) && cfg[key].is_string()) {
+      dt = cfg[key].get<std::string>();
+      break;
+    }
+  if (dt == "bfloat16") {
+    source_dtype_ = at::kBFloat16;
+  } else if (dt == "float16") {
+    source_dtype_ = at::kHalf;
+  } else if (dt == "float32") {
+    source_dtype_ = at::kFloat;
+  } else {
+    SQ_THROW(InputError, cfg_path.string() << ": torch_dtype \"" << dt
+                                           << "\" cannot hold dequantized FP8/MXFP4 weights "
+                                              "(expected bfloat16, float16 or float32)");
+  }
+  std::map<std::string, const TensorInfo*> stored;
+  for (const auto& [name, fi] : where_) stored[name] = &files_[fi]->at(name);
+  SourcePlan plan = plan_source_tensors(f, stored, cfg_path.string());
+  source_ = f;
+  for (const auto& h : plan.hidden) hidden_.insert(h);
+  for (auto& [name, t] : plan.tensors) {
+    TensorInfo ti;
+    ti.name = name;
+    ti.dtype = from_scalar_type(source_dtype_);
+    ti.shape = t.shape;
+    ti.end = static_cast<uint64_t>(ti.numel()) * dtype_size(ti.dtype);
+    virtual_[name] = ti;
+    // FP8 replaces a stored tensor of the same name: hide the stored one from names().
+    if (where_.count(name)) hidden_.insert(name);
+    if (t.data != name) marker_[name] = t.data;
+    source_tensors_[name] = std::move(t);
+  }
+}
+
+at::Tensor ModelWeights::get_raw(const std::string& name) const {
+  const TensorInfo* ti = stored_info(name);
+  if (!ti) SQ_THROW(InputError, dir_ << ": tensor \"" << name << "\" not found");
+  if (dtype_size(ti->dtype) != 1) return get_stored(name);
+  auto keep = files_[where_.at(name)];
+  if (ti->numel() == 0) return at::empty(ti->shape, at::kByte);
+  return at::from_blob(
+      const_cast<uint8_t*>(keep->data(*ti)), ti->shape, [keep](void*) mutable { keep.reset(); },
+      at::TensorOptions().dtype(at::kByte));
+}
+
+ModelWeights::Span ModelWeights::stored_span(const std::string& name) const {
+  const TensorInfo* ti = stored_info(name);
+  if (!ti) SQ_THROW(InputError, dir_ << ": tensor \"" << name << "\" not found");
+  return {files_[where_.at(name)]->data(*ti), static_cast<size_t>(ti->nbytes())};
+}
+
+std::vector<std::string> ModelWeights::stored_parts(const std::string& name) const {
+  if (auto s = source_tensors_.find(name); s != source_tensors_.end())
+    return {s->second.data, s->second.scale};
+  if (auto m = marker_.find(name); m != marker_.end() && quant_) {
+    const std::string prefix = name.substr(0, name.size() - 7);  // drop ".weight"
+    std::vector<std::string> out;
+    for (const auto& suffix : packed_suffixes(quant_->format))
+      if (where_.count(prefix + "." + suffix)) out.push_back(prefix + "." + suffix);
+    return out;
+  }
+  return {name};
+}
+
+at::Tensor ModelWeights::get_on(const std::string& name, at::ScalarType dtype,
+                                at::Device device) const {
+  auto s = source_tensors_.find(name);
+  if (s == source_tensors_.end() || device.is_cpu()) return get_as(name, dtype).to(device);
+  at::Tensor t = dequantize_source(
+      s->second, [this](const std::string& n) { return get_raw(n); }, source_dtype_, device);
+  return t.scalar_type() == dtype ? t : t.to(dtype);
 }
 
 bool ModelWeights::has(const std::string& name) const {
@@ -176,6 +260,9 @@ const std::string& ModelWeights::file_of(const std::string& name) const {
 }
 
 at::Tensor ModelWeights::get(const std::string& name) const {
+  if (auto s = source_tensors_.find(name); s != source_tensors_.end())
+    return dequantize_source(
+        s->second, [this](const std::string& n) { return get_raw(n); }, source_dtype_, at::kCPU);
   auto m = marker_.find(name);
   if (m != marker_.end()) {
     const std::string prefix = name.substr(0, name.size() - 7);  // drop ".weight"
@@ -192,6 +279,7 @@ at::Tensor ModelWeights::get(const std::string& name) const {
 
 at::Tensor ModelWeights::get_as(const std::string& name, at::ScalarType dtype) const {
   at::Tensor t = get(name);
+  if (source_tensors_.count(name)) return t.scalar_type() == dtype ? t : t.to(dtype);  // fresh
   return t.scalar_type() == dtype ? t.clone() : t.to(dtype);
 }
 

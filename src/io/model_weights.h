@@ -8,6 +8,12 @@
 // tensors stay reachable through stored_names()/get_stored(). file_of() of a virtual weight is the
 // shard holding its marker tensor (qweight / weight_packed).
 //
+// FP8 and MXFP4 checkpoints (io/source_formats.h) are presented the same way: each FP8 linear's
+// "<L>.weight" and each MXFP4 "<P>" read as virtual tensors in the model dtype (config.json
+// torch_dtype / dtype, BF16 when absent), dequantized when read; their scale tensors and
+// "<P>_blocks"/"<P>_scales" are hidden. quantization() stays nullptr for them: nothing about the
+// source format survives into the output.
+//
 // Errors (InputError): directory missing, no *.safetensors, index listing a missing shard, a
 // tensor listed in the index but absent from its shard, a tensor present in two shards,
 // a shard holding a tensor the index assigns elsewhere.
@@ -24,6 +30,7 @@
 
 #include "io/quantized_view.h"
 #include "io/safetensors.h"
+#include "io/source_formats.h"
 
 namespace sq::io {
 
@@ -42,6 +49,9 @@ class ModelWeights {
   at::Tensor get(const std::string& name) const;
   // get() converted to `dtype` (a copy when the dtype differs; clone otherwise so it is writable).
   at::Tensor get_as(const std::string& name, at::ScalarType dtype) const;
+  // get_as() on `device`. An FP8/MXFP4 weight moves as stored bytes and is dequantized there
+  // (same bits as on the CPU); every other tensor is get_as(name, dtype).to(device).
+  at::Tensor get_on(const std::string& name, at::ScalarType dtype, at::Device device) const;
   // Shard file paths in order.
   std::vector<std::string> files() const;
   uint64_t total_bytes() const;
@@ -53,10 +63,24 @@ class ModelWeights {
   // The tensors as stored in the shards (packed ones included), sorted; and a view of one.
   std::vector<std::string> stored_names() const;
   at::Tensor get_stored(const std::string& name) const;
+  // The mapped bytes of a stored tensor (no decoding, no copy).
+  struct Span {
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+  };
+  Span stored_span(const std::string& name) const;
+  // The stored tensors `name` is read from: itself, or the packed / FP8 / MXFP4 tensors behind a
+  // virtual weight (what a prefetch must page in).
+  std::vector<std::string> stored_parts(const std::string& name) const;
+  // The source float format (FP8 / MXFP4), nullptr for other checkpoints.
+  const SourceFormat* source_format() const { return source_ ? &*source_ : nullptr; }
 
  private:
   void init_quantized_view();
+  void init_source_view(const SourceFormat& f, const nlohmann::json& cfg);
   const TensorInfo* stored_info(const std::string& name) const;
+  // A stored tensor as ATen: U8 bytes for 1-byte dtypes (FP8 undecoded), view() otherwise.
+  at::Tensor get_raw(const std::string& name) const;
 
   std::string dir_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
@@ -65,6 +89,9 @@ class ModelWeights {
   std::map<std::string, TensorInfo> virtual_;  // "<L>.weight" -> float32 [N, K]
   std::map<std::string, std::string> marker_;  // "<L>.weight" -> its marker tensor name
   std::set<std::string> hidden_;               // packed tensor names
+  std::optional<SourceFormat> source_;
+  std::map<std::string, SourceTensor> source_tensors_;  // FP8 / MXFP4 virtual tensors
+  at::ScalarType source_dtype_ = at::kBFloat16;
 };
 
 }  // namespace sq::io

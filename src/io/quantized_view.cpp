@@ -64,8 +64,9 @@ QuantizedLayout parse_gptq(const nlohmann::json& q, const std::string& ctx) {
 QuantizedLayout parse_compressed(const nlohmann::json& q, const std::string& ctx) {
   const std::string fmt = str_key(q, "format", "");
   SQ_REQUIRE(fmt == "pack-quantized",
-             ctx << ": compressed-tensors format \"" << fmt
-                 << "\" is not supported for loading (\"pack-quantized\")");
+             ctx << ": quantization_config.format \"" << fmt
+                 << "\" of compressed-tensors is not supported for loading (\"pack-quantized\" or "
+                    "\"float-quantized\")");
   SQ_REQUIRE(q.contains("config_groups") && q["config_groups"].is_object() &&
                  q["config_groups"].size() == 1,
              ctx << ": compressed-tensors needs exactly one entry in config_groups");
@@ -168,8 +169,10 @@ std::optional<QuantizedLayout> quantized_layout(const nlohmann::json& config,
                          << l.scheme.group_size);
       return l;
     }
-  SQ_THROW(InputError, context << ": quantization_config.quant_method \"" << method
-                               << "\" cannot be loaded (known: awq, gptq, compressed-tensors)");
+  SQ_THROW(InputError,
+           context << ": quantization_config.quant_method \"" << method
+                   << "\" cannot be loaded (known: awq, gptq, compressed-tensors "
+                      "pack-quantized; fp8, mxfp4, compressed-tensors float-quantized)");
 }
 
 const char* marker_suffix(PackFormat f) {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/check.h"
+#include "io/release_pages.h"
 #include "rank/arch.h"
 
 namespace sq::rank {
@@ -96,7 +97,7 @@ void Block::load_tensors(const io::ModelWeights& w) {
   std::set<std::string> claimed;
   auto load = [&](const std::string& name) {
     claimed.insert(name);
-    return w.get_as(name, dtype_).to(device_);
+    return w.get_on(name, dtype_, device_);  // FP8/MXFP4 sources dequantize on the device
   };
   for (const auto& [role, rel] : spec_->names) {
     const bool expert = rel.find("{e}") != std::string::npos;
@@ -138,6 +139,9 @@ void Block::load_tensors(const io::ModelWeights& w) {
     SQ_THROW(InputError, w.file_of(n) << ": tensor " << n << " is not part of the "
                                       << spec_->model_type << " block layout (unexpected tensor)");
   }
+  // Every tensor is a copy now (get_as/get_on never return views): the shards' pages of this
+  // block can leave the process's resident set, so host memory does not grow block by block.
+  io::release_pages(w, std::vector<std::string>(claimed.begin(), claimed.end()));
 }
 
 std::string Block::full(const std::string& name) const {

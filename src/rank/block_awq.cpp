@@ -399,7 +399,14 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     hessians[key] = h;
     return h;
   };
-  for (const auto& name : quantizable) {
+  // Calibration rows of each quantizable linear over all ranks: 0 = an expert the router never
+  // picked; it is quantized all the same (RTN) and reported as such (kNoTokensNote).
+  at::Tensor rows = at::zeros({static_cast<int64_t>(quantizable.size())}, at::kLong);
+  for (size_t i = 0; i < quantizable.size(); ++i)
+    if (cap.has(quantizable[i])) rows[i] = cap.input(quantizable[i]).size(0);
+  if (dp) dp->sum(rows);
+  for (size_t i = 0; i < quantizable.size(); ++i) {
+    const std::string& name = quantizable[i];
     auto t0 = std::chrono::steady_clock::now();
     Linear& l = block.linear(name);
     if (dp && st.clip && solvers::awq_clip_applies(name)) {
@@ -426,6 +433,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     r.error = q.stats.error;
     r.stats = q.stats;
     r.seconds = seconds_since(t0);
+    if (rows[i].item<int64_t>() == 0) r.note = kNoTokensNote;
     if (auto it = salient.find(name); it != salient.end()) r.salient = it->second;
     res.reports.push_back(r);
     res.quantized.emplace(name, std::move(q));

@@ -43,10 +43,18 @@ std::vector<Solved> solve_set(Block& block, HessianCapture& hc, const std::vecto
     sv.report.name = name;
     const Linear& l = block.linear(name);
     if (acc.tokens() == 0) {
-      // An expert no calibration token was routed to: nothing to weigh errors by.
+      // An expert no calibration token was routed to (on any rank): H = 0, nothing to weigh the
+      // errors by, so RTN — the solve GPTQ reduces to when H ∝ I, i.e. when nothing is known of
+      // the input. A Hessian pooled from the other experts was the alternative and is not used:
+      // the router sends each expert a different part of the input distribution (that is what
+      // it learned), so another expert's XᵀX would steer the error into directions this expert's
+      // inputs may well occupy; with no evidence either way, RTN's error is the unweighted
+      // minimum and keeps the result independent of which other experts were reached. An expert
+      // with a few tokens keeps its own damped Hessian: GPTQ compensates within the directions
+      // those tokens span and is RTN-like (only λI) in the others, never worse than no data.
       sv.q = solvers::quantize_rtn(l.weight, st.scheme, solvers::GridKind::kGptq, name);
       sv.q.stats.rtn_fallback = true;
-      sv.report.note = "no calibration tokens reached it: RTN";
+      sv.report.note = kNoTokensNote;
     } else if (fused.count(name)) {
       sv.q = std::move(fused.at(name));
     } else {

@@ -80,6 +80,23 @@ struct BlockQuantResult {
   at::Tensor next_input;           // [n, T, H]
 };
 
+// Every quantizable linear is quantized, whether or not calibration tokens reached it. A linear
+// that no token reached (an MoE expert the router never picked for any calibration token, on any
+// rank) is rounded by RTN and its report carries exactly this note, which the log and the run
+// summary count per block (uncalibrated_linears). AWQ: such an expert still takes the scales of
+// the group it shares with the other experts (the post-attention norm → every expert's gate/up),
+// its own up → down group is left unscaled. GPTQ: RTN, not a Hessian pooled from other experts
+// — see block_gptq.cpp. A linear reached by even one token goes through the normal solve.
+inline constexpr char kNoTokensNote[] = "no calibration tokens reached it: RTN";
+
+// Names of the reported linears of `r` quantized without calibration tokens, in report order.
+inline std::vector<std::string> uncalibrated_linears(const BlockQuantResult& r) {
+  std::vector<std::string> out;
+  for (const auto& l : r.reports)
+    if (l.note == kNoTokensNote) out.push_back(l.name);
+  return out;
+}
+
 // Runs the block over x in micro-batches; `tap` (optional) sees every linear input.
 // Capture taps with per-batch state get begin-batch calls through `on_batch`. When the tap
 // stops a forward early (ActivationTap::done()), the result is an undefined tensor.

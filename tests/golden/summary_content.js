@@ -2,7 +2,8 @@
 // sorted, one line), for tests/golden/golden.sh to hash. Dropped, because they change from run to
 // run or from machine to machine without the output changing: every duration (keys "seconds" or
 // ending in "_s": timings_s, phases_s, solve_phases_s ...), the per-rank launch statistics
-// ("distributed": time, memory, transport bytes) and paths (model_path, the calibration sources'
+// ("distributed": time, memory, transport bytes), the host memory samples ("host_memory",
+// "host_rss") and paths (model_path, the calibration sources'
 // name and paths; their size and content hash stay). Everything else — settings, calibration
 // record, per-linear errors and fallbacks, AWQ notes, output decisions — is kept.
 //   node summary_content.js shardquant_summary.json
@@ -10,7 +11,7 @@
 const fs = require('fs');
 
 function isTiming(key) {
-  return key === 'seconds' || key.endsWith('_s');
+  return key === 'seconds' || key.endsWith('_s') || key === 'host_memory' || key === 'host_rss';
 }
 
 function clean(v) {
