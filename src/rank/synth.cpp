@@ -31,6 +31,7 @@ const FamilyTraits kTraits[] = {
     {"qwen2", true, QkNorm::kNone},
     {"qwen3", false, QkNorm::kPerHead},
     {"gemma3_text", false, QkNorm::kPerHead},
+    {"gemma3", false, QkNorm::kPerHead},  // multimodal: its language model is gemma3_text
     {"olmo2", false, QkNorm::kFull},
 };
 
