@@ -71,6 +71,14 @@ struct Expander {
 bool block_is_moe(const io::ModelConfig& cfg, int64_t block) {
   const ArchSpec& s = arch_spec(cfg.model_type);
   if (s.mlp != MlpKind::Moe) return false;
+  // llama4_text: the MoE blocks listed in moe_layers, or (configs written before that key) every
+  // interleave_moe_layer_step-th block, as transformers derives the list.
+  if (const auto& ml = cfg.raw.value("moe_layers", nlohmann::json()); ml.is_array())
+    return std::any_of(ml.begin(), ml.end(), [&](const nlohmann::json& v) {
+      return v.is_number_integer() && v.get<int64_t>() == block;
+    });
+  if (const int64_t step = cfg.get_int("interleave_moe_layer_step", 0); step > 0)
+    return (block + 1) % step == 0;
   if (block < cfg.get_int("first_k_dense_replace", 0)) return false;
   if (block % cfg.get_int("moe_layer_freq", 1) != 0) return false;
   if (cfg.has("mlp_only_layers"))

@@ -18,10 +18,16 @@ struct DimRow {
 const DimRow kDims[] = {
     {Dim::kHidden, "hidden_size",
      [](const io::ModelConfig& c, const ArchSpec&) { return c.hidden_size; }},
-    {Dim::kInter, "intermediate_size",
-     [](const io::ModelConfig& c, const ArchSpec&) { return c.intermediate_size; }},
-    {Dim::kInter2, "2 × intermediate_size",
-     [](const io::ModelConfig& c, const ArchSpec&) { return 2 * c.intermediate_size; }},
+    // Dense-MLP width: llama4's dense blocks use intermediate_size_mlp (intermediate_size is
+    // its experts').
+    {Dim::kInter, "intermediate_size (intermediate_size_mlp where present)",
+     [](const io::ModelConfig& c, const ArchSpec&) {
+       return c.get_int("intermediate_size_mlp", c.intermediate_size);
+     }},
+    {Dim::kInter2, "2 × intermediate_size (intermediate_size_mlp where present)",
+     [](const io::ModelConfig& c, const ArchSpec&) {
+       return 2 * c.get_int("intermediate_size_mlp", c.intermediate_size);
+     }},
     {Dim::kQ, "num_attention_heads × head_dim",
      [](const io::ModelConfig& c, const ArchSpec&) { return c.num_attention_heads * c.head_dim; }},
     {Dim::kKv, "num_key_value_heads × head_dim",

@@ -47,8 +47,21 @@ enum class RopeStyle { Half, Interleaved };
 // Router variants: Softmax top-k (mixtral: renormalized; qwen: per norm_topk_prob), SparseMixer
 // (phimoe), SigmoidGrouped (deepseek_v3, glm4_moe: correction bias, group-limited, routed
 // scaling), SoftmaxCorrected (ernie4_5_moe: softmax probabilities, top-k chosen on probabilities
-// + correction bias, weights = chosen probabilities / max(sum, moe_norm_min)).
-enum class RouterKind { None, SoftmaxTopK, SparseMixer, SigmoidGrouped, SoftmaxCorrected };
+// + correction bias, weights = chosen probabilities / max(sum, moe_norm_min)), SigmoidTopK
+// (llama4_text: top-k on the logits, weight = σ(logit), not renormalized).
+enum class RouterKind {
+  None,
+  SoftmaxTopK,
+  SparseMixer,
+  SigmoidGrouped,
+  SoftmaxCorrected,
+  SigmoidTopK
+};
+// Experts stored as fused 3-D tensors (roles fused_gate_up [E,H,2I], fused_down [E,I,H]) and kept
+// in floating point: GptOss (gate/up interleaved along 2I, biases, clamped SwiGLU, routing weight
+// on the output), Llama4 ([gate | up] halves, no biases, the row's activation, routing weight on
+// the expert's input). None: per-expert linears ({e} roles) or no experts.
+enum class FusedExperts { None, GptOss, Llama4 };
 
 // When an AWQ group applies: Always; EqualShapes (v→o only when v and o weights have equal
 // shape, i.e. not under GQA); ActScales (prev_op is an activation: needs a persistent *.scales
@@ -83,8 +96,12 @@ struct ArchSpec {
   MlpKind mlp = MlpKind::Gated;
   RopeStyle rope_style = RopeStyle::Half;
   RouterKind router = RouterKind::None;
+  FusedExperts fused_experts = FusedExperts::None;
   bool rope = true;     // false: learned absolute positions (gpt2, opt)
   bool conv1d = false;  // linears stored [in, out] (GPT-2 Conv1D)
+  // llama4_text: a weight-free L2 norm of each query/key head after rope, on rope layers, when
+  // config use_qk_norm is true.
+  bool l2_qk_norm = false;
   // Block tensors by role (relative to the block prefix). Roles: attn_norm, mlp_norm,
   // post_attn_norm, post_mlp_norm, q_norm, k_norm, q, k, v, qkv, o, gate, up, gate_up, down,
   // router, router_bias, expert_gate, expert_up, expert_down ({e}), shared_gate, shared_up,

@@ -117,6 +117,8 @@ class Block {
   at::Tensor dense_mlp(const at::Tensor& x, const std::string& gate, const std::string& up,
                        const std::string& down, ActivationTap* tap) const;
   at::Tensor moe(const at::Tensor& x, ActivationTap* tap) const;
+  at::Tensor routed_experts(const at::Tensor& flat, const at::Tensor& experts,
+                            const at::Tensor& weights_k, ActivationTap* tap) const;
   void load_tensors(const io::ModelWeights& w);
   // Rotary tables of width `dim` for ctx, cached for make_context positions (the AWQ search runs
   // the same shapes hundreds of times; building them reads the device and copies to it).
@@ -133,6 +135,7 @@ class Block {
   bool sliding_ = false;
   bool use_rope_ = true;  // false on NoPE layers (smollm3/llama4 no_rope_layers[i] == 0)
   std::string layer_type_;
+  int64_t attention_chunk_ = 0;  // > 0 on chunked-attention layers (llama4 attention_chunk_size)
   bool moe_ = false;
   int64_t n_experts_ = 0;
   std::map<std::string, Linear> linears_;  // by full prefix

@@ -8,6 +8,7 @@
 #include "rank/block.h"
 #include "rank/gpt_oss.h"
 #include "rank/layers.h"
+#include "rank/llama4.h"
 
 namespace sq::rank {
 namespace {
@@ -42,7 +43,12 @@ at::Tensor Block::attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const 
   at::Tensor o;  // [B,H,T,Dv]
   const std::string& sinks_rel = spec_->role("sinks");
   auto sinks = sinks_rel.empty() ? extras_.end() : extras_.find(prefix_ + "." + sinks_rel);
-  if (sinks != extras_.end()) {
+  if (attention_chunk_ > 0) {
+    // Llama 4 chunked layers: causal within chunks of attention_chunk_size tokens.
+    at::Tensor bias =
+        llama4::chunked_attention_bias(B, T, attention_chunk_, ctx.padding_mask, device_);
+    o = layers::attention_causal_chunked(q, k, v, bias, scaling, softcap);
+  } else if (sinks != extras_.end()) {
     // GPT-OSS: a learned per-head logit joins every softmax (no fused kernel takes it).
     at::Tensor bias = layers::attention_bias(B, T, window, ctx.padding_mask, device_);
     o = gpt_oss::attention_with_sinks(q, k, v, sinks->second, bias, scaling);
@@ -109,6 +115,16 @@ at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
     const layers::Rotary r = rotary_for(ctx, hd);
     qh = layers::apply_rotary(qh, r, spec_->rope_style);
     kh = layers::apply_rotary(kh, r, spec_->rope_style);
+    if (spec_->l2_qk_norm && cfg_.get_bool("use_qk_norm", false)) {
+      qh = llama4::l2_norm(qh, cfg_.norm_eps);
+      kh = llama4::l2_norm(kh, cfg_.norm_eps);
+    }
+  } else if (cfg_.get_bool("attn_temperature_tuning", false)) {
+    // Llama 4 NoPE layers: queries sharpened with the position (long-context temperature).
+    qh = (qh.to(at::kFloat) * llama4::temperature_scales(ctx.positions.to(device_),
+                                                         cfg_.get_double("floor_scale", 8192),
+                                                         cfg_.get_double("attn_scale", 0.1)))
+             .to(qh.scalar_type());
   }
   double scaling = 1.0 / std::sqrt(static_cast<double>(hd));
   if (cfg_.has("query_pre_attn_scalar"))

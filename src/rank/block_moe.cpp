@@ -7,6 +7,7 @@
 #include "rank/fused.h"
 #include "rank/gpt_oss.h"
 #include "rank/layers.h"
+#include "rank/llama4.h"
 #include "solvers/cpu_tiles.h"
 
 namespace sq::rank {
@@ -46,6 +47,28 @@ Routing route_sparsemixer(const at::Tensor& logits, double eps) {
 }
 
 }  // namespace
+
+// Per-expert linears ({e} roles) on their routed tokens, each output weighted by its routing
+// weight; the tap sees each expert's rows.
+at::Tensor Block::routed_experts(const at::Tensor& flat, const at::Tensor& experts,
+                                 const at::Tensor& weights_k, ActivationTap* tap) const {
+  at::Tensor weights = weights_k.to(flat.scalar_type());
+  at::Tensor out = at::zeros_like(flat);
+  for (int64_t e = 0; e < n_experts_; ++e) {
+    at::Tensor hit = (experts == e).nonzero();  // [n,2]: token, slot
+    if (hit.size(0) == 0) continue;
+    at::Tensor tok = hit.select(1, 0), slot = hit.select(1, 1);
+    const std::string pre = prefix_ + ".";
+    const Linear& g = linear(pre + expand_expert(spec_->role("expert_gate"), e));
+    const Linear& u = linear(pre + expand_expert(spec_->role("expert_up"), e));
+    const Linear& d = linear(pre + expand_expert(spec_->role("expert_down"), e));
+    at::Tensor xe = flat.index_select(0, tok);
+    at::Tensor h = gated_act(apply_linear(g, xe, tap), apply_linear(u, xe, tap), act_);
+    at::Tensor y = apply_linear(d, h, tap) * weights.index({tok, slot}).unsqueeze(-1);
+    out.index_add_(0, tok, y);
+  }
+  return out;
+}
 
 at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
   const auto shape = x.sizes().vec();
@@ -103,38 +126,34 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
       r = {w, idx};
       break;
     }
+    case RouterKind::SigmoidTopK: {
+      // Llama 4: top-k on the logits; each pick's weight is σ(logit), not renormalized.
+      auto top = logits.topk(k, -1);
+      r = {at::sigmoid(std::get<0>(top)), std::get<1>(top)};
+      break;
+    }
     case RouterKind::None:
       SQ_CHECK(false, "MoE block without a router kind");
   }
   if (tap) tap->on_routing(router->name, r.experts, r.weights);
-  if (const std::string& fused = spec_->role("fused_gate_up"); !fused.empty()) {
-    // GPT-OSS: fused expert tensors, kept in floating point (never tapped).
-    auto extra = [&](const std::string& role) {
-      auto it = extras_.find(prefix_ + "." + spec_->role(role));
-      SQ_REQUIRE(it != extras_.end(), "block " << prefix_ << ": missing " << spec_->role(role));
-      return it->second;
-    };
+  // Fused expert tensors (GPT-OSS, Llama 4): kept in floating point, never tapped.
+  auto extra = [&](const std::string& role) {
+    auto it = extras_.find(prefix_ + "." + spec_->role(role));
+    SQ_REQUIRE(it != extras_.end(), "block " << prefix_ << ": missing " << spec_->role(role));
+    return it->second;
+  };
+  if (spec_->fused_experts == FusedExperts::GptOss)
     return gpt_oss::fused_experts(flat, r.experts, r.weights, extra("fused_gate_up"),
                                   extra("fused_gate_up_bias"), extra("fused_down"),
                                   extra("fused_down_bias"), cfg_.get_double("swiglu_alpha", 1.702),
                                   cfg_.get_double("swiglu_limit", 7.0))
         .view(shape);
-  }
-  at::Tensor weights = r.weights.to(x.scalar_type());
-  at::Tensor out = at::zeros_like(flat);
-  for (int64_t e = 0; e < n_experts_; ++e) {
-    at::Tensor hit = (r.experts == e).nonzero();  // [n,2]: token, slot
-    if (hit.size(0) == 0) continue;
-    at::Tensor tok = hit.select(1, 0), slot = hit.select(1, 1);
-    const std::string pre = prefix_ + ".";
-    const Linear& g = linear(pre + expand_expert(spec_->role("expert_gate"), e));
-    const Linear& u = linear(pre + expand_expert(spec_->role("expert_up"), e));
-    const Linear& d = linear(pre + expand_expert(spec_->role("expert_down"), e));
-    at::Tensor xe = flat.index_select(0, tok);
-    at::Tensor h = gated_act(apply_linear(g, xe, tap), apply_linear(u, xe, tap), act_);
-    at::Tensor y = apply_linear(d, h, tap) * weights.index({tok, slot}).unsqueeze(-1);
-    out.index_add_(0, tok, y);
-  }
+  at::Tensor out;
+  if (spec_->fused_experts == FusedExperts::Llama4)
+    out = llama4::fused_experts(flat, r.experts, r.weights, extra("fused_gate_up"),
+                                extra("fused_down"), act_);
+  else
+    out = routed_experts(flat, r.experts, r.weights, tap);
   if (find_linear_role("shared_down")) {
     at::Tensor s =
         dense_mlp(x, "shared_gate", "shared_up", "shared_down", tap).reshape(flat.sizes());
