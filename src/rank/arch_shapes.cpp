@@ -117,6 +117,12 @@ std::optional<ImpliedShape> implied_shape(const io::ModelConfig& cfg, const std:
   const ShapeRule* r = rule_of(role);
   if (!r || !holds_for_row(*r, s)) return std::nullopt;
   if (r->where == Where::kDenseMlp && block_is_moe(cfg, block)) return std::nullopt;
+  // qwen3_next linear_attention blocks have no q/k/v/o (their projections have no rule).
+  const bool attn_rule = r->where == Where::kSeparateAttn || r->where == Where::kAnyAttn ||
+                         r->where == Where::kFusedAttn;
+  if (attn_rule && block < static_cast<int64_t>(cfg.layer_types.size()) &&
+      cfg.layer_types[block] == "linear_attention")
+    return std::nullopt;
   const DimRow* d[2] = {&dim(r->rows), &dim(r->cols)};
   if (s.conv1d && r->where != Where::kModel) std::swap(d[0], d[1]);
   ImpliedShape out;
@@ -124,6 +130,10 @@ std::optional<ImpliedShape> implied_shape(const io::ModelConfig& cfg, const std:
     out.shape.push_back(x->get(cfg, s));
     out.why += (out.why.empty() ? "" : ", ") + std::string(x->what) + " " +
                std::to_string(out.shape.back());
+  }
+  if (s.gated_attention && role == "q") {  // qwen3_next: query and gate rows per head
+    out.shape[0] *= 2;
+    out.why = "2 × " + out.why;
   }
   return out;
 }

@@ -439,6 +439,37 @@ std::vector<ArchSpec> build_rows() {
     s.gptq = cat(kGptqAttnSeparate, {{{{"shared_up", "shared_gate"}}}, {{{"shared_down"}}}});
     rows.push_back(s);
   }
+  {
+    // Qwen3-Next: hybrid blocks by layer_types. linear_attention: Gated DeltaNet (in_proj_qkvz,
+    // in_proj_ba → causal depthwise conv + SiLU → gated delta rule → gated RMSNorm with z →
+    // out_proj; conv1d, A_log, dt_bias and the gated norm stay float). full_attention: gated
+    // attention (q_proj emits query and gate), zero-centred qk-norms, partial rope. Every block:
+    // qwen2_moe's MoE (softmax top-k, shared expert with a sigmoid gate). Norms are (1+w).
+    // AWQ: input_layernorm → in_proj_qkvz, in_proj_ba (both read it); out_proj has no group —
+    // its input is a per-head gated norm whose weight ([dv], shared by every head) cannot carry
+    // a per-channel scale. Full attention as llama (v → o only without GQA: σ(gate) is an
+    // elementwise factor, so a v-row scale still passes to o exactly).
+    ArchSpec s = moe_row("qwen3_next",
+                         with(kQwenMoe, {{"lin_qkvz", "linear_attn.in_proj_qkvz"},
+                                         {"lin_ba", "linear_attn.in_proj_ba"},
+                                         {"lin_out", "linear_attn.out_proj"},
+                                         {"lin_norm", "linear_attn.norm"},
+                                         {"lin_param_conv", "linear_attn.conv1d.weight"},
+                                         {"lin_param_A_log", "linear_attn.A_log"},
+                                         {"lin_param_dt_bias", "linear_attn.dt_bias"}}),
+                         RouterKind::SoftmaxTopK, true);
+    s.norm = NormKind::RmsPlusOne;
+    s.gated_attention = true;
+    const std::vector<AwqGroupSpec> lin = {{"attn_norm", {"lin_qkvz", "lin_ba"}, "attn"}};
+    s.awq = cat(cat(lin, awq_attn_separate("attn_norm")), awq_moe("mlp_norm", true));
+    s.awq_dense = cat(cat(lin, awq_attn_separate("attn_norm")), awq_mlp_gated("mlp_norm"));
+    // Each layer has one of the two mixers: absent roles drop out of a block's steps.
+    const std::vector<GptqStepSpec> mixer = {{{{"k", "v", "q"}, {"lin_qkvz", "lin_ba"}}},
+                                             {{{"o"}, {"lin_out"}}}};
+    s.gptq = cat(mixer, gptq_moe(true));
+    s.gptq_dense = cat(mixer, kGptqMlpGated);
+    rows.push_back(s);
+  }
   // Multimodal checkpoints (transformers' saved layout): the text model's row under
   // "language_model." — language_model.model.layers.{i}, language_model.lm_head.
   for (const auto& [mt, text] :
@@ -469,7 +500,8 @@ const std::string& ArchSpec::role(const std::string& r) const {
 RoleKind role_kind(const std::string& role) {
   // Bare tensors: the router correction bias, GPT-OSS's attention sinks and fused experts
   // (fused_gate_up [E,H,2I], fused_down [E,I,H] and their biases).
-  if (role == "router_bias" || role == "sinks" || role.rfind("fused_", 0) == 0)
+  if (role == "router_bias" || role == "sinks" || role.rfind("fused_", 0) == 0 ||
+      role.rfind("lin_param_", 0) == 0)
     return RoleKind::Tensor;
   return role.find("norm") != std::string::npos ? RoleKind::Norm : RoleKind::Linear;
 }

@@ -102,10 +102,15 @@ struct ArchSpec {
   // llama4_text: a weight-free L2 norm of each query/key head after rope, on rope layers, when
   // config use_qk_norm is true.
   bool l2_qk_norm = false;
+  // qwen3_next: q_proj emits [query | gate] per head; the attention output is multiplied by
+  // σ(gate) before o_proj.
+  bool gated_attention = false;
   // Block tensors by role (relative to the block prefix). Roles: attn_norm, mlp_norm,
   // post_attn_norm, post_mlp_norm, q_norm, k_norm, q, k, v, qkv, o, gate, up, gate_up, down,
   // router, router_bias, expert_gate, expert_up, expert_down ({e}), shared_gate, shared_up,
-  // shared_down, shared_expert_gate, q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b.
+  // shared_down, shared_expert_gate, q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b; Gated DeltaNet
+  // (qwen3_next linear_attention layers): lin_qkvz, lin_ba, lin_out, lin_norm (gated norm) and
+  // the float parameters lin_param_conv, lin_param_A_log, lin_param_dt_bias.
   std::map<std::string, std::string> names;
   // Model-level tensors (full names; "" = absent).
   std::string embed, pos_embed, final_norm, lm_head;

@@ -110,6 +110,9 @@ class Block {
   at::Tensor apply_linear(const Linear& l, const at::Tensor& x, ActivationTap* tap) const;
   at::Tensor apply_norm(const Norm* n, const at::Tensor& x) const;
   at::Tensor attention(const at::Tensor& x, const BlockContext& ctx, ActivationTap* tap) const;
+  // qwen3_next linear_attention layers (Gated DeltaNet).
+  at::Tensor attention_linear(const at::Tensor& x, const BlockContext& ctx,
+                              ActivationTap* tap) const;
   at::Tensor attention_mla(const at::Tensor& x, const BlockContext& ctx, ActivationTap* tap) const;
   at::Tensor attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const BlockContext& ctx,
                     double scaling) const;

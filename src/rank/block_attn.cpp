@@ -66,10 +66,11 @@ at::Tensor Block::attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const 
 at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
                             ActivationTap* tap) const {
   if (spec_->attn == AttnKind::Mla) return attention_mla(x, ctx, tap);
+  if (layer_type_ == "linear_attention") return attention_linear(x, ctx, tap);
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t nh = cfg_.num_attention_heads, hd = cfg_.head_dim;
   int64_t nkv = cfg_.num_key_value_heads;
-  at::Tensor q, k, v;
+  at::Tensor q, k, v, gate;
   if (spec_->attn == AttnKind::FusedQkv) {
     const Linear* qkv = find_linear_role("qkv");
     SQ_REQUIRE(qkv, "block " << prefix_ << ": missing fused qkv linear");
@@ -100,6 +101,12 @@ at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
                  *lv = find_linear_role("v");
     SQ_REQUIRE(lq && lk && lv, "block " << prefix_ << ": missing q/k/v linears");
     q = apply_linear(*lq, x, tap);
+    if (spec_->gated_attention) {
+      // qwen3_next: per head [query | gate].
+      auto qg = q.view({B, T, nh, 2 * hd}).chunk(2, -1);
+      q = qg[0].reshape({B, T, nh * hd});
+      gate = qg[1].reshape({B, T, nh * hd});
+    }
     k = apply_linear(*lk, x, tap);
     v = apply_linear(*lv, x, tap);
   }
@@ -131,6 +138,7 @@ at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
     scaling = 1.0 / std::sqrt(cfg_.get_double("query_pre_attn_scalar", hd));
   if (cfg_.has("attention_multiplier")) scaling = cfg_.get_double("attention_multiplier", scaling);
   at::Tensor o = attend(qh, kh, vh, ctx, scaling);
+  if (gate.defined()) o = o * at::sigmoid(gate);
   const Linear* lo = find_linear_role("o");
   SQ_REQUIRE(lo, "block " << prefix_ << ": missing attention output linear");
   return apply_linear(*lo, o, tap);
