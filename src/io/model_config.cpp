@@ -155,8 +155,27 @@ const RopeConfig& ModelConfig::rope_for(const std::string& layer_type) const {
   return it == rope_by_layer_type.end() ? rope : it->second;
 }
 
-ModelConfig parse_model_config(const nlohmann::json& j, const std::string& origin) {
-  if (!j.is_object()) SQ_THROW(InputError, origin << ": config is not a JSON object");
+namespace {
+// Multimodal wrappers (gemma3, mistral3 …) keep the language model's settings in text_config:
+// its keys are read as if they were top-level, except model_type and architectures (the
+// wrapper's row finds the language model under its prefix) and tie_word_embeddings when the
+// wrapper sets it (the wrapper's output head is the one tied).
+nlohmann::json with_text_config(const nlohmann::json& j) {
+  const auto* tc = lookup(j, "text_config");
+  if (!tc || !tc->is_object()) return j;
+  nlohmann::json merged = j;
+  for (auto it = tc->begin(); it != tc->end(); ++it) {
+    if (it.key() == "model_type" || it.key() == "architectures") continue;
+    if (it.key() == "tie_word_embeddings" && lookup(j, "tie_word_embeddings")) continue;
+    merged[it.key()] = it.value();
+  }
+  return merged;
+}
+}  // namespace
+
+ModelConfig parse_model_config(const nlohmann::json& top, const std::string& origin) {
+  if (!top.is_object()) SQ_THROW(InputError, origin << ": config is not a JSON object");
+  const nlohmann::json j = with_text_config(top);
   ModelConfig c;
   c.path = origin;
   c.raw = j;

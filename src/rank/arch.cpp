@@ -58,6 +58,9 @@ std::vector<std::string> never_quantized_linears(const io::ModelConfig& cfg,
     const std::string pre = block_prefix(cfg, b) + ".";
     const int64_t experts = num_experts(cfg, w, b);
     for (const auto& [role, rel] : s.names) {
+      // Fused expert tensors (GPT-OSS mlp.experts.gate_up_proj): their module stays float.
+      if (role.rfind("fused_", 0) == 0 && w.has(pre + rel) && rel.rfind('.') != std::string::npos)
+        out.insert(pre + rel.substr(0, rel.rfind('.')));
       if (role_kind(role) != RoleKind::Linear) continue;
       const bool per_expert = rel.find("{e}") != std::string::npos;
       for (int64_t e = 0; e < (per_expert ? experts : 1); ++e) {
@@ -66,6 +69,14 @@ std::vector<std::string> never_quantized_linears(const io::ModelConfig& cfg,
       }
     }
   }
+  // Multimodal: every linear outside the language model (vision tower, projector) stays float.
+  if (!s.language_prefix.empty())
+    for (const auto& n : w.names())
+      if (n.compare(0, s.language_prefix.size(), s.language_prefix) != 0 &&
+          n.size() > weight.size() &&
+          n.compare(n.size() - weight.size(), weight.size(), weight) == 0 &&
+          w.info(n).shape.size() == 2)
+        out.insert(n.substr(0, n.size() - weight.size()));
   return {out.begin(), out.end()};
 }
 

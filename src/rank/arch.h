@@ -12,7 +12,9 @@
 //                                 sorted: the output head (the row's lm_head; a module even when
 //                                 tied to the embedding and absent from the checkpoint) and, in
 //                                 every block, each linear role that block_linears() leaves out
-//                                 (MoE routers, shared-expert gates, ...).
+//                                 (MoE routers, shared-expert gates, ...); for a multimodal
+//                                 checkpoint also every 2-D "<M>.weight" outside the language
+//                                 model (vision tower, projector: module <M>).
 //   fused_linear_sets(cfg, w, i)  sets of block i's quantizable linears that runtimes load as one
 //                                 layer, so a checkpoint must quantize all or none of a set: each
 //                                 set sharing one input (q,k,v → vLLM's qkv_proj; gate,up →

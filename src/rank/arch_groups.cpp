@@ -11,7 +11,8 @@ namespace sq::rank {
 namespace {
 
 // Config keys for the routed-expert count, in the spelling of each family.
-constexpr const char* kExpertKeys[] = {"num_local_experts", "num_experts", "n_routed_experts"};
+constexpr const char* kExpertKeys[] = {"num_local_experts", "num_experts", "n_routed_experts",
+                                       "moe_num_experts"};
 
 bool is_expert_role(const std::string& role) {
   return role.rfind("expert_", 0) == 0;
@@ -70,6 +71,14 @@ struct Expander {
 bool block_is_moe(const io::ModelConfig& cfg, int64_t block) {
   const ArchSpec& s = arch_spec(cfg.model_type);
   if (s.mlp != MlpKind::Moe) return false;
+  // llama4_text: the MoE blocks listed in moe_layers, or (configs written before that key) every
+  // interleave_moe_layer_step-th block, as transformers derives the list.
+  if (const auto& ml = cfg.raw.value("moe_layers", nlohmann::json()); ml.is_array())
+    return std::any_of(ml.begin(), ml.end(), [&](const nlohmann::json& v) {
+      return v.is_number_integer() && v.get<int64_t>() == block;
+    });
+  if (const int64_t step = cfg.get_int("interleave_moe_layer_step", 0); step > 0)
+    return (block + 1) % step == 0;
   if (block < cfg.get_int("first_k_dense_replace", 0)) return false;
   if (block % cfg.get_int("moe_layer_freq", 1) != 0) return false;
   if (cfg.has("mlp_only_layers"))
@@ -77,15 +86,29 @@ bool block_is_moe(const io::ModelConfig& cfg, int64_t block) {
       if (v.is_number_integer() && v.get<int64_t>() == block) return false;
   const int64_t step = cfg.get_int("decoder_sparse_step", 1);
   if (step > 1 && (block + 1) % step != 0) return false;
+  // ernie4_5_moe: MoE on layers start..end (inclusive) where (layer + 1) % interval == 0.
+  if (cfg.has("moe_layer_start_index") || cfg.has("moe_layer_end_index")) {
+    const int64_t interval = std::max<int64_t>(1, cfg.get_int("moe_layer_interval", 1));
+    if (block < cfg.get_int("moe_layer_start_index", 0) ||
+        block > cfg.get_int("moe_layer_end_index", cfg.num_hidden_layers - 1) ||
+        (block + 1) % interval != 0)
+      return false;
+  }
   return true;
+}
+
+int64_t config_expert_count(const io::ModelConfig& cfg) {
+  for (const char* k : kExpertKeys)
+    if (cfg.get_int(k, 0) > 0) return cfg.get_int(k, 0);
+  return 0;
 }
 
 int64_t num_experts(const io::ModelConfig& cfg, const io::ModelWeights& w, int64_t block) {
   if (!block_is_moe(cfg, block)) return 0;
-  for (const char* k : kExpertKeys)
-    if (cfg.get_int(k, 0) > 0) return cfg.get_int(k, 0);
+  if (const int64_t n = config_expert_count(cfg)) return n;
   SQ_THROW(InputError, cfg.path << ": MoE model without an expert count (looked for "
-                                << "num_local_experts, num_experts, n_routed_experts)");
+                                << "num_local_experts, num_experts, n_routed_experts, "
+                                   "moe_num_experts)");
 }
 
 std::vector<LinearGroup> awq_groups(const io::ModelConfig& cfg, const io::ModelWeights& w,

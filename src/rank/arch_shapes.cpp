@@ -34,12 +34,8 @@ enum class Dim {
   kOMla
 };
 
-constexpr const char* kExpertCountKeys[] = {"num_local_experts", "num_experts", "n_routed_experts"};
-
 int64_t expert_count(const io::ModelConfig& c) {
-  for (const char* k : kExpertCountKeys)
-    if (c.get_int(k, 0) > 0) return c.get_int(k, 0);
-  return 0;
+  return config_expert_count(c);
 }
 // The shared expert's width: qwen2_moe states it, deepseek_v3 has n_shared_experts of the
 // routed width side by side; 0 when the model has none.
@@ -60,10 +56,16 @@ struct DimRow {
 const DimRow kDims[] = {
     {Dim::kHidden, "hidden_size",
      [](const io::ModelConfig& c, const ArchSpec&) { return c.hidden_size; }},
-    {Dim::kInter, "intermediate_size",
-     [](const io::ModelConfig& c, const ArchSpec&) { return c.intermediate_size; }},
-    {Dim::kInter2, "2 × intermediate_size",
-     [](const io::ModelConfig& c, const ArchSpec&) { return 2 * c.intermediate_size; }},
+    // Dense-MLP width: llama4's dense blocks use intermediate_size_mlp (intermediate_size is
+    // its experts').
+    {Dim::kInter, "intermediate_size (intermediate_size_mlp where present)",
+     [](const io::ModelConfig& c, const ArchSpec&) {
+       return c.get_int("intermediate_size_mlp", c.intermediate_size);
+     }},
+    {Dim::kInter2, "2 × intermediate_size (intermediate_size_mlp where present)",
+     [](const io::ModelConfig& c, const ArchSpec&) {
+       return 2 * c.get_int("intermediate_size_mlp", c.intermediate_size);
+     }},
     {Dim::kQ, "num_attention_heads × head_dim",
      [](const io::ModelConfig& c, const ArchSpec&) { return c.num_attention_heads * c.head_dim; }},
     {Dim::kKv, "num_key_value_heads × head_dim",
@@ -83,7 +85,8 @@ const DimRow kDims[] = {
      [](const io::ModelConfig& c, const ArchSpec& s) {
        return c.max_position_embeddings + s.pos_offset;
      }},
-    {Dim::kExperts, "routed experts (num_local_experts / num_experts / n_routed_experts)",
+    {Dim::kExperts,
+     "routed experts (num_local_experts / num_experts / n_routed_experts / moe_num_experts)",
      [](const io::ModelConfig& c, const ArchSpec&) { return expert_count(c); }},
     // Mixtral and PhiMoE name the expert width intermediate_size.
     {Dim::kMoeInter, "moe_intermediate_size (else intermediate_size)",
@@ -222,6 +225,12 @@ std::optional<ImpliedShape> implied_shape(const io::ModelConfig& cfg, const std:
   if (!r || (r->applies && !r->applies(cfg))) return std::nullopt;
   if (r->where == Where::kDenseMlp && block_is_moe(cfg, block)) return std::nullopt;
   if (r->where == Where::kMoeMlp && !block_is_moe(cfg, block)) return std::nullopt;
+  // qwen3_next linear_attention blocks have no q/k/v/o (their projections have no rule).
+  const bool attn_rule = r->where == Where::kSeparateAttn || r->where == Where::kAnyAttn ||
+                         r->where == Where::kFusedAttn;
+  if (attn_rule && block < static_cast<int64_t>(cfg.layer_types.size()) &&
+      cfg.layer_types[block] == "linear_attention")
+    return std::nullopt;
   const DimRow* d[2] = {&dim(r->rows), &dim(r->cols)};
   if (s.conv1d && r->where != Where::kModel) std::swap(d[0], d[1]);
   ImpliedShape out;
@@ -229,6 +238,10 @@ std::optional<ImpliedShape> implied_shape(const io::ModelConfig& cfg, const std:
     out.shape.push_back(x->get(cfg, s));
     out.why += (out.why.empty() ? "" : ", ") + std::string(x->what) + " " +
                std::to_string(out.shape.back());
+  }
+  if (s.gated_attention && role == "q") {  // qwen3_next: query and gate rows per head
+    out.shape[0] *= 2;
+    out.why = "2 × " + out.why;
   }
   return out;
 }

@@ -149,6 +149,8 @@ std::vector<ArchSpec> build_rows() {
   rows.push_back(llama_like("mistral"));
   rows.push_back(llama_like("qwen2"));
   rows.push_back(llama_like("qwen3"));
+  // SmolLM3: llama with NoPE layers (config no_rope_layers; the block reads it).
+  rows.push_back(llama_like("smollm3"));
   {
     ArchSpec s = llama_like("granite");
     rows.push_back(s);
@@ -357,6 +359,131 @@ std::vector<ArchSpec> build_rows() {
     s.gptq_dense = cat(kGptqAttnMla, kGptqMlpGated);
     rows.push_back(s);
   }
+  {
+    // Dense first layers (ernie moe_layer_start_index, glm first_k_dense_replace) use mlp.*_proj;
+    // MoE layers: routed experts + always-on shared experts (summed, no gate) and a router
+    // correction bias that only changes which experts are chosen.
+    const Names moe_shared = with(kQwenMoe, {{"gate", "mlp.gate_proj"},
+                                             {"up", "mlp.up_proj"},
+                                             {"down", "mlp.down_proj"},
+                                             {"shared_gate", "mlp.shared_experts.gate_proj"},
+                                             {"shared_up", "mlp.shared_experts.up_proj"},
+                                             {"shared_down", "mlp.shared_experts.down_proj"},
+                                             {"shared_expert_gate", ""}});
+    ArchSpec ernie =
+        moe_row("ernie4_5_moe",
+                with(moe_shared, {{"router_bias", "mlp.moe_statics.e_score_correction_bias"}}),
+                RouterKind::SoftmaxCorrected, true);
+    ernie.rope_style = RopeStyle::Interleaved;  // adjacent pairs (GLM-style rotate_half)
+    rows.push_back(ernie);
+    rows.push_back(moe_row("glm4_moe",
+                           with(moe_shared, {{"router_bias", "mlp.gate.e_score_correction_bias"}}),
+                           RouterKind::SigmoidGrouped, true));
+  }
+  {
+    // GPT-OSS: llama attention with q/k/v/o biases and per-head sinks (softmax mass that no
+    // value receives: v → o scaling stays exact, the sink is not scaled), sliding/full layers
+    // from layer_types, a router with bias (softmax over the top-k logits = softmax top-k
+    // renormalized), experts as fused 3-D tensors with a clamped SwiGLU. The fused experts stay
+    // in floating point (listed as <block>.mlp.experts in modules_to_not_convert): AWQ/GPTQ
+    // checkpoints store per-expert nn.Linear modules, which GPT-OSS's loaders do not have.
+    ArchSpec s = llama_like(
+        "gpt_oss", with(kLlamaNames, {{"gate", ""},
+                                      {"up", ""},
+                                      {"down", ""},
+                                      {"router", "mlp.router"},
+                                      {"sinks", "self_attn.sinks"},
+                                      {"fused_gate_up", "mlp.experts.gate_up_proj"},
+                                      {"fused_gate_up_bias", "mlp.experts.gate_up_proj_bias"},
+                                      {"fused_down", "mlp.experts.down_proj"},
+                                      {"fused_down_bias", "mlp.experts.down_proj_bias"}}));
+    s.family = BlockFamily::Moe;
+    s.mlp = MlpKind::Moe;
+    s.router = RouterKind::SoftmaxTopK;
+    s.fused_experts = FusedExperts::GptOss;
+    s.awq = awq_attn_separate("attn_norm");
+    s.gptq = kGptqAttnSeparate;
+    s.awq_dense = s.awq;
+    s.gptq_dense = s.gptq;
+    rows.push_back(s);
+  }
+  {
+    // Llama 4 (text): llama attention with interleaved rope, L2 qk-norm on rope layers, NoPE
+    // layers with attention temperature tuning, chunked attention (layer_types); MoE blocks
+    // (moe_layers) with a sigmoid top-k router whose weight scales the expert input, fused
+    // experts [E,H,2I] / [E,I,H] and an always-on shared expert; dense blocks use
+    // feed_forward.*_proj (intermediate_size_mlp). The fused experts stay in floating point (as
+    // GPT-OSS's). The post-attention norm of an MoE block feeds them too, so it is not an AWQ
+    // prev op there (scaling it would need the float experts rescaled): only shared up → down.
+    ArchSpec s = llama_like(
+        "llama4_text", with(kLlamaNames, {{"q_norm", ""},
+                                          {"k_norm", ""},
+                                          {"gate", "feed_forward.gate_proj"},
+                                          {"up", "feed_forward.up_proj"},
+                                          {"down", "feed_forward.down_proj"},
+                                          {"router", "feed_forward.router"},
+                                          {"shared_gate", "feed_forward.shared_expert.gate_proj"},
+                                          {"shared_up", "feed_forward.shared_expert.up_proj"},
+                                          {"shared_down", "feed_forward.shared_expert.down_proj"},
+                                          {"fused_gate_up", "feed_forward.experts.gate_up_proj"},
+                                          {"fused_down", "feed_forward.experts.down_proj"}}));
+    s.family = BlockFamily::Moe;
+    s.mlp = MlpKind::Moe;
+    s.router = RouterKind::SigmoidTopK;
+    s.fused_experts = FusedExperts::Llama4;
+    s.l2_qk_norm = true;
+    s.rope_style = RopeStyle::Interleaved;
+    s.awq_dense = s.awq;  // llama's groups for the dense blocks
+    s.gptq_dense = s.gptq;
+    s.awq = cat(awq_attn_separate("attn_norm"), {{"shared_up", {"shared_down"}, "shared_down"}});
+    s.gptq = cat(kGptqAttnSeparate, {{{{"shared_up", "shared_gate"}}}, {{{"shared_down"}}}});
+    rows.push_back(s);
+  }
+  {
+    // Qwen3-Next: hybrid blocks by layer_types. linear_attention: Gated DeltaNet (in_proj_qkvz,
+    // in_proj_ba → causal depthwise conv + SiLU → gated delta rule → gated RMSNorm with z →
+    // out_proj; conv1d, A_log, dt_bias and the gated norm stay float). full_attention: gated
+    // attention (q_proj emits query and gate), zero-centred qk-norms, partial rope. Every block:
+    // qwen2_moe's MoE (softmax top-k, shared expert with a sigmoid gate). Norms are (1+w).
+    // AWQ: input_layernorm → in_proj_qkvz, in_proj_ba (both read it); out_proj has no group —
+    // its input is a per-head gated norm whose weight ([dv], shared by every head) cannot carry
+    // a per-channel scale. Full attention as llama (v → o only without GQA: σ(gate) is an
+    // elementwise factor, so a v-row scale still passes to o exactly).
+    ArchSpec s = moe_row("qwen3_next",
+                         with(kQwenMoe, {{"lin_qkvz", "linear_attn.in_proj_qkvz"},
+                                         {"lin_ba", "linear_attn.in_proj_ba"},
+                                         {"lin_out", "linear_attn.out_proj"},
+                                         {"lin_norm", "linear_attn.norm"},
+                                         {"lin_param_conv", "linear_attn.conv1d.weight"},
+                                         {"lin_param_A_log", "linear_attn.A_log"},
+                                         {"lin_param_dt_bias", "linear_attn.dt_bias"}}),
+                         RouterKind::SoftmaxTopK, true);
+    s.norm = NormKind::RmsPlusOne;
+    s.gated_attention = true;
+    const std::vector<AwqGroupSpec> lin = {{"attn_norm", {"lin_qkvz", "lin_ba"}, "attn"}};
+    s.awq = cat(cat(lin, awq_attn_separate("attn_norm")), awq_moe("mlp_norm", true));
+    s.awq_dense = cat(cat(lin, awq_attn_separate("attn_norm")), awq_mlp_gated("mlp_norm"));
+    // Each layer has one of the two mixers: absent roles drop out of a block's steps.
+    const std::vector<GptqStepSpec> mixer = {{{{"k", "v", "q"}, {"lin_qkvz", "lin_ba"}}},
+                                             {{{"o"}, {"lin_out"}}}};
+    s.gptq = cat(mixer, gptq_moe(true));
+    s.gptq_dense = cat(mixer, kGptqMlpGated);
+    rows.push_back(s);
+  }
+  // Multimodal checkpoints (transformers' saved layout): the text model's row under
+  // "language_model." — language_model.model.layers.{i}, language_model.lm_head.
+  for (const auto& [mt, text] :
+       {std::pair<const char*, const char*>{"gemma3", "gemma3_text"}, {"mistral3", "mistral"}}) {
+    auto it = std::find_if(rows.begin(), rows.end(),
+                           [&](const ArchSpec& r) { return r.model_type == text; });
+    SQ_CHECK(it != rows.end(), "no row " << text << " for multimodal " << mt);
+    ArchSpec s = *it;
+    s.model_type = mt;
+    s.language_prefix = "language_model.";
+    for (std::string* n : {&s.layers_prefix, &s.embed, &s.final_norm, &s.lm_head})
+      *n = s.language_prefix + *n;
+    rows.push_back(s);
+  }
   std::sort(rows.begin(), rows.end(),
             [](const ArchSpec& a, const ArchSpec& b) { return a.model_type < b.model_type; });
   return rows;
@@ -371,7 +498,11 @@ const std::string& ArchSpec::role(const std::string& r) const {
 }
 
 RoleKind role_kind(const std::string& role) {
-  if (role == "router_bias") return RoleKind::Tensor;
+  // Bare tensors: the router correction bias, GPT-OSS's attention sinks and fused experts
+  // (fused_gate_up [E,H,2I], fused_down [E,I,H] and their biases).
+  if (role == "router_bias" || role == "sinks" || role.rfind("fused_", 0) == 0 ||
+      role.rfind("lin_param_", 0) == 0)
+    return RoleKind::Tensor;
   return role.find("norm") != std::string::npos ? RoleKind::Norm : RoleKind::Linear;
 }
 

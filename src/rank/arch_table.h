@@ -45,8 +45,23 @@ enum class MlpKind { Gated, FusedGateUp, Plain, Moe };
 // (cohere, deepseek rope_interleave).
 enum class RopeStyle { Half, Interleaved };
 // Router variants: Softmax top-k (mixtral: renormalized; qwen: per norm_topk_prob), SparseMixer
-// (phimoe), SigmoidGrouped (deepseek_v3: correction bias, group-limited, routed scaling).
-enum class RouterKind { None, SoftmaxTopK, SparseMixer, SigmoidGrouped };
+// (phimoe), SigmoidGrouped (deepseek_v3, glm4_moe: correction bias, group-limited, routed
+// scaling), SoftmaxCorrected (ernie4_5_moe: softmax probabilities, top-k chosen on probabilities
+// + correction bias, weights = chosen probabilities / max(sum, moe_norm_min)), SigmoidTopK
+// (llama4_text: top-k on the logits, weight = σ(logit), not renormalized).
+enum class RouterKind {
+  None,
+  SoftmaxTopK,
+  SparseMixer,
+  SigmoidGrouped,
+  SoftmaxCorrected,
+  SigmoidTopK
+};
+// Experts stored as fused 3-D tensors (roles fused_gate_up [E,H,2I], fused_down [E,I,H]) and kept
+// in floating point: GptOss (gate/up interleaved along 2I, biases, clamped SwiGLU, routing weight
+// on the output), Llama4 ([gate | up] halves, no biases, the row's activation, routing weight on
+// the expert's input). None: per-expert linears ({e} roles) or no experts.
+enum class FusedExperts { None, GptOss, Llama4 };
 
 // When an AWQ group applies: Always; EqualShapes (v→o only when v and o weights have equal
 // shape, i.e. not under GQA); ActScales (prev_op is an activation: needs a persistent *.scales
@@ -68,6 +83,10 @@ struct GptqStepSpec {
 struct ArchSpec {
   std::string model_type;
   std::string layers_prefix;  // "model.layers." (block i = layers_prefix + i)
+  // Multimodal wrappers: the prefix of the language model ("language_model."), already part of
+  // layers_prefix, embed, final_norm and lm_head. Every tensor outside it (vision tower,
+  // projector) is copied unchanged and its linears are never quantized. "" for text models.
+  std::string language_prefix;
   BlockFamily family = BlockFamily::Decoder;
   NormKind norm = NormKind::Rms;
   Activation act = Activation::Silu;  // default; config hidden_act overrides
@@ -77,12 +96,21 @@ struct ArchSpec {
   MlpKind mlp = MlpKind::Gated;
   RopeStyle rope_style = RopeStyle::Half;
   RouterKind router = RouterKind::None;
+  FusedExperts fused_experts = FusedExperts::None;
   bool rope = true;     // false: learned absolute positions (gpt2, opt)
   bool conv1d = false;  // linears stored [in, out] (GPT-2 Conv1D)
+  // llama4_text: a weight-free L2 norm of each query/key head after rope, on rope layers, when
+  // config use_qk_norm is true.
+  bool l2_qk_norm = false;
+  // qwen3_next: q_proj emits [query | gate] per head; the attention output is multiplied by
+  // σ(gate) before o_proj.
+  bool gated_attention = false;
   // Block tensors by role (relative to the block prefix). Roles: attn_norm, mlp_norm,
   // post_attn_norm, post_mlp_norm, q_norm, k_norm, q, k, v, qkv, o, gate, up, gate_up, down,
   // router, router_bias, expert_gate, expert_up, expert_down ({e}), shared_gate, shared_up,
-  // shared_down, shared_expert_gate, q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b.
+  // shared_down, shared_expert_gate, q_a, q_a_norm, q_b, kv_a, kv_a_norm, kv_b; Gated DeltaNet
+  // (qwen3_next linear_attention layers): lin_qkvz, lin_ba, lin_out, lin_norm (gated norm) and
+  // the float parameters lin_param_conv, lin_param_A_log, lin_param_dt_bias.
   std::map<std::string, std::string> names;
   // Model-level tensors (full names; "" = absent).
   std::string embed, pos_embed, final_norm, lm_head;
@@ -128,6 +156,9 @@ struct GptqStep {
 std::vector<GptqStep> gptq_steps(const io::ModelConfig& cfg, const io::ModelWeights& w,
                                  int64_t block);
 
+// The config's routed-expert count in its family's spelling (num_local_experts, num_experts,
+// n_routed_experts, moe_num_experts); 0 when none is given.
+int64_t config_expert_count(const io::ModelConfig& cfg);
 // Number of routed experts of block `block` (0 for dense blocks, e.g. deepseek's first layers).
 int64_t num_experts(const io::ModelConfig& cfg, const io::ModelWeights& w, int64_t block);
 // Whether block `block` runs the MoE MLP (family Moe/Mla and not a dense-replaced layer).

@@ -76,6 +76,19 @@ Block::Block(const io::ModelWeights& w, const io::ModelConfig& cfg, int64_t inde
     sliding_ = layer_type_ == "sliding_attention" && cfg.sliding_window.has_value();
   else
     sliding_ = sliding_enabled && cfg.sliding_window.has_value();
+  // NoPE layers: transformers' no_rope_layers holds 1 for a layer that applies rope, 0 for one
+  // that does not (smollm3, llama4).
+  if (const auto& nr = cfg.raw.value("no_rope_layers", nlohmann::json());
+      nr.is_array() && index < static_cast<int64_t>(nr.size()) && nr[index].is_number_integer())
+    use_rope_ = nr[index].get<int64_t>() != 0;
+  else if (const int64_t every = cfg.get_int("no_rope_layer_interval", 0); every > 0)
+    use_rope_ = (index + 1) % every != 0;  // llama4 configs without the list: its default
+  // Chunked attention (llama4): the layer_types entry, or every rope layer in configs without
+  // layer_types (transformers' default for them).
+  if (const int64_t chunk = cfg.get_int("attention_chunk_size", 0); chunk > 0) {
+    if (cfg.layer_types.empty()) layer_type_ = use_rope_ ? "chunked_attention" : "full_attention";
+    if (layer_type_ == "chunked_attention") attention_chunk_ = chunk;
+  }
   load_tensors(w);
 
   // Per-checkpoint residual switches: gpt_neox use_parallel_residual, falcon parallel_attn, and

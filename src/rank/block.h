@@ -110,6 +110,9 @@ class Block {
   at::Tensor apply_linear(const Linear& l, const at::Tensor& x, ActivationTap* tap) const;
   at::Tensor apply_norm(const Norm* n, const at::Tensor& x) const;
   at::Tensor attention(const at::Tensor& x, const BlockContext& ctx, ActivationTap* tap) const;
+  // qwen3_next linear_attention layers (Gated DeltaNet).
+  at::Tensor attention_linear(const at::Tensor& x, const BlockContext& ctx,
+                              ActivationTap* tap) const;
   at::Tensor attention_mla(const at::Tensor& x, const BlockContext& ctx, ActivationTap* tap) const;
   at::Tensor attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const BlockContext& ctx,
                     double scaling) const;
@@ -117,6 +120,8 @@ class Block {
   at::Tensor dense_mlp(const at::Tensor& x, const std::string& gate, const std::string& up,
                        const std::string& down, ActivationTap* tap) const;
   at::Tensor moe(const at::Tensor& x, ActivationTap* tap) const;
+  at::Tensor routed_experts(const at::Tensor& flat, const at::Tensor& experts,
+                            const at::Tensor& weights_k, ActivationTap* tap) const;
   void load_tensors(const io::ModelWeights& w);
   // Rotary tables of width `dim` for ctx, cached for make_context positions (the AWQ search runs
   // the same shapes hundreds of times; building them reads the device and copies to it).
@@ -131,7 +136,9 @@ class Block {
   Activation act_;
   ResidualStyle residual_;
   bool sliding_ = false;
+  bool use_rope_ = true;  // false on NoPE layers (smollm3/llama4 no_rope_layers[i] == 0)
   std::string layer_type_;
+  int64_t attention_chunk_ = 0;  // > 0 on chunked-attention layers (llama4 attention_chunk_size)
   bool moe_ = false;
   int64_t n_experts_ = 0;
   std::map<std::string, Linear> linears_;  // by full prefix

@@ -6,7 +6,9 @@
 
 #include "common/check.h"
 #include "rank/block.h"
+#include "rank/gpt_oss.h"
 #include "rank/layers.h"
+#include "rank/llama4.h"
 
 namespace sq::rank {
 namespace {
@@ -39,7 +41,18 @@ at::Tensor Block::attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const 
   // applies it. The fixtures (and HF perplexities) follow the default; ctx opts into eager.
   const double softcap = ctx.attn_softcap ? cfg_.get_double("attn_logit_softcapping", 0.0) : 0.0;
   at::Tensor o;  // [B,H,T,Dv]
-  if (layers::fast_attention_usable(q, softcap)) {
+  const std::string& sinks_rel = spec_->role("sinks");
+  auto sinks = sinks_rel.empty() ? extras_.end() : extras_.find(prefix_ + "." + sinks_rel);
+  if (attention_chunk_ > 0) {
+    // Llama 4 chunked layers: causal within chunks of attention_chunk_size tokens.
+    at::Tensor bias =
+        llama4::chunked_attention_bias(B, T, attention_chunk_, ctx.padding_mask, device_);
+    o = layers::attention_causal_chunked(q, k, v, bias, scaling, softcap);
+  } else if (sinks != extras_.end()) {
+    // GPT-OSS: a learned per-head logit joins every softmax (no fused kernel takes it).
+    at::Tensor bias = layers::attention_bias(B, T, window, ctx.padding_mask, device_);
+    o = gpt_oss::attention_with_sinks(q, k, v, sinks->second, bias, scaling);
+  } else if (layers::fast_attention_usable(q, softcap)) {
     o = layers::attention_fast(q, k, v, window, ctx.padding_mask, scaling);
   } else {
     at::Tensor bias = layers::attention_bias(B, T, window, ctx.padding_mask, device_);
@@ -53,10 +66,11 @@ at::Tensor Block::attend(at::Tensor q, at::Tensor k, const at::Tensor& v, const 
 at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
                             ActivationTap* tap) const {
   if (spec_->attn == AttnKind::Mla) return attention_mla(x, ctx, tap);
+  if (layer_type_ == "linear_attention") return attention_linear(x, ctx, tap);
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t nh = cfg_.num_attention_heads, hd = cfg_.head_dim;
   int64_t nkv = cfg_.num_key_value_heads;
-  at::Tensor q, k, v;
+  at::Tensor q, k, v, gate;
   if (spec_->attn == AttnKind::FusedQkv) {
     const Linear* qkv = find_linear_role("qkv");
     SQ_REQUIRE(qkv, "block " << prefix_ << ": missing fused qkv linear");
@@ -87,6 +101,12 @@ at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
                  *lv = find_linear_role("v");
     SQ_REQUIRE(lq && lk && lv, "block " << prefix_ << ": missing q/k/v linears");
     q = apply_linear(*lq, x, tap);
+    if (spec_->gated_attention) {
+      // qwen3_next: per head [query | gate].
+      auto qg = q.view({B, T, nh, 2 * hd}).chunk(2, -1);
+      q = qg[0].reshape({B, T, nh * hd});
+      gate = qg[1].reshape({B, T, nh * hd});
+    }
     k = apply_linear(*lk, x, tap);
     v = apply_linear(*lv, x, tap);
   }
@@ -98,16 +118,27 @@ at::Tensor Block::attention(const at::Tensor& x, const BlockContext& ctx,
   at::Tensor qh = heads(q, nh, hd), kh = heads(k, nkv, hd), vh = heads(v, nkv, hd);
   if (qn && qn->weight.numel() == hd) qh = apply_norm(qn, qh);
   if (kn && kn->weight.numel() == hd) kh = apply_norm(kn, kh);
-  if (spec_->rope) {
+  if (spec_->rope && use_rope_) {
     const layers::Rotary r = rotary_for(ctx, hd);
     qh = layers::apply_rotary(qh, r, spec_->rope_style);
     kh = layers::apply_rotary(kh, r, spec_->rope_style);
+    if (spec_->l2_qk_norm && cfg_.get_bool("use_qk_norm", false)) {
+      qh = llama4::l2_norm(qh, cfg_.norm_eps);
+      kh = llama4::l2_norm(kh, cfg_.norm_eps);
+    }
+  } else if (cfg_.get_bool("attn_temperature_tuning", false)) {
+    // Llama 4 NoPE layers: queries sharpened with the position (long-context temperature).
+    qh = (qh.to(at::kFloat) * llama4::temperature_scales(ctx.positions.to(device_),
+                                                         cfg_.get_double("floor_scale", 8192),
+                                                         cfg_.get_double("attn_scale", 0.1)))
+             .to(qh.scalar_type());
   }
   double scaling = 1.0 / std::sqrt(static_cast<double>(hd));
   if (cfg_.has("query_pre_attn_scalar"))
     scaling = 1.0 / std::sqrt(cfg_.get_double("query_pre_attn_scalar", hd));
   if (cfg_.has("attention_multiplier")) scaling = cfg_.get_double("attention_multiplier", scaling);
   at::Tensor o = attend(qh, kh, vh, ctx, scaling);
+  if (gate.defined()) o = o * at::sigmoid(gate);
   const Linear* lo = find_linear_role("o");
   SQ_REQUIRE(lo, "block " << prefix_ << ": missing attention output linear");
   return apply_linear(*lo, o, tap);

@@ -5,7 +5,9 @@
 #include "common/check.h"
 #include "rank/block.h"
 #include "rank/fused.h"
+#include "rank/gpt_oss.h"
 #include "rank/layers.h"
+#include "rank/llama4.h"
 #include "solvers/cpu_tiles.h"
 
 namespace sq::rank {
@@ -46,6 +48,28 @@ Routing route_sparsemixer(const at::Tensor& logits, double eps) {
 
 }  // namespace
 
+// Per-expert linears ({e} roles) on their routed tokens, each output weighted by its routing
+// weight; the tap sees each expert's rows.
+at::Tensor Block::routed_experts(const at::Tensor& flat, const at::Tensor& experts,
+                                 const at::Tensor& weights_k, ActivationTap* tap) const {
+  at::Tensor weights = weights_k.to(flat.scalar_type());
+  at::Tensor out = at::zeros_like(flat);
+  for (int64_t e = 0; e < n_experts_; ++e) {
+    at::Tensor hit = (experts == e).nonzero();  // [n,2]: token, slot
+    if (hit.size(0) == 0) continue;
+    at::Tensor tok = hit.select(1, 0), slot = hit.select(1, 1);
+    const std::string pre = prefix_ + ".";
+    const Linear& g = linear(pre + expand_expert(spec_->role("expert_gate"), e));
+    const Linear& u = linear(pre + expand_expert(spec_->role("expert_up"), e));
+    const Linear& d = linear(pre + expand_expert(spec_->role("expert_down"), e));
+    at::Tensor xe = flat.index_select(0, tok);
+    at::Tensor h = gated_act(apply_linear(g, xe, tap), apply_linear(u, xe, tap), act_);
+    at::Tensor y = apply_linear(d, h, tap) * weights.index({tok, slot}).unsqueeze(-1);
+    out.index_add_(0, tok, y);
+  }
+  return out;
+}
+
 at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
   const auto shape = x.sizes().vec();
   at::Tensor flat = x.reshape({-1, x.size(-1)});
@@ -54,12 +78,14 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
   // The router's input is the whole MoE input: AWQ takes its statistics and its inspect-scope
   // input from it (the router itself is never quantized).
   if (tap && tap->wants(router->name)) tap->on_input(router->name, x);
-  const int64_t k = cfg_.get_int("num_experts_per_tok", 2);
+  const int64_t k = cfg_.get_int("num_experts_per_tok", cfg_.get_int("moe_k", 2));
   // Router logits in fp32 for every router kind: in bf16 the logits of near-tied experts round
   // to the same value often enough to flip top-k picks against the fp32 model (whole tokens
   // then go to another expert). The router is tiny and never quantized, so this costs nothing.
+  // (GPT-OSS's router has a bias.)
   const at::Tensor logits =
-      solvers::tiles::linear(flat.to(at::kFloat), router->weight.to(at::kFloat));
+      solvers::tiles::linear(flat.to(at::kFloat), router->weight.to(at::kFloat),
+                             router->bias.defined() ? router->bias.to(at::kFloat) : at::Tensor());
   Routing r;
   switch (spec_->router) {
     case RouterKind::SoftmaxTopK:
@@ -89,25 +115,45 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
       r = {w * cfg_.get_double("routed_scaling_factor", 1.0), idx};
       break;
     }
+    case RouterKind::SoftmaxCorrected: {
+      at::Tensor probs = at::softmax(logits, -1);
+      at::Tensor choice = probs;
+      auto bias = extras_.find(prefix_ + "." + spec_->role("router_bias"));
+      if (bias != extras_.end()) choice = probs + bias->second.reshape({1, -1});
+      at::Tensor idx = std::get<1>(choice.topk(k, -1));
+      at::Tensor w = probs.gather(1, idx);
+      w = w / w.sum(-1, true).clamp_min(cfg_.get_double("moe_norm_min", 1e-12));
+      r = {w, idx};
+      break;
+    }
+    case RouterKind::SigmoidTopK: {
+      // Llama 4: top-k on the logits; each pick's weight is σ(logit), not renormalized.
+      auto top = logits.topk(k, -1);
+      r = {at::sigmoid(std::get<0>(top)), std::get<1>(top)};
+      break;
+    }
     case RouterKind::None:
       SQ_CHECK(false, "MoE block without a router kind");
   }
   if (tap) tap->on_routing(router->name, r.experts, r.weights);
-  at::Tensor weights = r.weights.to(x.scalar_type());
-  at::Tensor out = at::zeros_like(flat);
-  for (int64_t e = 0; e < n_experts_; ++e) {
-    at::Tensor hit = (r.experts == e).nonzero();  // [n,2]: token, slot
-    if (hit.size(0) == 0) continue;
-    at::Tensor tok = hit.select(1, 0), slot = hit.select(1, 1);
-    const std::string pre = prefix_ + ".";
-    const Linear& g = linear(pre + expand_expert(spec_->role("expert_gate"), e));
-    const Linear& u = linear(pre + expand_expert(spec_->role("expert_up"), e));
-    const Linear& d = linear(pre + expand_expert(spec_->role("expert_down"), e));
-    at::Tensor xe = flat.index_select(0, tok);
-    at::Tensor h = gated_act(apply_linear(g, xe, tap), apply_linear(u, xe, tap), act_);
-    at::Tensor y = apply_linear(d, h, tap) * weights.index({tok, slot}).unsqueeze(-1);
-    out.index_add_(0, tok, y);
-  }
+  // Fused expert tensors (GPT-OSS, Llama 4): kept in floating point, never tapped.
+  auto extra = [&](const std::string& role) {
+    auto it = extras_.find(prefix_ + "." + spec_->role(role));
+    SQ_REQUIRE(it != extras_.end(), "block " << prefix_ << ": missing " << spec_->role(role));
+    return it->second;
+  };
+  if (spec_->fused_experts == FusedExperts::GptOss)
+    return gpt_oss::fused_experts(flat, r.experts, r.weights, extra("fused_gate_up"),
+                                  extra("fused_gate_up_bias"), extra("fused_down"),
+                                  extra("fused_down_bias"), cfg_.get_double("swiglu_alpha", 1.702),
+                                  cfg_.get_double("swiglu_limit", 7.0))
+        .view(shape);
+  at::Tensor out;
+  if (spec_->fused_experts == FusedExperts::Llama4)
+    out = llama4::fused_experts(flat, r.experts, r.weights, extra("fused_gate_up"),
+                                extra("fused_down"), act_);
+  else
+    out = routed_experts(flat, r.experts, r.weights, tap);
   if (find_linear_role("shared_down")) {
     at::Tensor s =
         dense_mlp(x, "shared_gate", "shared_up", "shared_down", tap).reshape(flat.sizes());

@@ -72,7 +72,12 @@ RopeInit init_yarn(const io::RopeConfig& r, int64_t dim, int64_t max_pos, int64_
   auto corr = [&](double rot) {
     return (dim * std::log(orig / (rot * 2 * M_PI))) / (2 * std::log(r.theta));
   };
-  double low = std::floor(corr(beta_fast)), high = std::ceil(corr(beta_slow));
+  double low = corr(beta_fast), high = corr(beta_slow);
+  // transformers rounds the correction range outwards unless the config says truncate: false
+  // (GPT-OSS).
+  const auto trunc = r.params.find("truncate");
+  if (trunc == r.params.end() || !trunc->is_boolean() || trunc->get<bool>())
+    low = std::floor(low), high = std::ceil(high);
   low = std::max(low, 0.0);
   high = std::min(high, static_cast<double>(dim - 1));
   if (low == high) high += 0.001;

@@ -57,8 +57,9 @@ at::Tensor Model::embed(const at::Tensor& input_ids, const BlockContext& ctx) co
   at::Tensor h = at::embedding(embed_w_, ids);
   if (pos_w_.defined())
     h = h + at::embedding(pos_w_, ctx.positions.to(device_) + spec_->pos_offset);
-  // Gemma: × √hidden, rounded to the model dtype first as transformers does.
-  if (spec_->norm == NormKind::RmsPlusOne)
+  // Gemma (gemma, gemma2, gemma3_text, gemma3): × √hidden, rounded to the model dtype first as
+  // transformers does. Not every (1+w)-norm family scales (qwen3_next does not).
+  if (spec_->model_type.rfind("gemma", 0) == 0)
     h = h * at::scalar_tensor(std::sqrt(static_cast<double>(cfg_.hidden_size)),
                               at::TensorOptions().dtype(dtype_).device(device_));
   if (cfg_.has("embedding_multiplier")) h = h * cfg_.get_double("embedding_multiplier", 1.0);

@@ -5,9 +5,9 @@
 //
 // The tree: every 2-D "<M>.weight" of the input except embeddings (the last name component is
 // one of transformers' embedding module names, kEmbeddings), plus the output head ("lm_head";
-// GPT-NeoX: "embed_out"), which is a module even when it is tied to the embedding and absent
-// from the file. GPT-2's block linears are Conv1D (weights [in, out]); every other 2-D weight is a
-// torch.nn.Linear [out, in].
+// GPT-NeoX: "embed_out"; multimodal checkpoints: "language_model.lm_head"), which is a module
+// even when it is tied to the embedding and absent from the file. GPT-2's block linears are Conv1D
+// (weights [in, out]); every other 2-D weight is a torch.nn.Linear [out, in].
 //
 // The rules check_module_tree() applies (gtest failures name module and rule):
 //   * every format: each module is either packed — every tensor of the format present with its
@@ -24,7 +24,8 @@
 //   * vLLM's fused layers — q/k/v, gate/up and q_a/kv_a under one parent, all experts under one
 //     "<...>.experts" — are packed or float as a whole;
 //   * every list entry names a module: a linear of the tree, or an experts container all of
-//     whose linears are float.
+//     whose linears are float (or that holds fused 3-D expert tensors, GPT-OSS);
+//   * fused 3-D expert tensors (GPT-OSS) are stored unchanged and their container is listed.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -56,8 +57,15 @@ inline std::vector<LinearModule> linear_modules(const std::string& in_dir) {
       "embed_tokens", "wte", "wpe", "embed_positions", "embed_in", "word_embeddings"};
   const nlohmann::json cfg = e2e::load_json(in_dir + "/config.json");
   const std::string type = cfg.value("model_type", "");
-  const std::string head = type == "gpt_neox" ? "embed_out" : "lm_head";
   const e2e::StoredTensors in(in_dir);
+  // Multimodal checkpoints in transformers' saved layout hold the text model (and its head)
+  // under "language_model." (language_model.model.layers…, language_model.lm_head).
+  bool multimodal = false;
+  for (const auto& [name, where] : in.where)
+    multimodal = multimodal || name.rfind("language_model.", 0) == 0;
+  const std::string head = type == "gpt_neox" ? "embed_out"
+                           : multimodal       ? "language_model.lm_head"
+                                              : "lm_head";
   std::vector<LinearModule> out;
   bool head_seen = false;
   for (const auto& [name, where] : in.where) {
@@ -233,13 +241,30 @@ inline int check_module_tree(const std::string& in_dir, const std::string& out_d
     const std::string g = fused_group(m.name);
     if (!g.empty()) groups[g].insert(packed);
   }
+  // Fused 3-D expert tensors (GPT-OSS "<block>.mlp.experts.gate_up_proj"): no format packs
+  // them, so their container must be listed (vLLM builds a quantized FusedMoE layer otherwise)
+  // and the tensor stored unchanged.
+  for (const auto& [t, where] : in.where) {
+    if (where.second.shape.size() != 3 || t.find(".experts.") == std::string::npos) continue;
+    SCOPED_TRACE(format + ": fused expert tensor " + t);
+    const std::string container = t.substr(0, t.rfind('.'));
+    if (format == "compressed-tensors")
+      EXPECT_TRUE(any_entry(list, container, ct_match)) << "container not in ignore";
+    else
+      EXPECT_TRUE(any_entry(list, container, vllm_awq_match)) << "container not listed";
+    EXPECT_TRUE(out.has(t) && out.bytes(t) == in.bytes(t)) << "not copied unchanged";
+  }
   for (const auto& [g, states] : groups)
     EXPECT_EQ(states.size(), 1u) << format << ": fused layer " << g << " is partly packed";
   for (const auto& e : list) {
     SCOPED_TRACE(format + ": list entry " + e);
     if (float_names.count(e)) continue;
-    // An experts container: every tree module under it is float, and there is one.
+    // An experts container: every tree module under it is float, and there is one — or it holds
+    // fused expert tensors (GPT-OSS mlp.experts.gate_up_proj [E,H,2I]: not nn.Linear modules,
+    // kept float as a whole).
     int under = 0;
+    for (const auto& [t, where] : in.where)
+      if (t.rfind(e + ".", 0) == 0 && where.second.shape.size() == 3) ++under;
     for (const auto& m : tree)
       if (m.name.rfind(e + ".", 0) == 0) {
         ++under;

@@ -118,7 +118,7 @@ TEST(Plan, MoeAndMlaShapesFollowTheConfig) {
                      "moe_intermediate_size (else intermediate_size) 48");
   expect_shape_error("mixtral", "num_local_experts", 3,
                      "model.layers.0.block_sparse_moe.gate.weight",
-                     "num_local_experts / num_experts / n_routed_experts) 3");
+                     "n_routed_experts / moe_num_experts) 3");
   expect_shape_error("qwen2_moe", "shared_expert_intermediate_size", 40,
                      "model.layers.0.mlp.shared_expert.gate_proj.weight",
                      "shared_expert_intermediate_size");

@@ -1,12 +1,15 @@
-// Every architecture fixture (../shared/fixtures/arch/<variant>): each block fed block.{i}.input
-// reproduces block.{i}.output, and the whole model reproduces logits from input_ids, with
-// relative error ≤ 1e-5 in fp32 on CPU. Also: every ArchSpec row has a fixture.
+// Every architecture fixture (../shared/fixtures/arch/<variant> and the repo's own
+// tests/fixtures/arch/<variant>, issue 23): each block fed block.{i}.input reproduces
+// block.{i}.output, and the whole model reproduces logits from input_ids, with relative error
+// ≤ 1e-5 in fp32 on CPU. Also: every ArchSpec row has a fixture.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/errors.h"
@@ -24,15 +27,29 @@ using namespace sq;
 
 namespace {
 
+// The two fixture roots: the shared folder's and the repository's (variant names are distinct).
+std::vector<fs::path> fixture_roots() {
+  return {test::shared("fixtures/arch"), fs::path(test::source_dir()) / "tests/fixtures/arch"};
+}
+
 std::vector<std::string> fixture_variants() {
   std::vector<std::string> out;
-  const fs::path root = test::shared("fixtures/arch");
-  if (!fs::exists(root)) return {"<missing fixtures/arch>"};
-  for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && fs::exists(e.path() / "reference.safetensors"))
-      out.push_back(e.path().filename().string());
+  for (const auto& root : fixture_roots()) {
+    if (!fs::exists(root)) continue;
+    for (const auto& e : fs::directory_iterator(root))
+      if (e.is_directory() && fs::exists(e.path() / "reference.safetensors"))
+        out.push_back(e.path().filename().string());
+  }
+  if (out.empty()) return {"<missing fixtures/arch>"};
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// The directory of a variant (the first root holding it; "" when none does).
+std::string fixture_dir(const std::string& variant) {
+  for (const auto& root : fixture_roots())
+    if (fs::exists(root / variant / "reference.safetensors")) return (root / variant).string();
+  return "";
 }
 
 // Where and in what precision the fixtures run: CPU fp32 by default (CI); the GPU run sets
@@ -141,12 +158,23 @@ at::Tensor logits_recording(const rank::Model& m, const at::Tensor& ids, Routing
   return m.lm_head(m.final_norm(h));
 }
 
+bool has_row(const std::string& dir) {
+  const std::string mt =
+      nlohmann::json::parse(std::ifstream(dir + "/config.json")).value("model_type", "");
+  const auto& rows = rank::arch_specs();
+  return std::any_of(rows.begin(), rows.end(),
+                     [&](const rank::ArchSpec& r) { return r.model_type == mt; });
+}
+
 class ArchFixture : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    dir_ = test::shared("fixtures/arch/" + GetParam());
-    if (!fs::exists(dir_ + "/reference.safetensors"))
-      GTEST_SKIP() << "fixture " << dir_ << " absent";
+    dir_ = fixture_dir(GetParam());
+    if (dir_.empty()) GTEST_SKIP() << "fixture " << GetParam() << " absent";
+    // The repository's issue-23 fixtures include architectures whose rows are still to come;
+    // those are reported skipped (a shared fixture without a row fails below instead).
+    if (dir_.rfind(test::source_dir(), 0) == 0 && !has_row(dir_))
+      GTEST_SKIP() << "fixture " << GetParam() << ": model_type has no architecture row yet";
     ref_ = io::SafetensorsFile::open(dir_ + "/reference.safetensors");
   }
   at::Tensor ref(const std::string& name) const { return io::view(ref_, ref_->at(name)); }
@@ -229,7 +257,7 @@ TEST(ArchTable, EveryRowHasAFixture) {
   if (!test::have_shared("fixtures/arch")) GTEST_SKIP() << "no fixtures";
   std::set<std::string> covered;
   for (const auto& v : fixture_variants())
-    covered.insert(io::load_model_config(test::shared("fixtures/arch/" + v)).model_type);
+    if (has_row(fixture_dir(v))) covered.insert(io::load_model_config(fixture_dir(v)).model_type);
   for (const auto& r : rank::arch_specs())
     EXPECT_TRUE(covered.count(r.model_type)) << "row " << r.model_type << " has no fixture";
 }
