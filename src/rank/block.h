@@ -4,7 +4,7 @@
 //   Block(w, cfg, i, device, dtype)  loads only block i's tensors from the mmapped shards.
 //   forward(x [B,T,H], ctx, tap)     the block's output [B,T,H]; `tap` (optional) sees the input
 //                                    of every linear before it is applied.
-//   forward_scope(scope, x, ctx)     AWQ inspect scopes: "attn" (x = attention input after its
+//   forward_scope(scope, x, ctx, tap) AWQ inspect scopes: "attn" (x = attention input after its
 //                                    norm → attention output before the residual), "mlp"
 //                                    (x = MLP/MoE input → its output), or a linear's full
 //                                    prefix (x = its input → its output).
@@ -45,6 +45,7 @@ BlockContext make_context(int64_t batch, int64_t seq_len, const at::Device& devi
 // Receives the input of every linear. Dense linears: x is [B,T,in]. MoE experts: x is [n,in],
 // only the tokens routed to that expert (n may be 0: then it is not called). The router is
 // tapped with the whole MoE input [B,T,in] (it is never quantized).
+struct Linear;
 class ActivationTap {
  public:
   virtual ~ActivationTap() = default;
@@ -58,6 +59,10 @@ class ActivationTap {
   // this forward and their routing weights [N,k] (fp32), before any expert runs.
   virtual void on_routing(const std::string& router, const at::Tensor& experts,
                           const at::Tensor& weights) {}
+  // The weight this forward multiplies linear `l`'s input by: undefined = l.weight. The AWQ
+  // search uses it to make a group's trial weights one linear at a time, when they are applied
+  // (an MoE group's experts would not fit on the device all at once).
+  virtual at::Tensor weight_for(const Linear& l) const { return at::Tensor(); }
 };
 // Thrown out of a forward whose tap is done(); never escapes run_block().
 struct ForwardStopped {};
@@ -84,7 +89,7 @@ class Block {
   at::Tensor forward(const at::Tensor& x, const BlockContext& ctx,
                      ActivationTap* tap = nullptr) const;
   at::Tensor forward_scope(const std::string& scope, const at::Tensor& x,
-                           const BlockContext& ctx) const;
+                           const BlockContext& ctx, ActivationTap* tap = nullptr) const;
 
   int64_t index() const { return index_; }
   const std::string& prefix() const { return prefix_; }

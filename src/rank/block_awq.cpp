@@ -48,15 +48,16 @@ class ScopeRunner {
   // Output of the scope over every micro-batch, [rows, out] (padding rows dropped).
   at::Tensor run() const {
     std::vector<at::Tensor> outs;
-    for_each([&](int64_t, const at::Tensor& y) { outs.push_back(y); });
+    for_each(nullptr, [&](int64_t, const at::Tensor& y) { outs.push_back(y); });
     return outs.size() == 1 ? outs[0] : at::cat(outs, 0);
   }
 
   // Σ (y − y_ref)² in float32 over every micro-batch, a 0-dim device tensor (no host sync);
-  // y_ref is run()'s result; one micro-batch at a time (no full-size copy).
-  at::Tensor sum_sq_diff(const at::Tensor& y_ref) const {
+  // y_ref is run()'s result; one micro-batch at a time (no full-size copy). `tap` (optional)
+  // supplies trial weights (ActivationTap::weight_for).
+  at::Tensor sum_sq_diff(const at::Tensor& y_ref, ActivationTap* tap = nullptr) const {
     at::Tensor total;
-    for_each([&](int64_t r0, const at::Tensor& y) {
+    for_each(tap, [&](int64_t r0, const at::Tensor& y) {
       // The difference in the block dtype, squared and summed in fp32 — AutoAWQ's
       // (org_out - out).float().pow(2) — without materialising fp32 copies of the outputs.
       at::Tensor part = rank::sum_sq_diff(y.contiguous(), y_ref.slice(0, r0, r0 + y.size(0)));
@@ -68,7 +69,7 @@ class ScopeRunner {
  private:
   // fn(first_row, y) per micro-batch in row order; y [rows, out] with padding rows dropped.
   template <class F>
-  void for_each(F fn) const {
+  void for_each(ActivationTap* tap, F fn) const {
     const at::Tensor& x = *s_.input;
     int64_t at_row = 0;
     auto emit = [&](at::Tensor y, const at::Tensor& keep) {
@@ -80,7 +81,7 @@ class ScopeRunner {
       const int64_t rows = x.size(0), step = mb_ * T_;
       for (int64_t r0 = 0; r0 < rows; r0 += step) {
         BlockContext ctx;
-        emit(b_.forward_scope(s_.name, x.slice(0, r0, std::min(rows, r0 + step)), ctx), {});
+        emit(b_.forward_scope(s_.name, x.slice(0, r0, std::min(rows, r0 + step)), ctx, tap), {});
       }
       return;
     }
@@ -93,7 +94,7 @@ class ScopeRunner {
         ctx.padding_mask = mask_.view({n_, T_}).slice(0, b0, b1);
         keep = ctx.padding_mask.reshape({-1});
       }
-      at::Tensor y = b_.forward_scope(s_.name, x3.slice(0, b0, b1), ctx);
+      at::Tensor y = b_.forward_scope(s_.name, x3.slice(0, b0, b1), ctx, tap);
       emit(y.reshape({-1, y.size(-1)}), keep);
     }
   }
@@ -103,6 +104,27 @@ class ScopeRunner {
   Scope s_;
   int64_t n_, T_, mb_;
   at::Tensor mask_;
+};
+
+// Trial weights made when the forward applies them, one member at a time: the same tensors
+// the search would otherwise make for all members up front (awq_trial_weight_as of the
+// member's weight), so the losses are bit-identical; each is made once per micro-batch.
+class TrialTap : public ActivationTap {
+ public:
+  TrialTap(const std::vector<std::string>& members, const at::Tensor& s,
+           const solvers::QuantScheme& scheme)
+      : members_(members.begin(), members.end()), s_(s), scheme_(scheme) {}
+  bool wants(const std::string&) const override { return false; }
+  void on_input(const std::string&, const at::Tensor&) override {}
+  at::Tensor weight_for(const Linear& l) const override {
+    if (!members_.count(l.name)) return at::Tensor();
+    return solvers::awq_trial_weight_as(l.weight, s_, scheme_, l.weight.scalar_type());
+  }
+
+ private:
+  std::set<std::string> members_;
+  at::Tensor s_;
+  solvers::QuantScheme scheme_;
 };
 
 // Rows of a captured input that are real tokens. Dense captures have one row per (sample,
@@ -294,6 +316,12 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     }
     clock.lap(scope_label + " reference");
     const double n_elements = static_cast<double>(dp ? dp->sum(local_elements) : local_elements);
+    // All members' trial weights at once, unless together they exceed the trial budget (an MoE
+    // group: DeepSeek-V3's 256 experts' gate/up are 15 GB in bf16); then one at a time.
+    uint64_t trial_bytes = 0;
+    for (const auto& wm : ws) trial_bytes += wm.numel() * wm.element_size();
+    const bool lazy_trials =
+        !gram && trial_bytes > (st.trial_budget ? st.trial_budget : kAwqTrialBytes);
     auto loss_fn = [&](const at::Tensor& s) -> at::Tensor {
       if (!have) return at::zeros({}, at::TensorOptions(at::kDouble).device(block.device()));
       if (gram) {
@@ -301,6 +329,12 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
         at::Tensor sse = gram->loss(
             solvers::awq_trial_weight_as(l.weight, s, st.scheme, l.weight.scalar_type()), l.weight);
         return dp ? sse : sse / n_elements;
+      }
+      if (lazy_trials) {
+        TrialTap trial(g.linears, s, st.scheme);
+        at::Tensor sse = runner->sum_sq_diff(y_ref, &trial);
+        if (detail) clock.lap(scope_label + " grid: lazy trial weights + forward + loss");
+        return dp ? sse.to(at::kDouble) : sse.to(at::kDouble) / n_elements;
       }
       std::vector<at::Tensor> saved;
       for (const auto& m : g.linears) {
@@ -442,6 +476,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
     if (rows[i].item<int64_t>() == 0) r.note = kNoTokensNote;
     if (auto it = salient.find(name); it != salient.end()) r.salient = it->second;
     res.reports.push_back(r);
+    store_result(q, st.results);
     res.quantized.emplace(name, std::move(q));
   }
   clock.lap("awq clip + quantize");

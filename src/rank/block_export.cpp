@@ -49,12 +49,14 @@ NamedTensors export_block(const Block& block,
       auto q = quantized.find(base);
       if (q != quantized.end()) {
         io::QuantLinear ql;
-        // Packed where the solver left the codes (on a GPU the bit packing is a few tensor
-        // ops); only the packed words travel to the host.
-        ql.codes = q->second.codes.contiguous();
-        ql.zeros = q->second.zeros.contiguous();
-        ql.scales = q->second.scales.contiguous();
-        ql.g_idx = q->second.g_idx.contiguous();
+        // Packed on the block's device (on a GPU the bit packing is a few tensor ops); only the
+        // packed words travel to the host. A stored result (rank::store_result) may hold uint8
+        // codes, or sit in host memory: the packers take the canonical int32 codes.
+        const at::Device dev = block.device();
+        ql.codes = q->second.codes.to(dev).to(at::kInt).contiguous();
+        ql.zeros = q->second.zeros.to(dev).contiguous();
+        ql.scales = q->second.scales.to(dev).contiguous();
+        ql.g_idx = q->second.g_idx.to(dev).contiguous();
         ql.scheme = opts.scheme;
         const bool defer = gptq && unpacked_qzeros != nullptr;
         // Deferred zeros: packed as v2 here (always storable), replaced by the true zeros below.

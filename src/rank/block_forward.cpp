@@ -13,8 +13,10 @@ at::Tensor Block::apply_linear(const Linear& l, const at::Tensor& x, ActivationT
     tap->on_input(l.name, x);
     if (tap->done()) throw ForwardStopped{};
   }
+  at::Tensor w = tap ? tap->weight_for(l) : at::Tensor();
   // CPU: fixed row tiles, so the bits do not depend on the thread count (solvers/cpu_tiles.h).
-  return solvers::tiles::linear(x, l.weight, l.bias.defined() ? l.bias : at::Tensor());
+  return solvers::tiles::linear(x, w.defined() ? w : l.weight,
+                                l.bias.defined() ? l.bias : at::Tensor());
 }
 
 at::Tensor Block::apply_norm(const Norm* n, const at::Tensor& x) const {
@@ -60,11 +62,11 @@ at::Tensor Block::forward(const at::Tensor& x, const BlockContext& ctx, Activati
 }
 
 at::Tensor Block::forward_scope(const std::string& scope, const at::Tensor& x,
-                                const BlockContext& ctx) const {
-  if (scope == "attn") return attention(x, ctx, nullptr);
-  if (scope == "mlp") return mlp(x, nullptr);
-  if (scope == "block") return attention(x, ctx, nullptr) + mlp(x, nullptr);
-  return apply_linear(linear(scope), x, nullptr);
+                                const BlockContext& ctx, ActivationTap* tap) const {
+  if (scope == "attn") return attention(x, ctx, tap);
+  if (scope == "mlp") return mlp(x, tap);
+  if (scope == "block") return attention(x, ctx, tap) + mlp(x, tap);
+  return apply_linear(linear(scope), x, tap);
 }
 
 at::Tensor Block::dense_mlp(const at::Tensor& x, const std::string& gate, const std::string& up,

@@ -167,8 +167,21 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
       // An owner's failure travels with its results, so no rank waits for tensors never sent.
       std::vector<std::vector<Solved>> solved(sets.size());
       std::vector<Status> failed(sets.size());
+      // A set's results go into the block (and to their store) as soon as it is solved, unless
+      // they still travel to the other ranks: a pass of hundreds of experts must not hold every
+      // expert's int32 codes and float32 dequant at once. The sets are disjoint and each solve
+      // reads only its own linears, so the order of these writes changes nothing.
+      std::vector<bool> applied(sets.size(), false);
+      auto apply = [&](Solved& sv) {
+        Linear& l = block.linear(sv.report.name);
+        l.weight = sv.q.dequant.to(l.weight.scalar_type());
+        sv.report.error = sv.q.stats.error;
+        sv.report.stats = sv.q.stats;
+        store_result(sv.q, st.results);
+      };
       for (size_t k = 0; k < sets.size(); ++k) {
         const int owner = reducer != nullptr ? reducer->owner(sets[k].front()) : -1;
+        const bool shared = owner >= 0 && reducer->world() > 1;
         if (owner >= 0 && owner == reducer->rank() && reducer->world() > 1) {
           try {
             solved[k] = solve_set(block, hc, sets[k], st);
@@ -177,6 +190,10 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
           }
         } else if (owner < 0 || owner == reducer->rank()) {
           solved[k] = solve_set(block, hc, sets[k], st);
+        }
+        if (!shared) {
+          for (auto& sv : solved[k]) apply(sv);
+          applied[k] = true;
         }
       }
       for (size_t k = 0; k < sets.size(); ++k) {
@@ -191,10 +208,7 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
           }
         }
         for (auto& sv : solved[k]) {
-          Linear& l = block.linear(sv.report.name);
-          l.weight = sv.q.dequant.to(l.weight.scalar_type());
-          sv.report.error = sv.q.stats.error;
-          sv.report.stats = sv.q.stats;
+          if (!applied[k]) apply(sv);
           res.reports.push_back(sv.report);
           done.insert(sv.report.name);
           res.quantized.emplace(sv.report.name, std::move(sv.q));
@@ -210,6 +224,7 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
     auto q = solvers::quantize_rtn(l.weight, st.scheme, solvers::GridKind::kGptq, name);
     l.weight = q.dequant.to(l.weight.scalar_type());
     res.notes.push_back(name + ": not in any GPTQ step, quantized with RTN");
+    store_result(q, st.results);
     res.quantized.emplace(name, std::move(q));
   }
   if (st.propagate_fp && fp_out.defined())

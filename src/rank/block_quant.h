@@ -36,6 +36,20 @@ namespace sq::rank {
 
 using KeepFp = std::function<bool(const std::string& linear)>;
 
+// Where each solved linear's canonical tensors wait for the export (the BlockWorker picks;
+// tests that compare solver outputs keep kFull):
+//   kFull        — as the solver returned them (codes int32, dequant set), on the device;
+//   kCompact     — dequant dropped once the block's linear holds it, codes as uint8 (bits ≤ 8:
+//                  the same values), still on the device;
+//   kCompactHost — kCompact, then moved to host memory (a block whose codes would crowd the
+//                  device: DeepSeek-V3's MoE blocks hold 11 G quantized weights).
+// export_block() packs any of them to the same bytes.
+enum class ResultStore { kFull, kCompact, kCompactHost };
+void store_result(solvers::QuantizedLinear& q, ResultStore where);
+
+// A scaling group's trial weights above this many bytes are made member by member.
+constexpr uint64_t kAwqTrialBytes = uint64_t{2} << 30;
+
 struct AwqSettings {
   solvers::QuantScheme scheme;
   bool duo_scaling = true;
@@ -52,6 +66,11 @@ struct AwqSettings {
   double salient_quota = -1;  // ≥ 0: report each linear's salient columns (--dump-salient)
   bool propagate_fp = true;   // false: the next block sees this block's quantized output
   int64_t micro_batch = 8;
+  // Bytes of a scaling group's trial weights (all members, block dtype) made at once per grid
+  // point; a larger group makes each member's trial weight when the forward applies it (same
+  // losses, bit for bit). 0 = kAwqTrialBytes.
+  uint64_t trial_budget = 0;
+  ResultStore results = ResultStore::kFull;
 };
 
 struct GptqSettings {
@@ -66,6 +85,7 @@ struct GptqSettings {
   // Passes change no result: a set's sums do not depend on which other sets share its pass.
   // With a Reducer every rank uses the smallest budget of all ranks (same passes everywhere).
   uint64_t hessian_budget = 0;
+  ResultStore results = ResultStore::kFull;
 };
 
 struct LinearReport {

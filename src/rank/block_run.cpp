@@ -38,3 +38,19 @@ std::vector<std::string> quantizable_linears(const Block& block, const io::Model
 }
 
 }  // namespace sq::rank
+
+namespace sq::rank {
+
+void store_result(solvers::QuantizedLinear& q, ResultStore where) {
+  if (where == ResultStore::kFull) return;
+  // The block's linear already holds the fake-quantized weight; nobody reads dequant again.
+  q.dequant = at::Tensor();
+  // Codes are 0 .. 2^bits − 1 with bits ≤ 8: uint8 keeps every value and a quarter of the bytes.
+  q.codes = q.codes.to(at::kByte);
+  if (where == ResultStore::kCompactHost) {
+    for (at::Tensor* t : {&q.codes, &q.zeros, &q.scales, &q.g_idx})
+      if (t->defined()) *t = t->to(at::kCPU);
+  }
+}
+
+}  // namespace sq::rank

@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "rank/device.h"
 
 namespace sq::rank {
 namespace {
@@ -70,15 +71,35 @@ void BlockWorker::check_memory(const CalibActivations& a, int64_t i) const {
                                          " other rank(s) over --gpu-mem-limit (out of memory)");
 }
 
+namespace {
+
+// Where the block's solved linears wait for the export: compact always (the worker exports from
+// codes, zeros, scales and g_idx only); in host memory when their uint8 codes alone would take
+// more than a sixteenth of the device (an MoE block of hundreds of experts), so the solves of the
+// block's last linears still find room.
+ResultStore result_store(const Block& block) {
+  if (!block.device().is_cuda()) return ResultStore::kCompact;
+  uint64_t codes = 0;
+  for (const auto& name : block.linear_names())
+    codes += static_cast<uint64_t>(block.linear(name).weight.numel());
+  return codes > device_total_memory(block.device()) / 16 ? ResultStore::kCompactHost
+                                                           : ResultStore::kCompact;
+}
+
+}  // namespace
+
 BlockQuantResult BlockWorker::solve(Block& block, const CalibActivations& a) {
   const int64_t mb = micro_batch(a.seq_len());
+  const ResultStore store = result_store(block);
   if (s_.awq) {
     AwqSettings st = s_.awq_settings;
     st.micro_batch = mb;
+    st.results = store;
     return awq_quantize_block(block, a.x, a.mask, cfg_, w_, st, s_.keep_fp, reducer_);
   }
   GptqSettings st = s_.gptq_settings;
   st.micro_batch = mb;
+  st.results = store;
   return gptq_quantize_block(block, a.x, a.mask, cfg_, w_, st, s_.keep_fp, reducer_);
 }
 
