@@ -42,8 +42,8 @@ stage_fixtures() {
 
 # The GPU-only unit tests (fast paths against their references), one line each.
 stage_gpuunit() {
-  $B/tests/test_rank --gtest_filter='AttentionFast*:Fused*' 2>&1 | grep -E "^\[  |Failure|rel|expected" | head -20
-  $B/tests/test_solvers --gtest_filter='Hessian*:GptqFused*:AwqTrial*:AwqClip*:AwqGram*' 2>&1 | grep -E "^\[  |Failure|accumulator|expected" | head -20
+  $B/tests/test_rank --gtest_filter='AttentionFast*:Fused*:BlockResults*' 2>&1 | grep -E "^\[  |Failure|rel|expected" | head -20
+  $B/tests/test_solvers --gtest_filter='Hessian*:GptqFused*:AwqTrial*:AwqClip*:AwqGram*:AwqBatched*' 2>&1 | grep -E "^\[  |Failure|accumulator|expected" | head -20
 }
 
 # House-model perplexity on the GPU (REFERENCE.md §7 protocol), fp32 and bf16.

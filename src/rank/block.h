@@ -88,8 +88,8 @@ class Block {
 
   at::Tensor forward(const at::Tensor& x, const BlockContext& ctx,
                      ActivationTap* tap = nullptr) const;
-  at::Tensor forward_scope(const std::string& scope, const at::Tensor& x,
-                           const BlockContext& ctx, ActivationTap* tap = nullptr) const;
+  at::Tensor forward_scope(const std::string& scope, const at::Tensor& x, const BlockContext& ctx,
+                           ActivationTap* tap = nullptr) const;
 
   int64_t index() const { return index_; }
   const std::string& prefix() const { return prefix_; }

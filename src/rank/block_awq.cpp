@@ -19,6 +19,7 @@
 #include "rank/fused.h"
 #include "rank/phase_clock.h"
 #include "solvers/awq.h"
+#include "solvers/awq_batched.h"
 #include "solvers/awq_clip.h"
 #include "solvers/awq_gram.h"
 
@@ -215,8 +216,52 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   // (a sync per grid point: for profiling, it perturbs the overlap it measures).
   static const bool detail = std::getenv("SQ_PHASE_DETAIL") != nullptr;
   clock.lap("awq search");
+  // Routed experts' one-linear groups (up_e → down_e) searched together (solvers/awq_batched.h):
+  // on a GPU, where the per-expert loss is the Gram form anyway, unless refinement rounds or
+  // data parallelism need the per-expert path; st.expert_search forces either way.
+  const bool batch_experts = st.expert_search == ExpertSearch::kBatched ||
+                             (st.expert_search == ExpertSearch::kAuto && block.device().is_cuda() &&
+                              fused_enabled() && dp == nullptr && st.refine.rounds == 1);
+  const auto groups = awq_groups(cfg, w, block.index());
+  auto batchable = [&](const LinearGroup& g) {
+    if (!batch_experts || g.expert < 0 || g.linears.size() != 1 || g.inspect != g.linears[0] ||
+        g.condition == GroupCondition::ActScales || !quant_set.count(g.linears[0]) ||
+        !cap.has(g.inspect))
+      return false;
+    return cap.input(g.inspect).size(0) > 0;
+  };
+  // Filled when the first batchable group is reached (every earlier group is applied by then;
+  // a batchable group's input and weight are its expert's own, which no other group scales).
+  std::map<size_t, solvers::AwqSearchResult> batched;
+  bool batched_done = false;
   // 2. Scale search per group, in table order.
-  for (const auto& g : awq_groups(cfg, w, block.index())) {
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const LinearGroup& g = groups[gi];
+    if (!batched_done && batchable(g)) {
+      batched_done = true;
+      std::map<std::pair<std::vector<int64_t>, at::ScalarType>, std::vector<size_t>> by_shape;
+      for (size_t gj = gi; gj < groups.size(); ++gj)
+        if (batchable(groups[gj])) {
+          const at::Tensor& wj = block.linear(groups[gj].linears[0]).weight;
+          by_shape[{wj.sizes().vec(), wj.scalar_type()}].push_back(gj);
+        }
+      for (const auto& [shape, members] : by_shape) {
+        solvers::AwqExpertInputs in;
+        for (size_t gj : members) {
+          const std::string& name = groups[gj].linears[0];
+          const at::Tensor& wj = block.linear(name).weight;
+          in.x.push_back(real_rows(cap.input(name), mask, false));
+          in.w.push_back(wj);
+          in.x_mean.push_back(solvers::awq_x_mean(in.x.back()));
+          in.w_mean.push_back(solvers::awq_w_mean({wj}, st.scheme.group_for(wj.size(1))));
+          in.names.push_back(groups[gj].prev_op + " -> " + name);
+        }
+        auto found = solvers::awq_search_experts(in, st.n_grid, st.duo_scaling, st.scheme,
+                                                 shape.second, kAwqTrialBytes);
+        for (size_t k = 0; k < members.size(); ++k) batched[members[k]] = std::move(found[k]);
+      }
+      clock.lap("awq search/experts batched grid");
+    }
     std::string scope_label = "awq search/" + (g.inspect.rfind(block.prefix() + ".", 0) == 0
                                                    ? g.inspect.substr(block.prefix().size() + 1)
                                                    : g.inspect);
@@ -282,84 +327,90 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
       if (!silent) res.notes.push_back("skipped " + gname + ": no tokens reached it");
       continue;
     }
-    std::vector<at::Tensor> ws;
-    for (const auto& m : g.linears) ws.push_back(block.linear(m).weight);
-    at::Tensor x_mean;
-    if (dp) {
-      at::Tensor abs_sum = have ? solvers::awq_x_abs_sum(xs)
-                                : at::zeros({ws.front().size(1)},
-                                            at::TensorOptions(at::kFloat).device(block.device()));
-      dp->sum(abs_sum);
-      x_mean = abs_sum / static_cast<double>(stat_rows);
+    solvers::AwqSearchResult best;
+    if (auto found = batched.find(gi); found != batched.end()) {
+      best = std::move(found->second);
     } else {
-      x_mean = solvers::awq_x_mean(xs);
-    }
-    const int64_t G = st.scheme.group_for(ws.front().size(1));
-    at::Tensor w_mean = solvers::awq_w_mean(ws, G);
+      std::vector<at::Tensor> ws;
+      for (const auto& m : g.linears) ws.push_back(block.linear(m).weight);
+      at::Tensor x_mean;
+      if (dp) {
+        at::Tensor abs_sum = have ? solvers::awq_x_abs_sum(xs)
+                                  : at::zeros({ws.front().size(1)},
+                                              at::TensorOptions(at::kFloat).device(block.device()));
+        dp->sum(abs_sum);
+        x_mean = abs_sum / static_cast<double>(stat_rows);
+      } else {
+        x_mean = solvers::awq_x_mean(xs);
+      }
+      const int64_t G = st.scheme.group_for(ws.front().size(1));
+      at::Tensor w_mean = solvers::awq_w_mean(ws, G);
 
-    // A scope that is the group's one linear (up → down, v → o): on a GPU the loss is a quadratic
-    // form in the weight change (solvers/awq_gram.h) and needs no forward per grid point; the
-    // CPU keeps the direct forwards (the reference; SQ_NO_FUSED=1 forces them on a GPU too).
-    const bool gram_scope = have && g.linears.size() == 1 && scope.name == g.linears.front() &&
-                            block.device().is_cuda() && fused_enabled();
-    std::unique_ptr<ScopeRunner> runner;
-    std::unique_ptr<solvers::AwqGramLoss> gram;
-    at::Tensor y_ref;  // the FP output stays in the block dtype (its fp32 conversion is exact)
-    int64_t local_elements = 0;
-    if (gram_scope) {
-      gram = std::make_unique<solvers::AwqGramLoss>(real_rows(*scope.input, mask, scope.dense));
-      local_elements = gram->rows() * ws.front().size(0);
-    } else if (have) {
-      runner = std::make_unique<ScopeRunner>(block, scope, mask, n, T, st.micro_batch);
-      y_ref = runner->run();
-      local_elements = y_ref.numel();
-    }
-    clock.lap(scope_label + " reference");
-    const double n_elements = static_cast<double>(dp ? dp->sum(local_elements) : local_elements);
-    // All members' trial weights at once, unless together they exceed the trial budget (an MoE
-    // group: DeepSeek-V3's 256 experts' gate/up are 15 GB in bf16); then one at a time.
-    uint64_t trial_bytes = 0;
-    for (const auto& wm : ws) trial_bytes += wm.numel() * wm.element_size();
-    const bool lazy_trials =
-        !gram && trial_bytes > (st.trial_budget ? st.trial_budget : kAwqTrialBytes);
-    auto loss_fn = [&](const at::Tensor& s) -> at::Tensor {
-      if (!have) return at::zeros({}, at::TensorOptions(at::kDouble).device(block.device()));
-      if (gram) {
-        const Linear& l = block.linear(g.linears.front());
-        at::Tensor sse = gram->loss(
-            solvers::awq_trial_weight_as(l.weight, s, st.scheme, l.weight.scalar_type()), l.weight);
-        return dp ? sse : sse / n_elements;
+      // A scope that is the group's one linear (up → down, v → o): on a GPU the loss is a quadratic
+      // form in the weight change (solvers/awq_gram.h) and needs no forward per grid point; the
+      // CPU keeps the direct forwards (the reference; SQ_NO_FUSED=1 forces them on a GPU too).
+      const bool gram_scope = have && g.linears.size() == 1 && scope.name == g.linears.front() &&
+                              block.device().is_cuda() && fused_enabled();
+      std::unique_ptr<ScopeRunner> runner;
+      std::unique_ptr<solvers::AwqGramLoss> gram;
+      at::Tensor y_ref;  // the FP output stays in the block dtype (its fp32 conversion is exact)
+      int64_t local_elements = 0;
+      if (gram_scope) {
+        gram = std::make_unique<solvers::AwqGramLoss>(real_rows(*scope.input, mask, scope.dense));
+        local_elements = gram->rows() * ws.front().size(0);
+      } else if (have) {
+        runner = std::make_unique<ScopeRunner>(block, scope, mask, n, T, st.micro_batch);
+        y_ref = runner->run();
+        local_elements = y_ref.numel();
       }
-      if (lazy_trials) {
-        TrialTap trial(g.linears, s, st.scheme);
-        at::Tensor sse = runner->sum_sq_diff(y_ref, &trial);
-        if (detail) clock.lap(scope_label + " grid: lazy trial weights + forward + loss");
+      clock.lap(scope_label + " reference");
+      const double n_elements = static_cast<double>(dp ? dp->sum(local_elements) : local_elements);
+      // All members' trial weights at once, unless together they exceed the trial budget (an MoE
+      // group: DeepSeek-V3's 256 experts' gate/up are 15 GB in bf16); then one at a time.
+      uint64_t trial_bytes = 0;
+      for (const auto& wm : ws) trial_bytes += wm.numel() * wm.element_size();
+      const bool lazy_trials =
+          !gram && trial_bytes > (st.trial_budget ? st.trial_budget : kAwqTrialBytes);
+      auto loss_fn = [&](const at::Tensor& s) -> at::Tensor {
+        if (!have) return at::zeros({}, at::TensorOptions(at::kDouble).device(block.device()));
+        if (gram) {
+          const Linear& l = block.linear(g.linears.front());
+          at::Tensor sse = gram->loss(
+              solvers::awq_trial_weight_as(l.weight, s, st.scheme, l.weight.scalar_type()),
+              l.weight);
+          return dp ? sse : sse / n_elements;
+        }
+        if (lazy_trials) {
+          TrialTap trial(g.linears, s, st.scheme);
+          at::Tensor sse = runner->sum_sq_diff(y_ref, &trial);
+          if (detail) clock.lap(scope_label + " grid: lazy trial weights + forward + loss");
+          return dp ? sse.to(at::kDouble) : sse.to(at::kDouble) / n_elements;
+        }
+        std::vector<at::Tensor> saved;
+        for (const auto& m : g.linears) {
+          Linear& l = block.linear(m);
+          saved.push_back(l.weight);
+          l.weight = solvers::awq_trial_weight_as(l.weight, s, st.scheme, l.weight.scalar_type());
+        }
+        if (detail) clock.lap(scope_label + " grid: trial weights");
+        at::Tensor sse = runner->sum_sq_diff(y_ref);
+        if (detail) clock.lap(scope_label + " grid: forward + loss");
+        for (size_t i = 0; i < g.linears.size(); ++i) block.linear(g.linears[i]).weight = saved[i];
+        // One process: the mean squared error, still on the device. Data parallel: the sum; the
+        // reduce step adds the ranks' sums and divides by the global element count.
         return dp ? sse.to(at::kDouble) : sse.to(at::kDouble) / n_elements;
-      }
-      std::vector<at::Tensor> saved;
-      for (const auto& m : g.linears) {
-        Linear& l = block.linear(m);
-        saved.push_back(l.weight);
-        l.weight = solvers::awq_trial_weight_as(l.weight, s, st.scheme, l.weight.scalar_type());
-      }
-      if (detail) clock.lap(scope_label + " grid: trial weights");
-      at::Tensor sse = runner->sum_sq_diff(y_ref);
-      if (detail) clock.lap(scope_label + " grid: forward + loss");
-      for (size_t i = 0; i < g.linears.size(); ++i) block.linear(g.linears[i]).weight = saved[i];
-      // One process: the mean squared error, still on the device. Data parallel: the sum; the
-      // reduce step adds the ranks' sums and divides by the global element count.
-      return dp ? sse.to(at::kDouble) : sse.to(at::kDouble) / n_elements;
-    };
-    solvers::AwqLossReduce reduce;
-    if (dp)
-      reduce = [&](at::Tensor& losses) {
-        dp->sum(losses);
-        losses.div_(n_elements);
       };
-    auto best = solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn,
-                                           gname, reduce, st.refine);
+      solvers::AwqLossReduce reduce;
+      if (dp)
+        reduce = [&](at::Tensor& losses) {
+          dp->sum(losses);
+          losses.div_(n_elements);
+        };
+      best = solvers::awq_search_scales(x_mean, w_mean, st.n_grid, st.duo_scaling, loss_fn, gname,
+                                        reduce, st.refine);
+      clock.lap(scope_label + " grid");
+    }
     at::Tensor s = best.scales;
-    clock.lap(scope_label + " grid");
 
     // 3. Apply: prev op, members, routers fed by the same norm, cached inputs.
     if (g.prev_is_norm) {

@@ -50,6 +50,12 @@ void store_result(solvers::QuantizedLinear& q, ResultStore where);
 // A scaling group's trial weights above this many bytes are made member by member.
 constexpr uint64_t kAwqTrialBytes = uint64_t{2} << 30;
 
+// How the routed experts' one-linear groups (up_e → down_e) are searched: kAuto batches them
+// on a GPU (solvers/awq_batched.h; the per-expert path there uses the same Gram loss) unless
+// --iter refinement or --parallel data needs the per-expert path, and searches them one by one
+// on the CPU (direct forwards, the reference); the others force one way (tests).
+enum class ExpertSearch { kAuto, kPerExpert, kBatched };
+
 struct AwqSettings {
   solvers::QuantScheme scheme;
   bool duo_scaling = true;
@@ -70,6 +76,7 @@ struct AwqSettings {
   // point; a larger group makes each member's trial weight when the forward applies it (same
   // losses, bit for bit). 0 = kAwqTrialBytes.
   uint64_t trial_budget = 0;
+  ExpertSearch expert_search = ExpertSearch::kAuto;
   ResultStore results = ResultStore::kFull;
 };
 

@@ -83,7 +83,7 @@ ResultStore result_store(const Block& block) {
   for (const auto& name : block.linear_names())
     codes += static_cast<uint64_t>(block.linear(name).weight.numel());
   return codes > device_total_memory(block.device()) / 16 ? ResultStore::kCompactHost
-                                                           : ResultStore::kCompact;
+                                                          : ResultStore::kCompact;
 }
 
 }  // namespace

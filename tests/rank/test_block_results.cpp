@@ -14,6 +14,7 @@
 #include "rank/block.h"
 #include "rank/block_export.h"
 #include "rank/block_quant.h"
+#include "rank/block_step.h"
 #include "test_paths.h"
 
 namespace {
@@ -81,6 +82,50 @@ TEST_P(BlockResults, AwqTrialsMemberByMemberAreBitIdentical) {
     expect_same_result(r[0], r[1]);
   }
   EXPECT_GT(lazy_groups_possible, 0) << "no group was searched: the test compares nothing";
+}
+
+// The routed experts' up → down groups searched as one batch (solvers/awq_batched.h, forced on
+// the CPU here; the GPU's default) against one by one (the CPU's direct forwards): the same groups
+// scaled, the same α in nearly every group (the Gram loss is the exact loss, the direct one
+// carries the block dtype's rounding: near-ties may differ), every linear quantized, and a block
+// error within 1 % of the per-expert path's.
+TEST_P(BlockResults, AwqExpertsBatchedMatchPerExpert) {
+  const auto cfg = io::load_model_config(dir_);
+  io::ModelWeights w(dir_);
+  int expert_groups = 0, same_alpha = 0;
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
+    SCOPED_TRACE("block " + std::to_string(i));
+    rank::AwqSettings st;
+    st.scheme = scheme();
+    rank::BlockQuantResult r[2];
+    for (int batched = 0; batched < 2; ++batched) {
+      st.expert_search = batched ? rank::ExpertSearch::kBatched : rank::ExpertSearch::kPerExpert;
+      rank::Block b(w, cfg, i, at::kCPU, at::kFloat);
+      r[batched] = rank::awq_quantize_block(b, input(i), at::Tensor(), cfg, w, st, keep_none);
+    }
+    ASSERT_EQ(r[0].notes.size(), r[1].notes.size());
+    int block_groups = 0;
+    for (size_t k = 0; k < r[0].notes.size(); ++k) {
+      const std::string& a = r[0].notes[k];
+      const std::string& b = r[1].notes[k];
+      // "scaled <prev> -> <linear>: alpha=… loss=…": the same group in the same place.
+      EXPECT_EQ(a.substr(0, a.find(':')), b.substr(0, b.find(':')));
+      if (a.find(".experts.") == std::string::npos || a.rfind("scaled ", 0) != 0) continue;
+      if (a.find("down") == std::string::npos && a.find("w2") == std::string::npos) continue;
+      ++expert_groups;
+      ++block_groups;
+      same_alpha += a.substr(a.find("alpha="), a.find(" loss")) ==
+                    b.substr(b.find("alpha="), b.find(" loss"));
+    }
+    // The batched path ran exactly where there were expert groups (deepseek_v3's block 0 is dense).
+    EXPECT_EQ(r[1].phase_seconds.count("awq search/experts batched grid"),
+              block_groups > 0 ? 1u : 0u);
+    EXPECT_FALSE(r[0].phase_seconds.count("awq search/experts batched grid"));
+    ASSERT_EQ(r[0].quantized.size(), r[1].quantized.size());
+    EXPECT_NEAR(rank::mean_error(r[1]), rank::mean_error(r[0]), 0.01 * rank::mean_error(r[0]));
+  }
+  EXPECT_GT(expert_groups, 0) << "no expert group searched: the test compares nothing";
+  EXPECT_GE(same_alpha * 10, expert_groups * 9) << same_alpha << " of " << expert_groups;
 }
 
 // Exported tensors of block i solved with `store` (AWQ or GPTQ).
