@@ -34,9 +34,6 @@ enum class Dim {
   kOMla
 };
 
-int64_t expert_count(const io::ModelConfig& c) {
-  return config_expert_count(c);
-}
 // The shared expert's width: qwen2_moe states it, deepseek_v3 has n_shared_experts of the
 // routed width side by side; 0 when the model has none.
 int64_t shared_inter(const io::ModelConfig& c) {
@@ -87,7 +84,7 @@ const DimRow kDims[] = {
      }},
     {Dim::kExperts,
      "routed experts (num_local_experts / num_experts / n_routed_experts / moe_num_experts)",
-     [](const io::ModelConfig& c, const ArchSpec&) { return expert_count(c); }},
+     [](const io::ModelConfig& c, const ArchSpec&) { return config_expert_count(c); }},
     // Mixtral and PhiMoE name the expert width intermediate_size.
     {Dim::kMoeInter, "moe_intermediate_size (else intermediate_size)",
      [](const io::ModelConfig& c, const ArchSpec&) {
