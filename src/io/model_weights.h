@@ -50,7 +50,8 @@ class ModelWeights {
   // get() converted to `dtype` (a copy when the dtype differs; clone otherwise so it is writable).
   at::Tensor get_as(const std::string& name, at::ScalarType dtype) const;
   // get_as() on `device`. An FP8/MXFP4 weight moves as stored bytes and is dequantized there
-  // (same bits as on the CPU); every other tensor is get_as(name, dtype).to(device).
+  // (same bits as on the CPU); a plainly stored tensor moves from the mapped shard to a GPU and is
+  // checked (NaN/Inf, check_source_once) and cast there; on the CPU, get_as(name, dtype).
   at::Tensor get_on(const std::string& name, at::ScalarType dtype, at::Device device) const;
   // Shard file paths in order.
   std::vector<std::string> files() const;
