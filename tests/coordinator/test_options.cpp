@@ -216,7 +216,7 @@ TEST(Options, EnumChoicesRoundTrip) {
   for (const char* f : {"rtn", "gptq"})
     EXPECT_STREQ(to_string(parse({"--model_path", "/m", "--awq-rounding", f}).awq_rounding), f);
   for (const char* f : {"gptq", "compressed-tensors"})
-    EXPECT_STREQ(to_string(parse({"--model_path", "/m", "--gptq", "--format", f}).format), f);
+    EXPECT_STREQ(io::cli_name(parse({"--model_path", "/m", "--gptq", "--format", f}).format), f);
   EXPECT_EQ(table::find_flag("format")->choices, "awq|gptq|compressed-tensors");
   // --transport auto (the documented default) is accepted and means "choose".
   EXPECT_EQ(parse({"--model_path", "/m", "--transport", "auto"}).transport, std::nullopt);
