@@ -122,8 +122,10 @@ io::Format merge_fragments(const std::vector<std::string>& paths, io::ShardedWri
     }
   }
   if (widen)
-    log()->info("a zero point {} cannot store occurred: checkpoint written as {}", asked.name,
-                row.name);
+    log()->info(
+        "a zero point that {} cannot store occurred (an asymmetric zero of 0): checkpoint written "
+        "as {}",
+        asked.name, row.name);
   return written;
 }
 
