@@ -10,7 +10,7 @@
 #include "common/check.h"
 #include "common/fs_util.h"
 #include "common/log.h"
-#include "io/pack.h"
+#include "io/format_registry.h"
 #include "io/safetensors.h"
 #include "io/tensor.h"
 
@@ -65,41 +65,49 @@ void write_fragment(const std::string& path, const rank::NamedTensors& tensors,
       {{"order", order.dump()}, {"unpacked_qzeros", nlohmann::json(unpacked_qzeros).dump()}});
 }
 
-bool gptq_version_known(const rank::ExportOptions& x) {
-  const bool gptq = x.format == io::PackFormat::kGptqV1 || x.format == io::PackFormat::kGptqV2;
-  return !gptq || x.pack.symmetric.value_or(false);  // unset: zeros may be asymmetric
+bool format_known_before_solves(const rank::ExportOptions& x) {
+  // Symmetric zeros are all 2^(bits-1), which every row stores; unset: they may be asymmetric.
+  return !io::format_row(x.format).widened || x.pack.symmetric.value_or(false);
 }
 
 void add_block(io::ShardedWriter& writer, const rank::NamedTensors& tensors,
-               const std::vector<std::string>& unpacked_qzeros, int bits) {
+               const std::vector<std::string>& unpacked_qzeros, int bits, io::Format format) {
+  const io::FormatRow& row = io::format_row(format);
   const std::set<std::string> unpacked(unpacked_qzeros.begin(), unpacked_qzeros.end());
   for (const auto& [name, t] : tensors) {
     if (unpacked.count(name) == 0) {
       writer.add(name, t);
       continue;
     }
-    SQ_CHECK(io::gptq_v1_can_store(t, bits),
-             name << ": a zero point gptq v1 cannot store in a checkpoint whose version was "
-                     "known before the first block (symmetric GPTQ)");
-    writer.add(name, io::pack_gptq_qzeros(t, bits, io::PackFormat::kGptqV1));
+    SQ_CHECK(row.pack_zeros && row.can_store_zeros(t, bits),
+             name << ": a zero point " << row.name
+                  << " cannot store in a checkpoint whose format was known before the first "
+                     "block (symmetric GPTQ)");
+    writer.add(name, row.pack_zeros(t, bits));
   }
 }
 
-bool merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer, int bits) {
+io::Format merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer,
+                           int bits, io::Format format) {
+  const io::FormatRow& asked = io::format_row(format);
   std::vector<Fragment> frags;
-  bool v2 = false;
+  bool widen = false;
   for (const auto& path : paths) {
     Fragment f{path, io::SafetensorsFile::open(path), {}};
     for (const auto& name : metadata_list(*f.file, path, "unpacked_qzeros", false)) {
       const std::string n = name.get<std::string>();
       const io::TensorInfo* info = f.file->find(n);
       SQ_CHECK(info != nullptr, "fragment " << path << ": unpacked qzeros " << n << " missing");
-      v2 = v2 || !io::gptq_v1_can_store(io::view(f.file, *info), bits);
+      SQ_CHECK(asked.can_store_zeros, "fragment " << path << ": unpacked qzeros " << n << " in a "
+                                                  << asked.name << " checkpoint");
+      widen = widen || !asked.can_store_zeros(io::view(f.file, *info), bits);
       f.unpacked.insert(n);
     }
     frags.push_back(std::move(f));
   }
-  const io::PackFormat gptq = v2 ? io::PackFormat::kGptqV2 : io::PackFormat::kGptqV1;
+  SQ_CHECK(!widen || asked.widened, asked.name << " cannot store a zero and has no wider row");
+  const io::Format written = widen ? *asked.widened : format;
+  const io::FormatRow& row = io::format_row(written);
   for (const auto& f : frags) {
     const nlohmann::json order = metadata_list(*f.file, f.path, "order", true);
     SQ_CHECK(order.size() == f.file->tensors().size(),
@@ -110,11 +118,15 @@ bool merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& w
       const io::TensorInfo* info = f.file->find(n);
       SQ_CHECK(info != nullptr, "fragment " << f.path << ": 'order' names missing tensor " << n);
       at::Tensor t = io::view(f.file, *info);
-      writer.add(n, f.unpacked.count(n) ? io::pack_gptq_qzeros(t, bits, gptq) : t);
+      writer.add(n, f.unpacked.count(n) ? row.pack_zeros(t, bits) : t);
     }
   }
-  if (v2) log()->info("an asymmetric zero point of 0 occurred: checkpoint written as gptq_v2");
-  return v2;
+  if (widen)
+    log()->info(
+        "a zero point that {} cannot store occurred (an asymmetric zero of 0): checkpoint written "
+        "as {}",
+        asked.name, row.name);
+  return written;
 }
 
 void remove_fragments(const std::string& partial_dir) {

@@ -5,26 +5,27 @@
 // io::ShardedWriter — the same tensors in the same order for any rank count or mode, so shard
 // boundaries, names and bytes do not depend on them. Fragments are removed afterwards.
 //
-// The GPTQ checkpoint version is decided here, once, before a byte of the checkpoint is written:
+// The checkpoint's format (GPTQ v1 or v2) is decided here, once, before a byte of it is written:
 // a fragment keeps GPTQ qzeros as true zeros (rank/block_export.h); merge_fragments first reads
-// every fragment's zeros, picks gptq (v1) unless one asymmetric zero is 0 (then gptq_v2, for the
-// whole checkpoint), and packs every qzeros in that version as it streams them.
+// every fragment's zeros, keeps the asked format's row unless one of them cannot store a zero
+// (gptq v1: an asymmetric zero of 0), then takes the row's `widened` one (gptq_v2) for the whole
+// checkpoint (io/format_registry.h), and packs every qzeros with that row as it streams them.
 //
 // CONTRACT
 //   * write_fragment keeps the given tensor order (stored as the "order" metadata entry; the
 //     safetensors layout itself is sorted by name) and the list of unpacked qzeros ("unpacked_
 //     qzeros"), and is atomic (tmp + rename).
-//   * gptq_version_known(x): true when no block of a checkpoint exported with `x` can decide the
-//     GPTQ version — not a GPTQ format, or GPTQ symmetric (every zero is 2^(bits-1), which v1
-//     stores). Then a one-rank run needs no fragments: add_block streams each block's tensors
-//     into the writer as it is done (the same tensors in the same order as merge_fragments would
-//     add them, so the same bytes, written once), packing unpacked qzeros as gptq (v1); a zero v1
-//     cannot store is an InternalError there.
+//   * format_known_before_solves(x): true when no block of a checkpoint exported with `x` can
+//     change its format — a row without a widened one, or symmetric zeros (every zero is
+//     2^(bits-1), which every row stores). Then a one-rank run needs no fragments: add_block
+//     streams each block's tensors into the writer as it is done (the same tensors in the same
+//     order as merge_fragments would add them, so the same bytes, written once), packing
+//     unpacked qzeros with `format`'s row; a zero it cannot store is an InternalError there.
 //   * merge_fragments adds the fragments' tensors to `writer` in the given file order, each in its
-//     stored order, packing unpacked qzeros of `bits` bits as decided; returns true when that is
-//     gptq_v2. The tensors are zero-copy views whose mapping lives as long as the writer holds
-//     them. A fragment without a valid order entry, or whose order names a tensor it lacks, is an
-//     InternalError naming it.
+//     stored order, packing unpacked qzeros of `bits` bits in the decided row; returns that
+//     format (`format` or its widened row). The tensors are zero-copy views whose mapping lives as
+//     long as the writer holds them. A fragment without a valid order entry, or whose order names a
+//     tensor it lacks, is an InternalError naming it.
 #pragma once
 
 #include <string>
@@ -39,10 +40,11 @@ std::string fragments_dir(const std::string& partial_dir);
 std::string fragment_path(const std::string& partial_dir, int64_t block);
 void write_fragment(const std::string& path, const rank::NamedTensors& tensors,
                     const std::vector<std::string>& unpacked_qzeros = {});
-bool gptq_version_known(const rank::ExportOptions& x);
+bool format_known_before_solves(const rank::ExportOptions& x);
 void add_block(io::ShardedWriter& writer, const rank::NamedTensors& tensors,
-               const std::vector<std::string>& unpacked_qzeros, int bits);
-bool merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer, int bits);
+               const std::vector<std::string>& unpacked_qzeros, int bits, io::Format format);
+io::Format merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer,
+                           int bits, io::Format format);
 void remove_fragments(const std::string& partial_dir);
 
 }  // namespace sq::coordinator

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "io/format.h"
 #include "rank/transport_kind.h"
 #include "solvers/scheme.h"
 
@@ -31,14 +32,12 @@ namespace sq::coordinator {
 enum class Method { kAwq, kGptq };
 enum class Propagate { kQuant, kFp };  // GPTQ block-input source (DESIGN.md §2)
 enum class ParallelMode { kAuto, kBlocks, kData };
-using rank::TransportKind;  // --transport (rank/transport_kind.h)
-enum class OutputFormat { kAwq, kGptq, kCompressedTensors };
+using rank::TransportKind;               // --transport (rank/transport_kind.h)
 enum class AwqRounding { kRtn, kGptq };  // how AWQ rounds its scaled weights (--awq-rounding)
 
 const char* to_string(Method m);        // "awq", "gptq"
 const char* to_string(Propagate p);     // "quant", "fp"
 const char* to_string(ParallelMode p);  // "auto", "blocks", "data"
-const char* to_string(OutputFormat f);  // "awq", "gptq", "compressed-tensors"
 const char* to_string(AwqRounding r);   // "rtn", "gptq"
 
 struct Options {
@@ -74,7 +73,9 @@ struct Options {
   std::string dump_salient;      // --dump-salient PATH ("" = off)
   double salient_quota = 0.004;  // --salient-quota, fraction of columns in [0, 1]
   bool max_quality = false;      // --max_quality (presets, see options_table.cpp; -MAX dir)
-  OutputFormat format = OutputFormat::kAwq;  // --format; default awq for AWQ, gptq for GPTQ
+  // --format (io/format.h: the registry key, spelled as io::cli_name); default awq for AWQ,
+  // gptq (v1, widened to v2 by the writer when needed) for GPTQ
+  io::Format format = io::Format::kAwqGemm;
 
   // --- calibration --------------------------------------------------------------------------
   int64_t seq_len = 2048;                         // --seq_len
@@ -109,6 +110,10 @@ struct Options {
   std::vector<std::string> explicit_flags;
 
   solvers::QuantScheme scheme() const { return {bits, group_size, zero_point, desc_act, mse}; }
+  // The scheme as the checkpoint stores it: act order for GPTQ only (AWQ has none).
+  solvers::QuantScheme stored_scheme() const {
+    return {bits, group_size, zero_point, desc_act && method == Method::kGptq, mse};
+  }
   bool is_explicit(const std::string& canonical) const;
 };
 

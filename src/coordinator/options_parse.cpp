@@ -217,8 +217,8 @@ void validate(const Options& o, const Layer& all) {
   }
   bool fmt_ok = false;
   for (auto f : m.formats) fmt_ok |= f == o.format;
-  SQ_REQUIRE(fmt_ok, "--format " << to_string(o.format) << " cannot hold " << m.dir_name
-                                 << " results (expected " << to_string(m.default_format)
+  SQ_REQUIRE(fmt_ok, "--format " << io::cli_name(o.format) << " cannot hold " << m.dir_name
+                                 << " results (expected " << io::cli_name(m.default_format)
                                  << " or compressed-tensors)");
   for (const auto& r : table::rules()) SQ_REQUIRE(!r.violated(o), r.message(o));
 }

@@ -28,9 +28,7 @@ const Names<std::optional<TransportKind>> kTransportNames = {{"auto", std::nullo
                                                              {"nccl", TransportKind::kNccl},
                                                              {"mpi", TransportKind::kMpi},
                                                              {"local", TransportKind::kLocal}};
-const Names<OutputFormat> kFormatNames = {{"awq", OutputFormat::kAwq},
-                                          {"gptq", OutputFormat::kGptq},
-                                          {"compressed-tensors", OutputFormat::kCompressedTensors}};
+const Names<io::Format> kFormatNames = io::cli_formats();  // the registry's selectable rows
 const Names<AwqRounding> kRoundingNames = {{"rtn", AwqRounding::kRtn},
                                            {"gptq", AwqRounding::kGptq}};
 
@@ -317,8 +315,8 @@ const std::vector<MethodRow> kMethods = {
      4,
      true,
      Propagate::kFp,
-     OutputFormat::kAwq,
-     {OutputFormat::kAwq, OutputFormat::kCompressedTensors},
+     io::Format::kAwqGemm,
+     {io::Format::kAwqGemm, io::Format::kCompressedPack},
      {"no_duo_scaling", "no_clip", "clip_asym", "awq_rounding", "n_grid", "clip_tokens", "iter",
       "search_step"}},
     {Method::kGptq,
@@ -328,8 +326,8 @@ const std::vector<MethodRow> kMethods = {
      8,
      false,
      Propagate::kQuant,
-     OutputFormat::kGptq,
-     {OutputFormat::kGptq, OutputFormat::kCompressedTensors},
+     io::Format::kGptqV1,
+     {io::Format::kGptqV1, io::Format::kCompressedPack},
      {"static_groups", "mse"}},
 };
 
@@ -361,10 +359,9 @@ bool calib_cache_not_hdf5(const Options& o) {
   return !o.calib_cache.empty() && !ends(".h5") && !ends(".hdf5");
 }
 
-// compressed-tensors 0.17+ packs 3-bit values across word boundaries, earlier versions ten per
-// word: no layout loads in every version (and vLLM's W*A16 path takes 4 and 8 bits only).
-bool three_bit_compressed_tensors(const Options& o) {
-  return o.format == OutputFormat::kCompressedTensors && o.bits == 3;
+// The format's registry row decides which schemes it holds (compressed-tensors: no 3-bit).
+bool format_cannot_hold_scheme(const Options& o) {
+  return !io::scheme_error(o.format, o.stored_scheme()).empty();
 }
 
 const std::vector<RuleRow> kRules = {
@@ -382,12 +379,10 @@ const std::vector<RuleRow> kRules = {
            "--damp-percent applies to GPTQ and to AWQ with --awq-rounding gptq (method is AWQ, "
            "rounding rtn)");
      }},
-    {"compressed-tensors has no portable 3-bit layout", three_bit_compressed_tensors,
-     [](const Options&) {
-       return std::string(
-           "--bits 3 --format compressed-tensors: compressed-tensors 0.17 and later pack 3-bit "
-           "values across int32 words, earlier versions ten to a word, so no 3-bit checkpoint "
-           "loads in every version; use --format gptq");
+    {"the format holds the scheme", format_cannot_hold_scheme,
+     [](const Options& o) {
+       return "--bits " + std::to_string(o.bits) + " --format " + io::cli_name(o.format) + ": " +
+              io::scheme_error(o.format, o.stored_scheme());
      }},
     {"salient quota needs a dump", salient_quota_without_dump,
      [](const Options&) {
@@ -509,9 +504,6 @@ const char* to_string(Propagate p) {
 }
 const char* to_string(ParallelMode p) {
   return table::name_of(table::kParallelNames, p);
-}
-const char* to_string(OutputFormat f) {
-  return table::name_of(table::kFormatNames, f);
 }
 
 }  // namespace sq::coordinator

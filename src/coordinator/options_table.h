@@ -66,8 +66,8 @@ struct MethodRow {
   int default_bits;
   bool default_zero_point;
   Propagate default_propagate;
-  OutputFormat default_format;
-  std::vector<OutputFormat> formats;    // allowed
+  io::Format default_format;
+  std::vector<io::Format> formats;      // allowed
   std::vector<const char*> only_flags;  // flags that make sense with this method only
 };
 

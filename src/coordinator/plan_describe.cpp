@@ -88,7 +88,7 @@ std::string describe_plan(const Plan& p, const Options& o) {
      << "float linear modules: " << p.float_modules.size()
      << " (the format's ignore / modules_to_not_convert list)\n"
      << "method: " << (o.method == Method::kAwq ? "AWQ" : "GPTQ") << " " << o.scheme().describe()
-     << ", format " << to_string(o.format) << "\n"
+     << ", format " << io::cli_name(o.format) << "\n"
      << "calibration: " << o.calib_size << " x " << o.seq_len << " tokens, seed " << o.seed << "\n"
      << "device: " << (p.on_cpu ? "cpu" : "cuda") << "\n"
      << "output dir: " << p.output_dir << "\n"

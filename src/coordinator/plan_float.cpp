@@ -9,6 +9,7 @@
 
 #include "common/check.h"
 #include "coordinator/plan_internal.h"
+#include "io/format_registry.h"
 #include "rank/arch_table.h"
 
 namespace sq::coordinator::detail {
@@ -70,12 +71,9 @@ void check_fused_sets(const Plan& plan, const io::ModelWeights& w) {
 
 void check_format(const Plan& plan, const Options& opts) {
   const rank::ArchSpec& spec = rank::arch_spec(plan.config.model_type);
-  SQ_REQUIRE(opts.format != OutputFormat::kCompressedTensors || !spec.conv1d,
-             "--format compressed-tensors: " << spec.model_type
-                                             << " stores its linears as Conv1D modules ([in, out] "
-                                                "weights) and compressed-tensors quantizes "
-                                                "torch.nn.Linear modules only, so no loader would "
-                                                "apply the packed weights; use --format gptq");
+  const char* why = io::format_row(opts.format).conv1d_error;
+  SQ_REQUIRE(why == nullptr || !spec.conv1d,
+             "--format " << io::cli_name(opts.format) << ": " << spec.model_type << " " << why);
 }
 
 }  // namespace

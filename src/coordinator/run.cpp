@@ -142,7 +142,7 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
   }
 
   std::vector<std::string> files;
-  bool gptq_v2 = false;
+  io::Format written = o.format;
   if (direct) {
     files = direct->finish();  // every block is in it already (the version was known)
   } else {
@@ -157,11 +157,11 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
     io::ShardedWriter writer(out.partial_path(), o.max_shard_size_bytes, {{"format", "pt"}},
                              weight_file_stem(o));
     for (const auto& name : plan.non_block) writer.add(name, w.get(name));
-    gptq_v2 = merge_fragments(fragments, writer, o.bits);
+    written = merge_fragments(fragments, writer, o.bits, o.format);
     files = writer.finish();
     remove_fragments(dp.partial_dir);
   }
-  const auto [qs, copied] = finish_checkpoint(out, o, plan, gptq_v2);
+  const auto [qs, copied] = finish_checkpoint(out, o, plan, written);
   summary.add_phase("write", seconds_between(t0, clock::now()));
   summary.set_output(files, copied, qs);
   summary.set_total(seconds_between(t_start, clock::now()));
@@ -280,16 +280,17 @@ int run_on(rank::Transport& t, const Options& o) {
   // One rank whose checkpoint version is known up front streams the blocks straight into the
   // shards (written once); otherwise each block becomes a fragment, merged by rank 0 at the end.
   std::unique_ptr<io::ShardedWriter> direct;
-  if (W == 1 && gptq_version_known(rr.step.export_opts)) {
+  if (W == 1 && format_known_before_solves(rr.step.export_opts)) {
     direct = std::make_unique<io::ShardedWriter>(
         out->partial_path(), o.max_shard_size_bytes,
         std::map<std::string, std::string>{{"format", "pt"}}, weight_file_stem(o));
     for (const auto& name : plan.non_block) direct->add(name, w->get(name));
     const int bits = o.bits;
+    const io::Format format = o.format;
     io::ShardedWriter* writer = direct.get();
-    rr.sink = [writer, bits](int64_t, rank::NamedTensors&& tensors,
-                             const std::vector<std::string>& unpacked_qzeros) {
-      add_block(*writer, tensors, unpacked_qzeros, bits);
+    rr.sink = [writer, bits, format](int64_t, rank::NamedTensors&& tensors,
+                                     const std::vector<std::string>& unpacked_qzeros) {
+      add_block(*writer, tensors, unpacked_qzeros, bits, format);
     };
   } else {
     const std::string partial = dp.partial_dir;

@@ -12,9 +12,9 @@
 //     rank receives it; every rank quantizes its share (--parallel blocks|data|auto, protocol.h;
 //     one rank: blocks) with the per-block step (rank/block_step.h), writing each block's
 //     tensors as a fragment; rank 0 merges (merge.h), writes configs and the summary and commits
-//     `<output>.partial` to `<output>` after all ranks succeeded. One rank whose GPTQ version
-//     cannot depend on the solves (merge.h gptq_version_known) writes the blocks straight into
-//     the shards instead — the same bytes, written once.
+//     `<output>.partial` to `<output>` after all ranks succeeded. One rank whose format (GPTQ
+//     v1 or v2) cannot depend on the solves (merge.h format_known_before_solves) writes the
+//     blocks straight into the shards instead — the same bytes, written once.
 //     Every step ends with agreed statuses: a failure on any rank (calibration included) makes
 //     every rank throw the failing rank's error (exit non-zero); a rank that stops answering is
 //     caught by the --comm-timeout deadline and the job is aborted. With one rank errors

@@ -78,33 +78,13 @@ rank::KeepFp keep_fp_from_plan(const Plan& plan) {
   return [kept](const std::string& name) { return kept->count(name) != 0; };
 }
 
-namespace {
-struct FormatRow {
-  OutputFormat option;
-  io::PackFormat pack;
-  io::OutputFormat output;
-};
-const FormatRow kFormats[] = {
-    {OutputFormat::kAwq, io::PackFormat::kAwqGemm, io::OutputFormat::kAwqGemm},
-    {OutputFormat::kGptq, io::PackFormat::kGptqV1, io::OutputFormat::kGptq},
-    {OutputFormat::kCompressedTensors, io::PackFormat::kCompressedPack,
-     io::OutputFormat::kCompressedTensors},
-};
-const FormatRow& format_row(OutputFormat f) {
-  for (const auto& r : kFormats)
-    if (r.option == f) return r;
-  SQ_CHECK(false, "unknown output format");
-}
-}  // namespace
-
 rank::ExportOptions export_options(const Options& o, const Plan& plan) {
   rank::ExportOptions x;
-  x.format = format_row(o.format).pack;
-  x.scheme = o.scheme();
+  x.format = o.format;
+  x.scheme = o.stored_scheme();
   x.pack.symmetric = !o.zero_point;
-  const io::QuantSettings qs = quant_settings(o, false);
-  x.pack.g_idx =
-      qs.scheme.act_order && !qs.static_groups;  // the config's actorder "group" (quant_config)
+  // The config's actorder "group" (compressed-tensors config, io/format_compressed.cpp).
+  x.pack.g_idx = x.scheme.act_order && !o.static_groups;
   // The solvers' scales are fp16 values: exact in an fp32 or fp16 model; a bf16 model rounds
   // them once more, as a bf16 runtime does to the fp16 scales of the AWQ/GPTQ formats on load.
   x.pack.scale_dtype = io::to_scalar_type(plan.model_dtype);
@@ -141,15 +121,13 @@ rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch) {
   return s;
 }
 
-io::QuantSettings quant_settings(const Options& o, bool gptq_v2) {
+io::QuantSettings quant_settings(const Options& o, io::Format written) {
   io::QuantSettings q;
-  q.format = format_row(o.format).output;
-  q.scheme = o.scheme();
-  q.scheme.act_order = o.desc_act && o.method == Method::kGptq;  // AWQ has no act order
+  q.format = written;
+  q.scheme = o.stored_scheme();
   q.static_groups = o.static_groups;
   q.true_sequential = o.true_sequential;
   q.damp_percent = o.damp_percent;
-  q.gptq_v2 = gptq_v2;
   return q;
 }
 
@@ -170,9 +148,9 @@ rank::StepSettings step_settings(const Options& o, const Plan& plan) {
 }
 
 FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o, const Plan& plan,
-                                     bool gptq_v2) {
+                                     io::Format written) {
   FinishedCheckpoint done;
-  done.settings = quant_settings(o, gptq_v2);
+  done.settings = quant_settings(o, written);
   done.settings.modules_to_not_convert = plan.float_modules;
   nlohmann::json cfg_json = io::read_json_file(o.model_path + "/config.json");
   out.write_json("config.json", io::quantized_model_config(cfg_json, done.settings));
@@ -194,7 +172,7 @@ RunSummary::RunSummary(const Options& o, const Plan& plan) {
                     {"bits", o.bits},
                     {"group_size", o.group_size},
                     {"zero_point", o.zero_point},
-                    {"format", to_string(o.format)},
+                    {"format", io::cli_name(o.format)},
                     {"desc_act", o.desc_act},
                     {"static_groups", o.static_groups},
                     {"damp_percent", o.damp_percent},

@@ -47,19 +47,20 @@ rank::KeepFp keep_fp_from_plan(const Plan& plan);
 rank::ExportOptions export_options(const Options& o, const Plan& plan);
 rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch);
 rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch);
-io::QuantSettings quant_settings(const Options& o, bool gptq_v2);
+// `written`: the format the checkpoint is in (o.format, or its widened row: gptq → gptq_v2).
+io::QuantSettings quant_settings(const Options& o, io::Format written);
 // Everything the per-block step needs from the options and the plan (rank/block_step.h).
 rank::StepSettings step_settings(const Options& o, const Plan& plan);
 
-// Everything after the last shard: config.json with quantization_config (checkpoint_format
-// gptq_v2 when `gptq_v2`; ignore / modules_to_not_convert = plan.float_modules), the format's side
-// files, the copied tokenizer/aux files.
+// Everything after the last shard: config.json with the quantization_config of the format the
+// shards were `written` in (ignore / modules_to_not_convert = plan.float_modules), the format's
+// side files, the copied tokenizer/aux files.
 struct FinishedCheckpoint {
   io::QuantSettings settings;
   std::vector<std::string> copied;
 };
 FinishedCheckpoint finish_checkpoint(const io::OutputDir& out, const Options& o, const Plan& plan,
-                                     bool gptq_v2);
+                                     io::Format written);
 
 double seconds_between(std::chrono::steady_clock::time_point a,
                        std::chrono::steady_clock::time_point b);

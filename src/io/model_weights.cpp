@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/check.h"
+#include "io/format_registry.h"
 #include "io/tensor.h"
 #include "io/weight_checks.h"
 
@@ -116,7 +117,7 @@ void ModelWeights::init_quantized_view() {
   }
   quant_ = quantized_layout(cfg, cfg_path.string());
   if (!quant_) return;
-  const std::string marker = std::string(".") + marker_suffix(quant_->format);
+  const std::string marker = std::string(".") + format_row(quant_->format).marker;
   auto stored = [this](const std::string& n) {
     return where_.count(n) ? get_stored(n) : at::Tensor();
   };
@@ -137,7 +138,7 @@ void ModelWeights::init_quantized_view() {
     ti.end = static_cast<uint64_t>(ti.numel()) * dtype_size(DType::F32);
     virtual_[wname] = ti;
     marker_[wname] = name;
-    for (const auto& suffix : packed_suffixes(quant_->format))
+    for (const auto& suffix : format_row(quant_->format).suffixes)
       if (where_.count(prefix + "." + suffix)) hidden_.insert(prefix + "." + suffix);
   }
 }
@@ -206,7 +207,7 @@ std::vector<std::string> ModelWeights::stored_parts(const std::string& name) con
   if (auto m = marker_.find(name); m != marker_.end() && quant_) {
     const std::string prefix = name.substr(0, name.size() - 7);  // drop ".weight"
     std::vector<std::string> out;
-    for (const auto& suffix : packed_suffixes(quant_->format))
+    for (const auto& suffix : format_row(quant_->format).suffixes)
       if (where_.count(prefix + "." + suffix)) out.push_back(prefix + "." + suffix);
     return out;
   }

@@ -14,10 +14,13 @@
 // "weight_zero_point", "weight_g_idx" for compressed-tensors); the writer stores each as
 // `<module prefix>.<suffix>`. All tensors are CPU and contiguous.
 //
-// Errors: shapes the format cannot hold (AWQ: N % 8, K % G, act order; GPTQ: K·b or N·b not a
-// multiple of 32; v1 with a zero of 0) are InputErrors naming the format, the tensor and the
-// expected and actual sizes. Codes or zeros outside 0 .. 2^bits-1 are InternalErrors (a solver
-// bug).
+// Each format's packer, unpacker and accepted schemes are its row in io/format_registry.h;
+// pack() and unpack() check the canonical form and dispatch on the row.
+//
+// Errors: a scheme the format cannot hold (format_registry.h scheme_error: bits, act order) and
+// shapes it cannot hold (AWQ: N % 8, K % G, a permuted g_idx; GPTQ: K·b or N·b not a multiple of
+// 32; v1 with a zero of 0) are InputErrors naming the format, the tensor and the expected and
+// actual sizes. Codes or zeros outside 0 .. 2^bits-1 are InternalErrors (a solver bug).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -28,32 +31,23 @@
 #include <string>
 
 #include "common/quant_scheme.h"
+#include "io/format.h"
 
 namespace sq::io {
 
 struct QuantLinear {
-  at::Tensor codes;   // int32 [N, K]
-  at::Tensor zeros;   // int32 [n_groups, N]
-  at::Tensor scales;  // f32 or f16 [n_groups, N]
-  at::Tensor g_idx;   // int32 [K]
+  at::Tensor codes;    // int32 [N, K]
+  at::Tensor zeros;    // int32 [n_groups, N]
+  at::Tensor scales;   // f32 or f16 [n_groups, N]
+  at::Tensor g_idx;    // int32 [K]
   QuantScheme scheme;  // bits and group size (−1 = one group per row, G = K) of the codes
 
   int64_t out_features() const { return codes.size(0); }
   int64_t in_features() const { return codes.size(1); }
 };
 
-enum class PackFormat {
-  kAwqGemm,        // AutoAWQ GEMM, 4-bit only
-  kGptqV1,         // checkpoint_format "gptq": qzeros store zero - 1
-  kGptqV2,         // checkpoint_format "gptq_v2": qzeros store true zeros
-  kCompressedPack  // compressed-tensors pack-quantized (pack only)
-};
-
-// "awq-gemm", "gptq", "gptq_v2", "pack-quantized".
-const char* format_name(PackFormat f);
-
 struct PackedLinear {
-  PackFormat format = PackFormat::kGptqV1;
+  Format format = Format::kGptqV1;
   QuantScheme scheme;  // bits and group size (−1 = one group per row)
   std::map<std::string, at::Tensor> tensors;
 
@@ -81,22 +75,12 @@ int64_t num_groups(int64_t in_features, int64_t group_size);
 // True when g_idx equals default_g_idx (no act-order permutation).
 bool is_trivial_g_idx(const at::Tensor& g_idx, int64_t group_size);
 
-// Whether GPTQ v1 (zero - 1 stored) can represent `zeros`: every zero in 1 .. 2^bits - 1.
-// An asymmetric zero of 0 cannot be stored; use kGptqV2 or symmetric quantization then.
-bool gptq_v1_can_store(const at::Tensor& zeros, int bits);
-
-// GPTQ's qzeros words [n_groups, N·bits/32] of the true zeros [n_groups, N] in checkpoint format
-// f (kGptqV1 stores zero − 1: InputError when a zero is 0; kGptqV2 the zeros themselves). pack()
-// packs GPTQ qzeros with it; a writer that decides v1 or v2 only once every linear is solved
-// keeps the true zeros until then and packs them here.
-at::Tensor pack_gptq_qzeros(const at::Tensor& zeros, int bits, PackFormat f);
-
 // Validates shapes and value ranges of a canonical linear; throws as described above —
 // InternalError for a linear of our own making, InputError when `from_file` (unpack() of a
 // checkpoint's tensors: a bad g_idx, shape or code there is the file's fault).
 void check_quant_linear(const QuantLinear& q, const char* context, bool from_file = false);
 
-PackedLinear pack(const QuantLinear& q, PackFormat format, const PackOptions& opts = {});
+PackedLinear pack(const QuantLinear& q, Format format, const PackOptions& opts = {});
 // Inverse of pack for AWQ and GPTQ (v1: stored + 1, masked). Scales come back as stored (fp16).
 // compressed-tensors unpacking is supported too (zero point unpacked along N).
 QuantLinear unpack(const PackedLinear& p);

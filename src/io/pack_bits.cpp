@@ -179,10 +179,4 @@ bool is_trivial_g_idx(const at::Tensor& g_idx, int64_t group_size) {
   return at::equal(g_idx.to(at::kInt).cpu(), default_g_idx(g_idx.numel(), group_size));
 }
 
-bool gptq_v1_can_store(const at::Tensor& zeros, int bits) {
-  if (zeros.numel() == 0) return true;
-  const at::Tensor z = zeros.to(at::kLong);
-  return z.min().item<int64_t>() >= 1 && z.max().item<int64_t>() <= (int64_t{1} << bits) - 1;
-}
-
 }  // namespace sq::io

@@ -1,9 +1,10 @@
-// The quantization_config blocks that runtimes read (REFERENCE.md §3.1–3.3), one row per
-// output format in quant_config.cpp.
+// The quantization_config blocks that runtimes read (REFERENCE.md §3.1–3.3). Each format's keys
+// and side files are its row in io/format_registry.h (config, side_files).
 //
 // CONTRACT: quantized_model_config(input config.json, settings) returns the input config with
 // "quantization_config" set (dtype keys unchanged); format_side_files(settings) returns the extra
 // files the container tools write (quant_config.json for AWQ, quantize_config.json for GPTQ).
+// settings.format is the format the checkpoint was written in (kGptqV2 after widening).
 #pragma once
 
 #include <map>
@@ -12,27 +13,22 @@
 #include <vector>
 
 #include "common/quant_scheme.h"
+#include "io/format.h"
 
 namespace sq::io {
 
-enum class OutputFormat { kAwqGemm, kGptq, kCompressedTensors };
-
 struct QuantSettings {
-  OutputFormat format = OutputFormat::kAwqGemm;
+  Format format = Format::kAwqGemm;
   QuantScheme scheme;  // bits, group size, zero point (AWQ) / asymmetric (GPTQ), act order, mse
   bool static_groups = false;
   bool true_sequential = true;
   double damp_percent = 0.01;
-  bool gptq_v2 = false;  // true zeros (an asymmetric zero of 0 occurred)
   // Every linear module left in floating point, by full module name ("lm_head",
   // "model.layers.0.mlp.gate"): AWQ's and GPTQ's "modules_to_not_convert" (loaders match entries
   // as substrings or name prefixes) and compressed-tensors' "ignore" (exact names).
   std::vector<std::string> modules_to_not_convert;
   nlohmann::json provenance;  // calibration provenance etc., recorded where the format allows
 };
-
-OutputFormat parse_output_format(const std::string& name);
-const char* output_format_name(OutputFormat f);
 
 nlohmann::json quantization_config(const QuantSettings& s);
 nlohmann::json quantized_model_config(const nlohmann::json& input_config, const QuantSettings& s);

@@ -6,8 +6,11 @@
 //   absent; the packing format, bits and group size otherwise. An unsupported method or version
 //   (AWQ gemv/marlin, compressed-tensors other than pack-quantized, ...) is an InputError naming
 //   `context` and the value found.
+//   Which quant_method and variant maps to which format, the marker and stored suffixes, and
+//   [N, K] from the stored shapes are the format's row (io/format_registry.h: read_config,
+//   marker, suffixes, stored_shape).
 //   A quantized linear "<L>" is recognised by its marker tensor ("<L>.qweight", or
-//   "<L>.weight_packed" for compressed-tensors); its packed tensors (packed_suffixes()) are
+//   "<L>.weight_packed" for compressed-tensors); its packed tensors (the row's suffixes) are
 //   replaced by a virtual "<L>.weight": float32 [N, K] computed with io::unpack + io::dequantize.
 //   float32 because (q − z)·s with fp16 scales is exact in float32 (not always in fp16), so the
 //   virtual weight equals the solver's fake-quantized weight bit for bit; callers cast it to
@@ -23,25 +26,18 @@
 #include <string>
 #include <vector>
 
+#include "io/format_registry.h"
 #include "io/pack.h"
 
 namespace sq::io {
 
 struct QuantizedLayout {
-  PackFormat format = PackFormat::kAwqGemm;
+  Format format = Format::kAwqGemm;
   QuantScheme scheme;  // bits and group size (−1 = one group per row) from quantization_config
 };
 
 std::optional<QuantizedLayout> quantized_layout(const nlohmann::json& config,
                                                 const std::string& context);
-
-// The suffix that marks a quantized linear ("qweight" / "weight_packed").
-const char* marker_suffix(PackFormat f);
-// Every suffix a quantized linear of this format may store (hidden behind the virtual weight).
-const std::vector<std::string>& packed_suffixes(PackFormat f);
-
-// Looks up a stored tensor by full name (zero-copy view); nullopt-like undefined when absent.
-using StoredLookup = std::function<at::Tensor(const std::string& name)>;
 
 // [N, K] of the quantized linear `prefix` from its packed tensors (InputError naming `prefix`
 // when a required tensor is missing or the shapes disagree with the format).

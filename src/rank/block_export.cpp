@@ -1,6 +1,7 @@
 #include "rank/block_export.h"
 
 #include "common/check.h"
+#include "io/format_registry.h"
 #include "io/tensor.h"
 
 namespace sq::rank {
@@ -38,8 +39,10 @@ NamedTensors export_block(const Block& block,
                           const std::map<std::string, solvers::QuantizedLinear>& quantized,
                           const io::ModelWeights& w, const ExportOptions& opts,
                           std::vector<std::string>* unpacked_qzeros) {
-  const bool gptq =
-      opts.format == io::PackFormat::kGptqV1 || opts.format == io::PackFormat::kGptqV2;
+  const io::FormatRow& row = io::format_row(opts.format);
+  // Zeros the writer packs later (GPTQ): until then packed in a row that stores any zero.
+  const bool defer = row.pack_zeros != nullptr && unpacked_qzeros != nullptr;
+  const io::Format storable = row.widened.value_or(opts.format);
   NamedTensors out;
   const std::string pre = block.prefix() + ".";
   for (const auto& name : w.names()) {
@@ -58,9 +61,8 @@ NamedTensors export_block(const Block& block,
         ql.scales = q->second.scales.to(dev).contiguous();
         ql.g_idx = q->second.g_idx.to(dev).contiguous();
         ql.scheme = opts.scheme;
-        const bool defer = gptq && unpacked_qzeros != nullptr;
-        // Deferred zeros: packed as v2 here (always storable), replaced by the true zeros below.
-        io::PackedLinear p = io::pack(ql, defer ? io::PackFormat::kGptqV2 : opts.format, opts.pack);
+        // Deferred zeros: packed storably here, replaced by the true zeros below.
+        io::PackedLinear p = io::pack(ql, defer ? storable : opts.format, opts.pack);
         for (auto& kv : p.tensors) {
           const std::string tname = base + "." + kv.first;
           if (defer && kv.first == "qzeros") {

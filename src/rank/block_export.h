@@ -9,12 +9,13 @@
 //     written from the block — AWQ may have rescaled it — cast back to its checkpoint dtype
 //     (Conv1D weights transposed back to [in, out]);
 //   - tensors the block does not hold are copied unchanged from the checkpoint.
-// GPTQ (opts.format kGptqV1 or kGptqV2): v1 cannot store an asymmetric zero point of 0, and one
-// such linear makes the whole checkpoint gptq_v2 (io/pack.h gptq_v1_can_store). When
-// `unpacked_qzeros` is given, each GPTQ linear's "<L>.qzeros" is returned as its true zeros
-// (int32 [n_groups, N], unpacked) and named there: the writer packs them with
-// io::pack_gptq_qzeros once the checkpoint's version is decided, before any byte is written.
-// Without it they are packed in opts.format (InputError for a zero of 0 in v1).
+// Formats whose zeros a writer may pack later (the registry row's pack_zeros: GPTQ, where v1
+// cannot store an asymmetric zero point of 0 and one such linear makes the whole checkpoint
+// gptq_v2, io/format_registry.h): when `unpacked_qzeros` is given, each such linear's
+// "<L>.qzeros" is returned as its true zeros (int32 [n_groups, N], unpacked) and named there;
+// the writer packs them with the row's pack_zeros once the checkpoint's format is decided,
+// before any byte is written. Without it they are packed in opts.format (InputError for a zero
+// of 0 in v1).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -32,8 +33,8 @@
 namespace sq::rank {
 
 struct ExportOptions {
-  io::PackFormat format = io::PackFormat::kAwqGemm;
-  QuantScheme scheme;   // bits and group size of the packed codes
+  io::Format format = io::Format::kAwqGemm;
+  QuantScheme scheme;    // of the packed codes (act_order only where the format stores it)
   io::PackOptions pack;  // compressed-tensors: symmetric (no zero points), weight_scale dtype
 };
 

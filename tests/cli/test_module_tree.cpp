@@ -81,7 +81,7 @@ io::QuantLinear unpacked(const io::ModelWeights& w, const std::string& linear) {
   io::PackedLinear p;
   p.format = l.format;
   p.scheme = l.scheme;
-  for (const auto& suffix : io::packed_suffixes(l.format)) {
+  for (const auto& suffix : io::format_row(l.format).suffixes) {
     const std::string t = linear + "." + suffix;
     if (std::binary_search(stored.begin(), stored.end(), t))
       p.tensors[suffix] = w.get_stored(t).contiguous();

@@ -55,7 +55,7 @@ TEST(Options, Defaults) {
   EXPECT_EQ(o.max_shard_size_bytes, 5000000000ull);
   EXPECT_TRUE(o.true_sequential);
   EXPECT_EQ(o.propagate, Propagate::kFp);
-  EXPECT_EQ(o.format, OutputFormat::kAwq);
+  EXPECT_EQ(o.format, io::Format::kAwqGemm);
   EXPECT_EQ(o.output_dir, "/m/AWQ-4bit");
   EXPECT_FALSE(o.dry_run);
   EXPECT_EQ(o.explicit_flags, std::vector<std::string>{"model_path"});
@@ -66,7 +66,7 @@ TEST(Options, GptqDefaults) {
   EXPECT_EQ(o.bits, 8);
   EXPECT_FALSE(o.zero_point);
   EXPECT_EQ(o.propagate, Propagate::kQuant);
-  EXPECT_EQ(o.format, OutputFormat::kGptq);
+  EXPECT_EQ(o.format, io::Format::kGptqV1);
   EXPECT_EQ(o.output_dir, "/m/GPTQ-8bit");
   EXPECT_EQ(parse({"--model_path", "/m", "--method", "gptq", "--zero-point"}).zero_point, true);
 }
@@ -94,7 +94,7 @@ TEST(Options, ValuesAndLists) {
   EXPECT_EQ(o.calib_split, (std::vector<std::string>{"train", "valid"}));
   EXPECT_EQ(o.parallel, ParallelMode::kData);
   EXPECT_EQ(o.transport, TransportKind::kMpi);
-  EXPECT_EQ(o.format, OutputFormat::kCompressedTensors);
+  EXPECT_EQ(o.format, io::Format::kCompressedPack);
   EXPECT_EQ(o.seed, 9u);
 }
 
@@ -171,7 +171,7 @@ TEST(Options, CompressedTensorsRefusesThreeBits) {
       InputError);
   EXPECT_EQ(parse({"--model_path", "/m", "--gptq", "--bits", "4", "--format", "compressed-tensors"})
                 .format,
-            OutputFormat::kCompressedTensors);
+            io::Format::kCompressedPack);
 }
 
 TEST(Options, MseAndClipTokensReachTheSolvers) {
@@ -216,7 +216,7 @@ TEST(Options, EnumChoicesRoundTrip) {
   for (const char* f : {"rtn", "gptq"})
     EXPECT_STREQ(to_string(parse({"--model_path", "/m", "--awq-rounding", f}).awq_rounding), f);
   for (const char* f : {"gptq", "compressed-tensors"})
-    EXPECT_STREQ(to_string(parse({"--model_path", "/m", "--gptq", "--format", f}).format), f);
+    EXPECT_STREQ(io::cli_name(parse({"--model_path", "/m", "--gptq", "--format", f}).format), f);
   EXPECT_EQ(table::find_flag("format")->choices, "awq|gptq|compressed-tensors");
   // --transport auto (the documented default) is accepted and means "choose".
   EXPECT_EQ(parse({"--model_path", "/m", "--transport", "auto"}).transport, std::nullopt);

@@ -171,7 +171,7 @@ TEST(HostileSafetensors, MisalignedDataIsReadThroughAnAlignedCopy) {
 TEST(HostileQuantized, GIdxOutOfRangeIsAnInputError) {
   const int64_t k = 64, n = 16, g = 32;
   sq::io::PackedLinear p;
-  p.format = sq::io::PackFormat::kGptqV2;
+  p.format = sq::io::Format::kGptqV2;
   p.scheme.bits = 4;
   p.scheme.group_size = g;
   p.tensors["qweight"] = at::zeros({k / 8, n}, at::kInt);
@@ -215,7 +215,7 @@ TEST(HostileQuantized, WeightShapeDisagreeingWithThePackedTensorIsAnInputError) 
     };
   };
   sq::io::QuantizedLayout l;
-  l.format = sq::io::PackFormat::kCompressedPack;
+  l.format = sq::io::Format::kCompressedPack;
   l.scheme.bits = 4;
   l.scheme.group_size = 32;
   EXPECT_EQ(sq::io::dequantized_shape(l, "l", lookup_with({16, 64})),

@@ -5,10 +5,11 @@
 #include <random>
 
 #include "common/errors.h"
+#include "io/format_registry.h"
 #include "io/pack.h"
 
 using namespace sq;
-using io::PackFormat;
+using io::Format;
 
 namespace {
 
@@ -133,8 +134,8 @@ TEST(Pack, GptqRoundTripsEveryBitWidth) {
   const Case cases[] = {{2, 48, 80, 16, false},  {3, 64, 96, 32, true},  {4, 24, 56, 8, true},
                         {4, 40, 200, -1, false}, {8, 12, 36, 12, false}, {8, 20, 44, 10, true}};
   for (const auto& c : cases)
-    for (auto f : {PackFormat::kGptqV1, PackFormat::kGptqV2}) {
-      const int zero_lo = f == PackFormat::kGptqV1 ? 1 : 0;
+    for (auto f : {Format::kGptqV1, Format::kGptqV2}) {
+      const int zero_lo = f == Format::kGptqV1 ? 1 : 0;
       auto q = random_linear(c.n, c.k, c.bits, c.group, c.act_order, zero_lo, 7 + c.bits);
       auto p = io::pack(q, f);
       const std::string what = std::string(io::format_name(f)) + " w" + std::to_string(c.bits) +
@@ -154,13 +155,13 @@ TEST(Pack, GptqV1SymmetricZerosAreTheKnownConstants) {
   for (const auto& [bits, word] : cases) {
     auto q = random_linear(32, 64, bits, 32, false, 1, 3);
     q.zeros.fill_(1 << (bits - 1));
-    auto p = io::pack(q, PackFormat::kGptqV1);
+    auto p = io::pack(q, Format::kGptqV1);
     at::Tensor expect = at::full_like(p.get("qzeros"), static_cast<int32_t>(word));
     EXPECT_TRUE(at::equal(p.get("qzeros"), expect)) << bits << " bits";
   }
   auto q3 = random_linear(32, 64, 3, 32, false, 1, 3);
   q3.zeros.fill_(4);  // stores 3 in every slot: the hand-derived 3-bit stream pattern
-  auto p3 = io::pack(q3, PackFormat::kGptqV1);
+  auto p3 = io::pack(q3, Format::kGptqV1);
   ASSERT_EQ(p3.get("qzeros").sizes(), (at::IntArrayRef{2, 3}));
   const uint32_t w3[] = {0xDB6DB6DBu, 0xB6DB6DB6u, 0x6DB6DB6Du};
   for (int g = 0; g < 2; ++g)
@@ -170,27 +171,29 @@ TEST(Pack, GptqV1SymmetricZerosAreTheKnownConstants) {
 
 TEST(Pack, GptqV1CannotStoreZeroPointZero) {
   auto q = random_linear(32, 64, 4, 32, false, 1, 5);
-  EXPECT_TRUE(io::gptq_v1_can_store(q.zeros, 4));
+  const io::FormatRow& v1 = io::format_row(Format::kGptqV1);
+  EXPECT_TRUE(v1.can_store_zeros(q.zeros, 4));
   q.zeros[1][3] = 0;
-  EXPECT_FALSE(io::gptq_v1_can_store(q.zeros, 4));
-  const std::string msg = input_error_message([&] { io::pack(q, PackFormat::kGptqV1); });
+  EXPECT_FALSE(v1.can_store_zeros(q.zeros, 4));
+  EXPECT_EQ(v1.widened, Format::kGptqV2);
+  const std::string msg = input_error_message([&] { io::pack(q, Format::kGptqV1); });
   EXPECT_NE(msg.find("gptq_v2"), std::string::npos) << msg;
   // v2 stores true zeros, so the same linear round trips there.
-  expect_same(io::unpack(io::pack(q, PackFormat::kGptqV2)), q, "v2 with a zero of 0");
+  expect_same(io::unpack(io::pack(q, Format::kGptqV2)), q, "v2 with a zero of 0");
 }
 
 TEST(Pack, GptqRejectsShapesTheLayoutCannotHold) {
   auto q3 = random_linear(32, 40, 3, 8, false, 1, 9);  // K·3 = 120, not a multiple of 32
-  std::string msg = input_error_message([&] { io::pack(q3, PackFormat::kGptqV1); });
+  std::string msg = input_error_message([&] { io::pack(q3, Format::kGptqV1); });
   EXPECT_NE(msg.find("K = 40"), std::string::npos) << msg;
   auto q4 = random_linear(12, 64, 4, 32, false, 1, 9);  // N·4 = 48
-  msg = input_error_message([&] { io::pack(q4, PackFormat::kGptqV2); });
+  msg = input_error_message([&] { io::pack(q4, Format::kGptqV2); });
   EXPECT_NE(msg.find("N = 12"), std::string::npos) << msg;
 }
 
 TEST(Pack, AwqRoundTripAndNibbleOrder) {
   auto q = random_linear(64, 96, 4, 32, false, 0, 11);
-  auto p = io::pack(q, PackFormat::kAwqGemm);
+  auto p = io::pack(q, Format::kAwqGemm);
   EXPECT_EQ(p.get("qweight").sizes(), (at::IntArrayRef{96, 8}));
   EXPECT_EQ(p.get("qzeros").sizes(), (at::IntArrayRef{3, 8}));
   EXPECT_EQ(p.get("scales").sizes(), (at::IntArrayRef{3, 64}));
@@ -201,7 +204,7 @@ TEST(Pack, AwqRoundTripAndNibbleOrder) {
   io::QuantLinear one = q;
   one.codes = at::zeros_like(q.codes);
   for (int n = 0; n < 8; ++n) one.codes[n][0] = n + 1;
-  auto p1 = io::pack(one, PackFormat::kAwqGemm);
+  auto p1 = io::pack(one, Format::kAwqGemm);
   const uint32_t w = static_cast<uint32_t>(p1.get("qweight")[0][0].item<int32_t>());
   const int order[8] = {0, 2, 4, 6, 1, 3, 5, 7};
   for (int i = 0; i < 8; ++i) EXPECT_EQ((w >> (4 * i)) & 0xF, order[i] + 1u) << "nibble " << i;
@@ -209,16 +212,16 @@ TEST(Pack, AwqRoundTripAndNibbleOrder) {
 
 TEST(Pack, AwqRejectsWhatGemmCannotStore) {
   auto bad_n = random_linear(12, 64, 4, 32, false, 0, 1);
-  EXPECT_NE(input_error_message([&] { io::pack(bad_n, PackFormat::kAwqGemm); }).find("N = 12"),
+  EXPECT_NE(input_error_message([&] { io::pack(bad_n, Format::kAwqGemm); }).find("N = 12"),
             std::string::npos);
   auto bad_k = random_linear(16, 72, 4, 32, false, 0, 1);  // 72 % 32 != 0
-  EXPECT_NE(input_error_message([&] { io::pack(bad_k, PackFormat::kAwqGemm); }).find("K = 72"),
+  EXPECT_NE(input_error_message([&] { io::pack(bad_k, Format::kAwqGemm); }).find("K = 72"),
             std::string::npos);
   auto act = random_linear(16, 64, 4, 32, true, 0, 1);
-  EXPECT_NE(input_error_message([&] { io::pack(act, PackFormat::kAwqGemm); }).find("act-order"),
+  EXPECT_NE(input_error_message([&] { io::pack(act, Format::kAwqGemm); }).find("act-order"),
             std::string::npos);
   auto w3 = random_linear(16, 64, 3, 32, false, 0, 1);
-  EXPECT_NE(input_error_message([&] { io::pack(w3, PackFormat::kAwqGemm); }).find("4-bit"),
+  EXPECT_NE(input_error_message([&] { io::pack(w3, Format::kAwqGemm); }).find("4-bit"),
             std::string::npos);
 }
 
@@ -227,7 +230,7 @@ TEST(Pack, CompressedTensorsLayoutAndRoundTrip) {
   auto q = random_linear(24, 36, 4, 12, false, 0, 13);
   io::PackOptions opts;
   opts.scale_dtype = at::kBFloat16;
-  auto p = io::pack(q, PackFormat::kCompressedPack, opts);
+  auto p = io::pack(q, Format::kCompressedPack, opts);
   EXPECT_EQ(p.get("weight_packed").sizes(), (at::IntArrayRef{24, 5}));
   EXPECT_EQ(p.get("weight_scale").sizes(), (at::IntArrayRef{24, 3}));
   EXPECT_EQ(p.get("weight_scale").scalar_type(), at::kBFloat16);
@@ -243,7 +246,7 @@ TEST(Pack, CompressedTensorsLayoutAndRoundTrip) {
 
   auto sym = random_linear(16, 64, 8, 32, true, 0, 2);
   sym.zeros.fill_(128);
-  auto ps = io::pack(sym, PackFormat::kCompressedPack);
+  auto ps = io::pack(sym, Format::kCompressedPack);
   EXPECT_FALSE(ps.has("weight_zero_point"));
   EXPECT_TRUE(ps.has("weight_g_idx"));
   expect_same(io::unpack(ps), sym, "compressed sym act-order");
@@ -254,14 +257,14 @@ TEST(Pack, CompressedTensorsGIdxFollowsTheOption) {
   io::PackOptions always;
   always.g_idx = true;
   auto plain = random_linear(16, 64, 4, 32, false, 0, 3);
-  auto p = io::pack(plain, PackFormat::kCompressedPack, always);
+  auto p = io::pack(plain, Format::kCompressedPack, always);
   ASSERT_TRUE(p.has("weight_g_idx"));
   EXPECT_TRUE(at::equal(p.get("weight_g_idx"), io::default_g_idx(64, 32)));
-  EXPECT_FALSE(io::pack(plain, PackFormat::kCompressedPack).has("weight_g_idx"));
+  EXPECT_FALSE(io::pack(plain, Format::kCompressedPack).has("weight_g_idx"));
   io::PackOptions never;
   never.g_idx = false;
   auto act = random_linear(16, 64, 4, 32, true, 0, 4);
-  EXPECT_THROW(io::pack(act, PackFormat::kCompressedPack, never), InternalError);
+  EXPECT_THROW(io::pack(act, Format::kCompressedPack, never), InternalError);
 }
 
 TEST(Pack, DequantizeMatchesTheFormula) {

@@ -33,13 +33,13 @@ std::vector<Fixture> load_fixtures() {
   return out;
 }
 
-io::PackFormat format_of(const nlohmann::json& meta) {
+io::Format format_of(const nlohmann::json& meta) {
   const std::string f = meta["checkpoint_format"];
-  if (f == "awq-gemm") return io::PackFormat::kAwqGemm;
-  if (f == "gptq") return io::PackFormat::kGptqV1;
-  if (f == "gptq_v2") return io::PackFormat::kGptqV2;
+  if (f == "awq-gemm") return io::Format::kAwqGemm;
+  if (f == "gptq") return io::Format::kGptqV1;
+  if (f == "gptq_v2") return io::Format::kGptqV2;
   ADD_FAILURE() << "unknown checkpoint_format " << f;
-  return io::PackFormat::kGptqV1;
+  return io::Format::kGptqV1;
 }
 
 io::PackedLinear packed_of(const Fixture& fx) {

@@ -8,7 +8,7 @@ using namespace sq;
 
 namespace {
 
-io::QuantSettings settings(io::OutputFormat f) {
+io::QuantSettings settings(io::Format f) {
   io::QuantSettings s;
   s.format = f;
   s.modules_to_not_convert = {"lm_head", "model.layers.0.mlp.gate"};
@@ -17,18 +17,17 @@ io::QuantSettings settings(io::OutputFormat f) {
 
 TEST(QuantConfig, FloatModulesUnderEachFormatsKey) {
   const auto list = nlohmann::json::array({"lm_head", "model.layers.0.mlp.gate"});
-  EXPECT_EQ(io::quantization_config(settings(io::OutputFormat::kAwqGemm))["modules_to_not_convert"],
+  EXPECT_EQ(io::quantization_config(settings(io::Format::kAwqGemm))["modules_to_not_convert"],
             list);
-  EXPECT_EQ(io::quantization_config(settings(io::OutputFormat::kGptq))["modules_to_not_convert"],
-            list);
-  const nlohmann::json ct = io::quantization_config(settings(io::OutputFormat::kCompressedTensors));
+  EXPECT_EQ(io::quantization_config(settings(io::Format::kGptqV1))["modules_to_not_convert"], list);
+  const nlohmann::json ct = io::quantization_config(settings(io::Format::kCompressedPack));
   EXPECT_EQ(ct["ignore"], list);
   EXPECT_FALSE(ct.contains("modules_to_not_convert"));
   EXPECT_EQ(ct["config_groups"]["group_0"]["targets"], nlohmann::json::array({"Linear"}));
 }
 
 TEST(QuantConfig, CompressedTensorsActorder) {
-  io::QuantSettings s = settings(io::OutputFormat::kCompressedTensors);
+  io::QuantSettings s = settings(io::Format::kCompressedPack);
   auto actorder = [&] {
     return io::quantization_config(s)["config_groups"]["group_0"]["weights"]["actorder"];
   };

@@ -43,21 +43,19 @@ io::QuantLinear random_linear(int64_t n, int64_t k, int bits, int64_t g, bool ac
 
 struct Case {
   const char* name;
-  io::OutputFormat out;
-  io::PackFormat pack;
+  io::Format format;
   int bits;
   int64_t group;
   bool zero_point;
   bool act_order;
 };
 const Case kCases[] = {
-    {"awq_w4_g64", io::OutputFormat::kAwqGemm, io::PackFormat::kAwqGemm, 4, 64, true, false},
-    {"gptq_v1_w4_g64", io::OutputFormat::kGptq, io::PackFormat::kGptqV1, 4, 64, true, false},
-    {"gptq_v1_w3_act", io::OutputFormat::kGptq, io::PackFormat::kGptqV1, 3, 64, true, true},
-    {"gptq_v2_w2_gall", io::OutputFormat::kGptq, io::PackFormat::kGptqV2, 2, -1, true, false},
-    {"gptq_v1_w8_g32", io::OutputFormat::kGptq, io::PackFormat::kGptqV1, 8, 32, false, false},
-    {"ct_w4_g64", io::OutputFormat::kCompressedTensors, io::PackFormat::kCompressedPack, 4, 64,
-     true, false},
+    {"awq_w4_g64", io::Format::kAwqGemm, 4, 64, true, false},
+    {"gptq_v1_w4_g64", io::Format::kGptqV1, 4, 64, true, false},
+    {"gptq_v1_w3_act", io::Format::kGptqV1, 3, 64, true, true},
+    {"gptq_v2_w2_gall", io::Format::kGptqV2, 2, -1, true, false},
+    {"gptq_v1_w8_g32", io::Format::kGptqV1, 8, 32, false, false},
+    {"ct_w4_g64", io::Format::kCompressedPack, 4, 64, true, false},
 };
 
 }  // namespace
@@ -68,9 +66,9 @@ TEST(QuantizedView, EveryFormatReadsAsExactDequantizedWeight) {
     test::TempDir dir;
     const int64_t n = 64, k = 256;
     io::QuantLinear q =
-        random_linear(n, k, c.bits, c.group, c.act_order, c.pack == io::PackFormat::kGptqV1, 7);
+        random_linear(n, k, c.bits, c.group, c.act_order, c.format == io::Format::kGptqV1, 7);
     if (!c.zero_point) q.zeros.fill_(1 << (c.bits - 1));
-    io::PackedLinear p = io::pack(q, c.pack);
+    io::PackedLinear p = io::pack(q, c.format);
     std::vector<io::TensorToWrite> tensors;
     const std::string L = "model.layers.0.mlp.up_proj";
     for (auto& [suffix, t] : p.tensors) tensors.push_back({L + "." + suffix, t, {}});
@@ -80,24 +78,23 @@ TEST(QuantizedView, EveryFormatReadsAsExactDequantizedWeight) {
     tensors.push_back({"model.norm.weight", norm, {}});
     io::write_safetensors(dir / "model.safetensors", tensors);
     io::QuantSettings s;
-    s.format = c.out;
+    s.format = c.format;
     s.scheme.bits = c.bits;
     s.scheme.group_size = c.group;
     s.scheme.zero_point = c.zero_point;
     s.scheme.act_order = c.act_order;
-    s.gptq_v2 = c.pack == io::PackFormat::kGptqV2;
     write_json(dir / "config.json", io::quantized_model_config({{"model_type", "llama"}}, s));
 
     io::ModelWeights w(dir.path());
     ASSERT_NE(w.quantization(), nullptr);
-    EXPECT_EQ(w.quantization()->format, c.pack);
+    EXPECT_EQ(w.quantization()->format, c.format);
     EXPECT_EQ(w.quantization()->scheme.bits, c.bits);
     EXPECT_EQ(w.quantization()->scheme.group_size, c.group);
     const std::vector<std::string> want_names = {L + ".bias", L + ".weight", "model.norm.weight"};
     EXPECT_EQ(w.names(), want_names);
     EXPECT_TRUE(w.has(L + ".weight"));
     EXPECT_TRUE(w.is_dequantized(L + ".weight"));
-    for (const auto& suffix : io::packed_suffixes(c.pack)) {
+    for (const auto& suffix : io::format_row(c.format).suffixes) {
       EXPECT_FALSE(w.has(L + "." + suffix)) << suffix;
       EXPECT_THROW(w.get(L + "." + suffix), InputError) << suffix;
     }
@@ -158,11 +155,11 @@ TEST(QuantizedView, UnsupportedConfigsNameTheValue) {
 TEST(QuantizedView, MissingPackedTensorIsAnInputError) {
   test::TempDir dir;
   io::QuantLinear q = random_linear(16, 128, 4, 64, false, true, 3);
-  io::PackedLinear p = io::pack(q, io::PackFormat::kGptqV1);
+  io::PackedLinear p = io::pack(q, io::Format::kGptqV1);
   io::write_safetensors(dir / "model.safetensors",
                         {{"l.qweight", p.get("qweight"), {}}, {"l.scales", p.get("scales"), {}}});
   io::QuantSettings s;
-  s.format = io::OutputFormat::kGptq;
+  s.format = io::Format::kGptqV1;
   write_json(dir / "config.json", io::quantized_model_config({{"model_type", "llama"}}, s));
   io::ModelWeights w(dir.path());
   try {

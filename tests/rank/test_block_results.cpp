@@ -146,7 +146,7 @@ rank::NamedTensors exported(const io::ModelConfig& cfg, const io::ModelWeights& 
     r = rank::gptq_quantize_block(b, x, at::Tensor(), cfg, w, st, keep_none);
   }
   rank::ExportOptions eo;
-  eo.format = awq ? io::PackFormat::kAwqGemm : io::PackFormat::kGptqV2;
+  eo.format = awq ? io::Format::kAwqGemm : io::Format::kGptqV2;
   eo.scheme = scheme();
   auto out = rank::export_block(b, r.quantized, w, eo);
   if (keep) *keep = std::move(r);

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   q.g_idx = default_g_idx(k, g);
   q.scheme.bits = 4;
   q.scheme.group_size = g;
-  for (auto f : {PackFormat::kAwqGemm, PackFormat::kGptqV1, PackFormat::kGptqV2}) {
+  for (auto f : {Format::kAwqGemm, Format::kGptqV1, Format::kGptqV2}) {
     auto t = std::chrono::steady_clock::now();
     PackedLinear p = pack(q, f);
     std::printf("pack %-10s [%lld x %lld]: %.3f s\n", format_name(f), (long long)n, (long long)k,
