@@ -100,7 +100,7 @@ bool merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& w
     frags.push_back(std::move(f));
   }
   const io::PackFormat gptq = v2 ? io::PackFormat::kGptqV2 : io::PackFormat::kGptqV1;
-  for (const auto& f : frags) {
+  for (auto& f : frags) {
     const nlohmann::json order = metadata_list(*f.file, f.path, "order", true);
     SQ_CHECK(order.size() == f.file->tensors().size(),
              "fragment " << f.path << ": 'order' lists " << order.size() << " names, file holds "
@@ -112,6 +112,9 @@ bool merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& w
       at::Tensor t = io::view(f.file, *info);
       writer.add(n, f.unpacked.count(n) ? io::pack_gptq_qzeros(t, bits, gptq) : t);
     }
+    // The writer has its own copy of every tensor (spilled): unmapping the fragment now keeps
+    // its pages out of the resident set while the next ones are read.
+    f.file.reset();
   }
   if (v2) log()->info("an asymmetric zero point of 0 occurred: checkpoint written as gptq_v2");
   return v2;
