@@ -19,13 +19,22 @@
 //     VmHWM and the mapped address space VmSize, in bytes; a field is zero where
 //     /proc/self/status is missing or lacks it (non-Linux). Never throws.
 //
+//   HostRss sampled_host_peaks()
+//   - The largest RssAnon, RssFile and VmRSS this process has had (anon / file / rss fields;
+//     peak = VmHWM; address = VmSize now), sampled by a thread of its own every 10 ms from the
+//     first call on (started by that call, stopped at exit) and at every call. A short spike
+//     between two samples can be missed by anon / file, never by peak (the kernel's own maximum).
+//     Thread-safe; never throws (zeros where /proc/self/status is missing).
+//
 //   HostHeadroom host_memory_headroom()
 //   - How much more host memory this process may take before a limit stops it (issue 24 point 5):
 //       ulimit -v (RLIMIT_AS, soft): the limit minus the address space mapped now (VmSize:
 //       program, libraries, the mmapped model shards);
-//       cgroup v2 memory.max of the process's cgroup: the limit minus memory.current.
+//       cgroup v2 memory.max of the process's cgroup: the limit minus memory.current;
+//       cgroup v1 memory.limit_in_bytes of its memory cgroup: the limit minus usage_in_bytes;
+//       the machine's MemAvailable (/proc/meminfo; not with SHARDQUANT_IGNORE_MEMAVAILABLE=1).
 //     `bytes` is the smaller headroom, `what` describes it ("ulimit -v (address space) 1.43 GiB,
-//     0.61 GiB already in use"); bytes == 0 and what == "" when neither limit is set.
+//     0.61 GiB already in use"); bytes == 0 and what == "" when no limit is known.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +53,7 @@ struct HostRss {
 };
 
 HostRss read_host_rss();
+HostRss sampled_host_peaks();
 
 struct HostHeadroom {
   uint64_t bytes = 0;

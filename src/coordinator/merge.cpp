@@ -108,7 +108,7 @@ io::Format merge_fragments(const std::vector<std::string>& paths, io::ShardedWri
   SQ_CHECK(!widen || asked.widened, asked.name << " cannot store a zero and has no wider row");
   const io::Format written = widen ? *asked.widened : format;
   const io::FormatRow& row = io::format_row(written);
-  for (const auto& f : frags) {
+  for (auto& f : frags) {
     const nlohmann::json order = metadata_list(*f.file, f.path, "order", true);
     SQ_CHECK(order.size() == f.file->tensors().size(),
              "fragment " << f.path << ": 'order' lists " << order.size() << " names, file holds "
@@ -120,6 +120,9 @@ io::Format merge_fragments(const std::vector<std::string>& paths, io::ShardedWri
       at::Tensor t = io::view(f.file, *info);
       writer.add(n, f.unpacked.count(n) ? row.pack_zeros(t, bits) : t);
     }
+    // The writer has its own copy of every tensor (spilled): unmapping the fragment now keeps
+    // its pages out of the resident set while the next ones are read.
+    f.file.reset();
   }
   if (widen)
     log()->info(

@@ -214,6 +214,30 @@ Plan make_plan(const Options& opts) {
       SQ_THROW(BackendError, msg.str());
   }
 
+  // The GPU: the part of the estimate that no back-off can shrink (a block's weights, the working
+  // copy and the codes held until export; halving seq_len only shrinks activations and captures)
+  // against --gpu-mem-limit, else the device's memory. Larger: stop now, with both numbers.
+  if (!plan.on_cpu) {
+    const uint64_t fixed = plan.memory.block_weights + plan.memory.working;
+    uint64_t limit = opts.gpu_mem_limit_bytes;
+    std::string what = "--gpu-mem-limit";
+    if (limit == 0) {
+      limit = rank::device_total_memory(at::Device(at::kCUDA, 0));
+      what = "the GPU's memory";
+    }
+    if (limit != 0 && fixed > limit) {
+      std::ostringstream msg;
+      msg << "GPU memory: a block needs at least " << fixed << " bytes (" << human_bytes(fixed)
+          << ": its weights and working copies; the whole estimate is " << plan.memory.device_peak
+          << " bytes) but " << what << " is " << limit << " bytes (" << human_bytes(limit)
+          << "); raise --gpu-mem-limit, use a larger GPU or --device cpu";
+      if (opts.dry_run)
+        plan.warnings.push_back(msg.str());
+      else
+        SQ_THROW(BackendError, msg.str());
+    }
+  }
+
   if (cfg.max_position_embeddings > 0 && opts.seq_len > cfg.max_position_embeddings)
     plan.warnings.push_back("--seq_len " + std::to_string(opts.seq_len) +
                             " exceeds the model's max_position_embeddings " +

@@ -15,20 +15,28 @@
 //   * the output directory is not the model directory, not one of its files, not an ancestor of
 //     it, and is writable (a probe file is created and removed in the nearest existing parent).
 //
-// Memory estimate (bytes; dt = compute dtype size: the checkpoint dtype on GPU, 4 on CPU):
+// Memory estimate (bytes; dt = compute dtype size: the checkpoint dtype on GPU, 4 on CPU;
+// hb = GPTQ's solve type size: 8 on CPU (float64), 4 on GPU):
 //   block_w   = max over blocks of (block parameters × dt)
 //   act       = 2 × calib_size × seq_len × hidden × dt          (block inputs and outputs)
 //   work      = 4 × (out × in) of the largest quantized linear   (fp32 working copy)
+//               + Σ over the block's quantized linears of out × in × 4 (int32 codes held until
+//               the block is exported)
 //   AWQ:  stats = calib_size × seq_len × (max in_features + hidden) × dt
 //               (one scaling group's captured input + its inspect-scope output at a time)
 //   GPTQ: stats = Σ over the block's quantized linears of in² × 8 (float64 Hessian sums — an
-//               upper bound: linears sharing an input share one) + (max in)² × 8 (one group's
-//               float32 per-batch product and float32 finalized H)
+//               upper bound: linears sharing an input share one) + (max in)² × (6 hb + 4) (the
+//               solve of the widest set: finalized H, copies, Cholesky factors, inverse)
 //               + calib_size × seq_len × max in_features × dt
 //   device peak = block_w + act + work + stats   (0 on the GPU when the run is on CPU)
-//   host peak   = non-block tensors × dt + block_w + (device peak when on CPU, else act)
-//               + output buffer of one block (block_w × bits / 16)
-// The checkpoint itself is mmapped and paged, so it does not count.
+//   host peak   = kHostRuntimeBytes + non-block tensors × dt + block_w
+//               + (device peak when on CPU, else act)
+//               + output buffer of one block (block_w × bits / 16: the writer spills each tensor
+//                 to disk at once, io/safetensors_writer.h)
+//               + mapped shard pages of two blocks (the one loaded and the one prefetched, in the
+//                 checkpoint's bytes per parameter; pages of loaded blocks are released)
+// Nothing grows with the number of blocks. Checked against /proc on CPU slices of 4 and 8 blocks
+// (tests/cli/test_host_memory_cli.cpp, within 25 %; bench/NOTES.md "Host memory flat").
 #pragma once
 
 #include <cstdint>
@@ -53,6 +61,11 @@ struct PlannedBlock {
   std::vector<PlannedLinear> linears;  // in block_linears() order
   int64_t params = 0;                  // every tensor under the prefix
 };
+
+// What the process holds besides the terms above: LibTorch and OpenBLAS (code pages, thread
+// buffers), the tokenizer and calibration corpus, the allocator's slack. Measured: 0.45-0.55 GiB
+// of VmRSS before the first block on a CPU run (bench/NOTES.md "Host memory flat").
+constexpr uint64_t kHostRuntimeBytes = uint64_t{512} << 20;
 
 struct MemoryEstimate {
   uint64_t block_weights = 0;

@@ -27,11 +27,14 @@ void estimate_memory(Plan& plan, const Options& opts) {
   const uint64_t dt = static_cast<uint64_t>(plan.compute_dtype_bytes);
   const uint64_t tokens = static_cast<uint64_t>(opts.calib_size) * opts.seq_len;
   const uint64_t hidden = static_cast<uint64_t>(plan.config.hidden_size);
+  // GPTQ's Hessians and their solve run in float64 on the CPU, float32 on a GPU (solvers/gptq.h).
+  const uint64_t hb = plan.on_cpu ? 8 : 4;
   auto& m = plan.memory;
-  uint64_t max_in = 0, max_linear = 0, max_hessians = 0;
+  uint64_t max_in = 0, max_linear = 0, max_hessians = 0, max_codes = 0, max_params = 0;
   for (const auto& blk : plan.blocks) {
     m.block_weights = std::max<uint64_t>(m.block_weights, blk.params * dt);
-    uint64_t hessians = 0, block_max_in = 0;
+    max_params = std::max<uint64_t>(max_params, blk.params);
+    uint64_t hessians = 0, block_max_in = 0, codes = 0;
     for (const auto& l : blk.linears) {
       if (!l.quantized) continue;
       const uint64_t in = l.ref.in_features, out = l.ref.out_features;
@@ -39,13 +42,17 @@ void estimate_memory(Plan& plan, const Options& opts) {
       max_linear = std::max(max_linear, in * out);
       hessians += in * in * 8;  // float64 running sums (solvers/gptq.h)
       block_max_in = std::max(block_max_in, in);
+      codes += in * out * 4;  // int32 codes of every solved linear, held until the export
     }
-    // + one group's float32 per-batch product and finalized H.
-    hessians += block_max_in * block_max_in * 8;
+    // + the solve of the widest set: finalized H, the solver's copy, its damped copy, the
+    // Cholesky factor, the inverse and its factor (6 in² of the solve type) and the float32
+    // inverse factor the column loop reads.
+    hessians += block_max_in * block_max_in * (6 * hb + 4);
     max_hessians = std::max(max_hessians, hessians);
+    max_codes = std::max(max_codes, codes);
   }
   m.activations = 2 * tokens * hidden * dt;
-  m.working = 4 * max_linear;
+  m.working = 4 * max_linear + max_codes;
   m.statistics = opts.method == Method::kAwq ? tokens * (max_in + hidden) * dt
                                              : max_hessians + tokens * max_in * dt;
   const uint64_t device = m.block_weights + m.activations + m.working + m.statistics;
@@ -55,8 +62,14 @@ void estimate_memory(Plan& plan, const Options& opts) {
   for (const auto& blk : plan.blocks) in_blocks += blk.params;
   non_block = static_cast<uint64_t>(plan.total_params - in_blocks) * dt;
   const uint64_t out_buffer = m.block_weights * opts.bits / 16;
+  // Mapped shard pages resident at once: the block being loaded and the one prefetched (pages
+  // of loaded blocks are released: io/release_pages.h), in the checkpoint's stored bytes.
+  const double stored_per_param =
+      plan.total_params > 0 ? double(plan.input_bytes) / double(plan.total_params) : 2.0;
+  const auto mapped = static_cast<uint64_t>(2.0 * double(max_params) * stored_per_param);
   m.device_peak = plan.on_cpu ? 0 : device;
-  m.host_peak = non_block + m.block_weights + (plan.on_cpu ? device : m.activations) + out_buffer;
+  m.host_peak = kHostRuntimeBytes + non_block + m.block_weights +
+                (plan.on_cpu ? device : m.activations) + out_buffer + mapped;
 }
 
 }  // namespace detail

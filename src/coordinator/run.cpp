@@ -15,10 +15,12 @@
 #include <memory>
 
 #include "common/check.h"
+#include "common/host_memory.h"
 #include "common/log.h"
 #include "coordinator/merge.h"
 #include "coordinator/run_internal.h"
 #include "io/output_dir.h"
+#include "io/release_pages.h"
 #include "io/tokenizer.h"
 #include "rank/device.h"
 #include "rank/oom.h"
@@ -157,11 +159,25 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
     io::ShardedWriter writer(out.partial_path(), o.max_shard_size_bytes, {{"format", "pt"}},
                              weight_file_stem(o));
     for (const auto& name : plan.non_block) writer.add(name, w.get(name));
+    io::release_pages(w, plan.non_block);  // written (spilled) already
     written = merge_fragments(fragments, writer, o.bits, o.format);
     files = writer.finish();
     remove_fragments(dp.partial_dir);
   }
   const auto [qs, copied] = finish_checkpoint(out, o, plan, written);
+  // The peaks so far include the write (the last shard assembled from its spill file).
+  {
+    const HostRss peaks = sampled_host_peaks();
+    const double gib = 1.0 / (1ull << 30);
+    summary.add_blocks(nlohmann::json::array(), nlohmann::json::object(),
+                       {{"peak_rss_gib", peaks.peak * gib},
+                        {"peak_rss_anon_gib", peaks.anon * gib},
+                        {"peak_rss_file_gib", peaks.file * gib}});
+    log()->info(
+        "host memory: peak RSS {:.3f} GiB (VmHWM), sampled peaks {:.3f} GiB anonymous, "
+        "{:.3f} GiB file-backed",
+        peaks.peak * gib, peaks.anon * gib, peaks.file * gib);
+  }
   summary.add_phase("write", seconds_between(t0, clock::now()));
   summary.set_output(files, copied, qs);
   summary.set_total(seconds_between(t_start, clock::now()));
@@ -285,6 +301,9 @@ int run_on(rank::Transport& t, const Options& o) {
         out->partial_path(), o.max_shard_size_bytes,
         std::map<std::string, std::string>{{"format", "pt"}}, weight_file_stem(o));
     for (const auto& name : plan.non_block) direct->add(name, w->get(name));
+    // Written (spilled) already: their mapped pages (embeddings, output head) leave the
+    // resident set; rank::Model holds its own copies of what it computes with.
+    io::release_pages(*w, plan.non_block);
     const int bits = o.bits;
     const io::Format format = o.format;
     io::ShardedWriter* writer = direct.get();

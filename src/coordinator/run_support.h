@@ -71,7 +71,8 @@ struct BlockLog {
   nlohmann::json blocks = nlohmann::json::array();    // {index, seconds, linears, notes, phases_s}
   nlohmann::json salient = nlohmann::json::object();  // --dump-salient: {linear: [columns]}
   // This process's host memory (common/host_memory.h) sampled at each block's end: peak_rss_gib
-  // (VmHWM), max_rss_anon_gib and max_rss_file_gib (largest RssAnon / RssFile seen), so a run
+  // (VmHWM), max_rss_anon_gib and max_rss_file_gib (largest RssAnon / RssFile at block ends),
+  // peak_rss_anon_gib and peak_rss_file_gib (sampled every 10 ms: common/host_memory.h), so a run
   // shows whether host memory grows with the number of blocks. Each block entry also gets its
   // own sample ("host_rss").
   nlohmann::json host_memory = nlohmann::json::object();

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include <unistd.h>
+
 #include "common/check.h"
 #include "io/tensor.h"
 #include "io/weight_checks.h"
@@ -99,6 +101,49 @@ uint64_t stored_bytes(const TensorToWrite& t) {
   return static_cast<uint64_t>(t.tensor.numel()) * dtype_size(dtype_of(t));
 }
 
+namespace {
+
+// The JSON header of a file holding `entries` (name, dtype, shape, bytes) in this order, padded
+// with spaces to a multiple of 8.
+struct HeaderEntry {
+  const std::string* name;
+  DType dtype;
+  const std::vector<int64_t>* shape;
+  uint64_t bytes;
+};
+std::string header_text(const std::vector<HeaderEntry>& entries,
+                        const std::map<std::string, std::string>& metadata) {
+  std::string header = "{";
+  if (!metadata.empty()) header += "\"__metadata__\":" + nlohmann::json(metadata).dump();
+  uint64_t offset = 0;
+  for (const auto& e : entries) {
+    nlohmann::json shape = nlohmann::json::array();
+    for (auto d : *e.shape) shape.push_back(d);
+    if (header.size() > 1) header += ",";
+    header += nlohmann::json(*e.name).dump() + ":{\"dtype\":\"" + dtype_name(e.dtype) +
+              "\",\"shape\":" + shape.dump() + ",\"data_offsets\":[" + std::to_string(offset) +
+              "," + std::to_string(offset + e.bytes) + "]}";
+    offset += e.bytes;
+  }
+  header += "}";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  return header;
+}
+
+void write_header(std::FILE* f, const std::string& header, const std::string& path) {
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(header.size() >> (8 * i));
+  write_all(f, len, 8, path);
+  write_all(f, header.data(), header.size(), path);
+}
+
+void close_file(std::FILE* f, const std::string& path) {
+  if (std::fclose(f) != 0)
+    SQ_THROW(BackendError, path << ": close failed: " << std::strerror(errno));
+}
+
+}  // namespace
+
 void write_safetensors(const std::string& path, std::vector<TensorToWrite> tensors,
                        const std::map<std::string, std::string>& metadata) {
   std::sort(tensors.begin(), tensors.end(),
@@ -107,33 +152,23 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
     SQ_REQUIRE(tensors[i].name != tensors[i - 1].name,
                path << ": tensor \"" << tensors[i].name << "\" given twice");
   std::vector<at::Tensor> data;
-  std::string header = "{";
-  if (!metadata.empty()) header += "\"__metadata__\":" + nlohmann::json(metadata).dump();
-  uint64_t offset = 0;
+  std::vector<std::vector<int64_t>> shapes;
+  shapes.reserve(tensors.size());
+  std::vector<HeaderEntry> entries;
   for (const auto& t : tensors) {
     SQ_REQUIRE(t.name != "__metadata__", path << ": \"__metadata__\" is not a tensor name");
     data.push_back(storable(t));
     check_output_tensor(path, t.name, data.back());  // every written scale/weight is finite
-    const uint64_t n = stored_bytes(t);
-    nlohmann::json shape = nlohmann::json::array();
-    for (auto d : t.tensor.sizes()) shape.push_back(d);
-    if (header.size() > 1) header += ",";
-    header += nlohmann::json(t.name).dump() + ":{\"dtype\":\"" + dtype_name(dtype_of(t)) +
-              "\",\"shape\":" + shape.dump() + ",\"data_offsets\":[" + std::to_string(offset) +
-              "," + std::to_string(offset + n) + "]}";
-    offset += n;
+    shapes.push_back(t.tensor.sizes().vec());
+    entries.push_back({&t.name, dtype_of(t), &shapes.back(), stored_bytes(t)});
   }
-  header += "}";
-  header.append((8 - header.size() % 8) % 8, ' ');
+  const std::string header = header_text(entries, metadata);
 
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) SQ_THROW(BackendError, tmp << ": cannot create: " << std::strerror(errno));
   try {
-    uint8_t len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(header.size() >> (8 * i));
-    write_all(f, len, 8, tmp);
-    write_all(f, header.data(), header.size(), tmp);
+    write_header(f, header, tmp);
     for (size_t i = 0; i < data.size(); ++i)
       write_all(f, data[i].data_ptr(), stored_bytes(tensors[i]), tmp);
   } catch (...) {
@@ -141,8 +176,7 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
     std::remove(tmp.c_str());
     throw;
   }
-  if (std::fclose(f) != 0)
-    SQ_THROW(BackendError, tmp << ": close failed: " << std::strerror(errno));
+  close_file(f, tmp);
   rename_into_place(tmp, path);
 }
 
@@ -183,31 +217,87 @@ ShardedWriter::ShardedWriter(std::string dir, uint64_t max_shard_bytes,
 }
 
 ShardedWriter::~ShardedWriter() {
-  if (finished_) return;
   std::error_code ec;
+  if (spill_) {
+    std::fclose(spill_);
+    fs::remove(spill_path_, ec);
+  }
+  if (finished_) return;
   for (const auto& f : temp_files_) fs::remove(f, ec);
+}
+
+std::string ShardedWriter::shard_path() const {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "model-%05zu.safetensors.partial", shard_names_.size() + 1);
+  return (fs::path(dir_) / buf).string();
 }
 
 void ShardedWriter::add(TensorToWrite t) {
   SQ_REQUIRE(!finished_, dir_ << ": tensor \"" << t.name << "\" added after finish()");
   SQ_REQUIRE(!seen_.count(t.name), dir_ << ": tensor \"" << t.name << "\" added twice");
-  storable(t);  // validate now, not at flush time
+  SQ_REQUIRE(t.name != "__metadata__", dir_ << ": \"__metadata__\" is not a tensor name");
+  const at::Tensor data = storable(t);  // validate now, not at flush time
   const uint64_t n = stored_bytes(t);
   if (!pending_.empty() && pending_bytes_ + n > max_) flush();
+  check_output_tensor(shard_path(), t.name, data);  // every written scale/weight is finite
+  if (!spill_) {
+    spill_path_ = shard_path() + ".spill";
+    spill_ = std::fopen(spill_path_.c_str(), "wb+");
+    if (!spill_) SQ_THROW(BackendError, spill_path_ << ": cannot create: " << std::strerror(errno));
+  }
+  write_all(spill_, data.data_ptr(), n, spill_path_);
   seen_[t.name] = shard_names_.size();
+  pending_.push_back({t.name, dtype_of(t), t.tensor.sizes().vec(), pending_bytes_, n});
   pending_bytes_ += n;
   total_ += n;
-  pending_.push_back(std::move(t));
 }
 
 void ShardedWriter::flush() {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "model-%05zu.safetensors.partial", shard_names_.size() + 1);
-  const std::string path = (fs::path(dir_) / buf).string();
-  std::vector<std::string> names;
-  for (const auto& t : pending_) names.push_back(t.name);
-  write_safetensors(path, std::move(pending_), metadata_);
+  const std::string path = shard_path();
+  std::vector<Spilled> sorted = pending_;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Spilled& a, const Spilled& b) { return a.name < b.name; });
+  std::vector<HeaderEntry> entries;
+  for (const auto& p : sorted) entries.push_back({&p.name, p.dtype, &p.shape, p.bytes});
+  const std::string header = header_text(entries, metadata_);
+  if (spill_ && std::fflush(spill_) != 0)
+    SQ_THROW(BackendError, spill_path_ << ": write failed: " << std::strerror(errno));
+
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) SQ_THROW(BackendError, tmp << ": cannot create: " << std::strerror(errno));
+  try {
+    write_header(f, header, tmp);
+    // Copied in name order through one bounded buffer (not the whole shard).
+    std::vector<char> buf(size_t{8} << 20);
+    for (const auto& p : sorted) {
+      for (uint64_t done = 0; done < p.bytes;) {
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), p.bytes - done));
+        const ssize_t got =
+            ::pread(fileno(spill_), buf.data(), want, static_cast<off_t>(p.offset + done));
+        if (got <= 0)
+          SQ_THROW(BackendError,
+                   spill_path_ << ": read failed: "
+                               << (got == 0 ? "unexpected end of file" : std::strerror(errno)));
+        write_all(f, buf.data(), static_cast<size_t>(got), tmp);
+        done += static_cast<uint64_t>(got);
+      }
+    }
+  } catch (...) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  close_file(f, tmp);
+  rename_into_place(tmp, path);
+  if (spill_) {
+    std::fclose(spill_);
+    spill_ = nullptr;
+    std::remove(spill_path_.c_str());
+  }
   temp_files_.push_back(path);
+  std::vector<std::string> names;
+  for (const auto& p : pending_) names.push_back(p.name);
   shard_names_.push_back(std::move(names));
   pending_.clear();
   pending_bytes_ = 0;

@@ -47,7 +47,12 @@ uint64_t parse_size(const std::string& text);
 // {"metadata":{"total_size":bytes},"weight_map":{name:file}} (sorted, 2-space indent); a single
 // shard is written as <stem>.safetensors with no index. The stem is "model" (Hugging Face's
 // names) unless the caller picks another (--output-layout suffixed: "model-AWQ").
-// Memory held: one shard's tensors.
+// Memory held: one tensor. add() checks the tensor (storable, finite: check_output_tensor) and
+// writes its bytes at once to a spill file beside the shard ("<shard>.partial.spill"); a closed
+// shard is assembled from its spill file in name order and the spill file removed, so host
+// memory does not grow with the shard (issue 21 point 5; a shard of a 70B model holds ~10
+// blocks). Cost: the shard's bytes pass through the file system twice (the spill is usually still
+// in the page cache when it is copied). The caller may drop or release a tensor once add() returns.
 class ShardedWriter {
  public:
   ShardedWriter(std::string dir, uint64_t max_shard_bytes,
@@ -65,12 +70,23 @@ class ShardedWriter {
   uint64_t total_bytes() const { return total_; }
 
  private:
+  // A tensor of the open shard: its header fields and where its bytes lie in the spill file.
+  struct Spilled {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    uint64_t offset = 0;
+    uint64_t bytes = 0;
+  };
   void flush();
+  std::string shard_path() const;  // the open shard's temporary name
   std::string dir_;
   uint64_t max_;
   std::map<std::string, std::string> metadata_;
   std::string stem_;
-  std::vector<TensorToWrite> pending_;
+  std::vector<Spilled> pending_;
+  std::FILE* spill_ = nullptr;
+  std::string spill_path_;
   uint64_t pending_bytes_ = 0;
   uint64_t total_ = 0;
   std::vector<std::string> temp_files_;

@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "common/host_memory.h"
 
@@ -60,12 +63,14 @@ TEST(HostMemory, UserSettingsWinThenLargeBlocksStayInTheHeap) {
 TEST(HostMemory, TouchedBlockShowsInRssAnon) {
   const sq::HostRss before = sq::read_host_rss();
   if (before.rss == 0) GTEST_SKIP() << "no /proc/self/status here";
-  const size_t big = size_t{64} << 20;
+  // 256 MiB: the test above leaves 64 MiB of touched memory in the heap (kept by its mallopt),
+  // which a block of that size would reuse without RssAnon moving.
+  const size_t big = size_t{256} << 20;
   void* p = touched_block(big);
   ASSERT_NE(p, nullptr);
   const sq::HostRss after = sq::read_host_rss();
   std::free(p);
-  EXPECT_GE(after.anon, before.anon + big / 2) << "64 MiB touched, RssAnon barely moved";
+  EXPECT_GE(after.anon, before.anon + big / 2) << "256 MiB touched, RssAnon barely moved";
   EXPECT_GE(after.peak, after.rss);
   EXPECT_GE(after.address, after.rss) << "VmSize below VmRSS";
   EXPECT_LE(after.anon + after.file, after.rss);
@@ -90,6 +95,38 @@ TEST(HostMemory, HeadroomIsTheAddressSpaceLimitLessWhatIsMapped) {
   EXPECT_LE(h.bytes, extra);
   EXPECT_GE(h.bytes, extra - (uint64_t{16} << 20)) << h.what;
   EXPECT_NE(h.what.find("ulimit -v"), std::string::npos) << h.what;
+}
+
+// MemAvailable (read here from /proc/meminfo) bounds the headroom; the switch takes it out.
+TEST(HostMemory, HeadroomIsAtMostTheMachinesAvailableMemory) {
+  std::ifstream mi("/proc/meminfo");
+  uint64_t avail_kb = 0;
+  for (std::string line; std::getline(mi, line);)
+    if (line.rfind("MemAvailable:", 0) == 0) avail_kb = std::stoull(line.substr(13));
+  if (avail_kb == 0) GTEST_SKIP() << "no MemAvailable in /proc/meminfo";
+  const sq::HostHeadroom h = sq::host_memory_headroom();
+  ASSERT_GT(h.bytes, 0u);
+  EXPECT_LE(h.bytes, avail_kb * 1024 + (avail_kb * 1024) / 10) << h.what;  // 10 %: it moves
+  ::setenv("SHARDQUANT_IGNORE_MEMAVAILABLE", "1", 1);
+  const sq::HostHeadroom without = sq::host_memory_headroom();
+  ::unsetenv("SHARDQUANT_IGNORE_MEMAVAILABLE");
+  EXPECT_EQ(without.what.find("MemAvailable"), std::string::npos) << without.what;
+}
+
+// The sampler's peaks see a block that was touched and freed again between two calls.
+TEST(HostMemory, SampledPeaksKeepATransientBlock) {
+  const sq::HostRss before = sq::sampled_host_peaks();
+  if (before.rss == 0) GTEST_SKIP() << "no /proc/self/status here";
+  const size_t big = size_t{256} << 20;
+  void* p = touched_block(big);
+  ASSERT_NE(p, nullptr);
+  usleep(100 * 1000);  // ten sampling periods
+  const uint64_t anon_then = sq::read_host_rss().anon;
+  std::free(p);
+  const sq::HostRss after = sq::sampled_host_peaks();
+  EXPECT_GE(after.anon, anon_then - (uint64_t{8} << 20));
+  EXPECT_GE(after.anon, before.anon);
+  EXPECT_GE(after.peak, after.rss);
 }
 
 }  // namespace

@@ -128,6 +128,38 @@ TEST(ShardedWriter, AbandonedWriterLeavesNoTemporaryShards) {
   EXPECT_TRUE(dir_listing(tmp / "m").empty());
 }
 
+// Memory held is one tensor: add() copies the bytes out at once (to the shard's spill file), so
+// the caller's tensor may change or be freed right after; the file is the same as one written by
+// write_safetensors from the original tensors, and no spill file is left.
+TEST(ShardedWriter, TakesItsCopyAtAddAndMatchesTheOneFileWriter) {
+  test::TempDir tmp;
+  const std::string dir = tmp / "spill";
+  io::ShardedWriter w(dir, io::parse_size("5GB"));
+  std::vector<io::TensorToWrite> originals;
+  for (auto& [n, t] : five_tensors()) {
+    originals.push_back({n, t.clone(), {}});
+    w.add(n, t);
+    t.zero_();  // after add(): must not reach the file
+  }
+  EXPECT_EQ(w.finish(), std::vector<std::string>{"model.safetensors"});
+  EXPECT_EQ(dir_listing(dir), std::vector<std::string>{"model.safetensors"});
+  io::write_safetensors(tmp / "ref.safetensors", originals, {{"format", "pt"}});
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(slurp(dir + "/model.safetensors"), slurp(tmp / "ref.safetensors"));
+}
+
+TEST(ShardedWriter, AbandonedWriterLeavesNoSpillFile) {
+  test::TempDir tmp;
+  {
+    io::ShardedWriter w(tmp / "m", 1000);
+    w.add("x", at::zeros({4}));  // spilled, shard still open
+  }
+  EXPECT_TRUE(dir_listing(tmp / "m").empty());
+}
+
 TEST(ShardedReader, MissingShard) {
   test::TempDir tmp;
   const std::string dir = write_five(tmp);
