@@ -47,6 +47,16 @@ ExpertSplitPlan plan_expert_split(const std::map<std::string, const TensorInfo*>
                context << ": tensor " << name
                        << ": expected [experts, hidden, 2·intermediate], got "
                        << shape_text(gu.shape));
+    // A slice of an FP8 or integer fused tensor would be raw codes without their scales: only
+    // floating layouts are split (an InputError like the other malformed layouts).
+    for (const TensorInfo* t : {&gu, &dn}) {
+      const DType d = t->dtype;
+      SQ_REQUIRE(d == DType::F32 || d == DType::BF16 || d == DType::F16,
+                 context << ": tensor " << (t == &gu ? name : sibling) << ": stored as "
+                         << dtype_name(d)
+                         << ", expected F32, BF16 or F16 (fused Llama 4 experts are read per "
+                            "expert only from a floating layout)");
+    }
     const int64_t E = gu.shape[0], H = gu.shape[1], I = gu.shape[2] / 2;
     SQ_REQUIRE(dn.shape == std::vector<int64_t>({E, I, H}),
                context << ": tensor " << sibling << ": expected " << shape_text({E, I, H})
