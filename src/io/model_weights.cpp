@@ -111,6 +111,7 @@ void ModelWeights::init_quantized_view() {
   } catch (const nlohmann::json::exception& ex) {
     SQ_THROW(InputError, cfg_path.string() << ": invalid JSON (" << ex.what() << ")");
   }
+  init_expert_split(cfg);
   if (auto f = io::source_format(cfg, cfg_path.string())) {
     init_source_view(*f, cfg);
     return;
@@ -141,6 +142,17 @@ void ModelWeights::init_quantized_view() {
     for (const auto& suffix : format_row(quant_->format).suffixes)
       if (where_.count(prefix + "." + suffix)) hidden_.insert(prefix + "." + suffix);
   }
+}
+
+// Llama 4: only float fused tensors as stored are split (a quantized or FP8 checkpoint of it is
+// planned by its own view; their fused tensors would fail there, by name).
+void ModelWeights::init_expert_split(const nlohmann::json& cfg) {
+  if (!splits_fused_experts(cfg)) return;
+  std::map<std::string, const TensorInfo*> stored;
+  for (const auto& [name, fi] : where_) stored[name] = &files_[fi]->at(name);
+  ExpertSplitPlan plan = plan_expert_split(stored, (fs::path(dir_) / "config.json").string());
+  for (const auto& h : plan.hidden) hidden_.insert(h);
+  split_ = std::move(plan.tensors);
 }
 
 // FP8 / MXFP4: the virtual tensors take the model dtype, the one a BF16 release of the same
@@ -202,6 +214,7 @@ ModelWeights::Span ModelWeights::stored_span(const std::string& name) const {
 }
 
 std::vector<std::string> ModelWeights::stored_parts(const std::string& name) const {
+  if (auto s = split_.find(name); s != split_.end()) return {s->second.fused};
   if (auto s = source_tensors_.find(name); s != source_tensors_.end())
     return {s->second.data, s->second.scale};
   if (auto m = marker_.find(name); m != marker_.end() && quant_) {
@@ -234,7 +247,7 @@ at::Tensor ModelWeights::get_on(const std::string& name, at::ScalarType dtype,
 }
 
 bool ModelWeights::has(const std::string& name) const {
-  return virtual_.count(name) || (where_.count(name) && !hidden_.count(name));
+  return virtual_.count(name) || split_.count(name) || (where_.count(name) && !hidden_.count(name));
 }
 
 const TensorInfo* ModelWeights::stored_info(const std::string& name) const {
@@ -260,6 +273,7 @@ std::vector<std::string> ModelWeights::names() const {
   for (const auto& kv : where_)
     if (!hidden_.count(kv.first)) out.push_back(kv.first);
   for (const auto& kv : virtual_) out.push_back(kv.first);
+  for (const auto& kv : split_) out.push_back(kv.first);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -267,12 +281,14 @@ std::vector<std::string> ModelWeights::names() const {
 const TensorInfo& ModelWeights::info(const std::string& name) const {
   auto v = virtual_.find(name);
   if (v != virtual_.end()) return v->second;
+  if (auto s = split_.find(name); s != split_.end()) return s->second.info;
   const TensorInfo* ti = hidden_.count(name) ? nullptr : stored_info(name);
   if (!ti) SQ_THROW(InputError, dir_ << ": tensor \"" << name << "\" not found");
   return *ti;
 }
 
 const std::string& ModelWeights::file_of(const std::string& name) const {
+  if (auto s = split_.find(name); s != split_.end()) return file_of(s->second.fused);
   auto m = marker_.find(name);
   if (m != marker_.end()) return file_of(m->second);
   auto it = where_.find(name);
@@ -281,6 +297,11 @@ const std::string& ModelWeights::file_of(const std::string& name) const {
 }
 
 at::Tensor ModelWeights::get(const std::string& name) const {
+  if (auto s = split_.find(name); s != split_.end()) {
+    at::Tensor t = expert_slice(get_stored(s->second.fused), s->second);
+    check_source_once(file_of(name), name, t);
+    return t;
+  }
   if (auto s = source_tensors_.find(name); s != source_tensors_.end())
     return dequantize_source(
         s->second, [this](const std::string& n) { return get_raw(n); }, source_dtype_, at::kCPU);
@@ -305,6 +326,8 @@ at::Tensor ModelWeights::get(const std::string& name) const {
 at::Tensor ModelWeights::get_as(const std::string& name, at::ScalarType dtype) const {
   at::Tensor t = get(name);
   if (source_tensors_.count(name)) return t.scalar_type() == dtype ? t : t.to(dtype);  // fresh
+  // An expert slice is a transposed view: one contiguous copy (clone/to would keep its strides).
+  if (split_.count(name)) return at::empty(t.sizes(), t.options().dtype(dtype)).copy_(t);
   return t.scalar_type() == dtype ? t.clone() : t.to(dtype);
 }
 

@@ -14,6 +14,12 @@
 // "<P>_blocks"/"<P>_scales" are hidden. quantization() stays nullptr for them: nothing about the
 // source format survives into the output.
 //
+// Llama 4 checkpoints (io/expert_split.h) present their fused routed-expert tensors
+// "<C>.experts.gate_up_proj" / "<C>.experts.down_proj" as per-expert linear weights
+// "<C>.experts.{e}.gate_proj.weight" ... in the stored dtype (strided views of the shard until
+// get_as copies one); the fused tensors are hidden like packed ones, stored_parts() of a slice is
+// its fused tensor.
+//
 // Errors (InputError): directory missing, no *.safetensors, index listing a missing shard, a
 // tensor listed in the index but absent from its shard, a tensor present in two shards,
 // a shard holding a tensor the index assigns elsewhere.
@@ -28,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "io/expert_split.h"
 #include "io/quantized_view.h"
 #include "io/safetensors.h"
 #include "io/source_formats.h"
@@ -79,6 +86,7 @@ class ModelWeights {
  private:
   void init_quantized_view();
   void init_source_view(const SourceFormat& f, const nlohmann::json& cfg);
+  void init_expert_split(const nlohmann::json& cfg);
   const TensorInfo* stored_info(const std::string& name) const;
   // A stored tensor as ATen: U8 bytes for 1-byte dtypes (FP8 undecoded), view() otherwise.
   at::Tensor get_raw(const std::string& name) const;
@@ -93,6 +101,7 @@ class ModelWeights {
   std::optional<SourceFormat> source_;
   std::map<std::string, SourceTensor> source_tensors_;  // FP8 / MXFP4 virtual tensors
   at::ScalarType source_dtype_ = at::kBFloat16;
+  std::map<std::string, ExpertSlice> split_;  // Llama 4 per-expert views, by virtual name
 };
 
 }  // namespace sq::io

@@ -410,33 +410,38 @@ std::vector<ArchSpec> build_rows() {
   {
     // Llama 4 (text): llama attention with interleaved rope, L2 qk-norm on rope layers, NoPE
     // layers with attention temperature tuning, chunked attention (layer_types); MoE blocks
-    // (moe_layers) with a sigmoid top-k router whose weight scales the expert input, fused
-    // experts [E,H,2I] / [E,I,H] and an always-on shared expert; dense blocks use
-    // feed_forward.*_proj (intermediate_size_mlp). The fused experts stay in floating point (as
-    // GPT-OSS's). The post-attention norm of an MoE block feeds them too, so it is not an AWQ
-    // prev op there (scaling it would need the float experts rescaled): only shared up → down.
-    ArchSpec s = llama_like(
-        "llama4_text", with(kLlamaNames, {{"q_norm", ""},
-                                          {"k_norm", ""},
-                                          {"gate", "feed_forward.gate_proj"},
-                                          {"up", "feed_forward.up_proj"},
-                                          {"down", "feed_forward.down_proj"},
-                                          {"router", "feed_forward.router"},
-                                          {"shared_gate", "feed_forward.shared_expert.gate_proj"},
-                                          {"shared_up", "feed_forward.shared_expert.up_proj"},
-                                          {"shared_down", "feed_forward.shared_expert.down_proj"},
-                                          {"fused_gate_up", "feed_forward.experts.gate_up_proj"},
-                                          {"fused_down", "feed_forward.experts.down_proj"}}));
+    // (moe_layers) with a sigmoid top-k router whose weight scales the expert input, routed
+    // experts and an always-on shared expert; dense blocks use feed_forward.*_proj
+    // (intermediate_size_mlp). The checkpoint's fused experts ([E,H,2I] / [E,I,H]) are read as
+    // per-expert linears (io/expert_split.h) and written so, the layout vLLM loads quantized.
+    // AWQ in MoE blocks as qwen2_moe: post_attention_layernorm → every expert's gate/up and the
+    // shared gate/up (the router is rescaled to keep routing; the routing weight is one factor per
+    // token, so a per-channel scale of the input passes through it); per expert up → down;
+    // shared up → down.
+    ArchSpec s =
+        llama_like("llama4_text",
+                   with(kLlamaNames, {{"q_norm", ""},
+                                      {"k_norm", ""},
+                                      {"gate", "feed_forward.gate_proj"},
+                                      {"up", "feed_forward.up_proj"},
+                                      {"down", "feed_forward.down_proj"},
+                                      {"router", "feed_forward.router"},
+                                      {"expert_gate", "feed_forward.experts.{e}.gate_proj"},
+                                      {"expert_up", "feed_forward.experts.{e}.up_proj"},
+                                      {"expert_down", "feed_forward.experts.{e}.down_proj"},
+                                      {"shared_gate", "feed_forward.shared_expert.gate_proj"},
+                                      {"shared_up", "feed_forward.shared_expert.up_proj"},
+                                      {"shared_down", "feed_forward.shared_expert.down_proj"}}));
     s.family = BlockFamily::Moe;
     s.mlp = MlpKind::Moe;
     s.router = RouterKind::SigmoidTopK;
-    s.fused_experts = FusedExperts::Llama4;
+    s.routing_weight_on_input = true;
     s.l2_qk_norm = true;
     s.rope_style = RopeStyle::Interleaved;
     s.awq_dense = s.awq;  // llama's groups for the dense blocks
     s.gptq_dense = s.gptq;
-    s.awq = cat(awq_attn_separate("attn_norm"), {{"shared_up", {"shared_down"}, "shared_down"}});
-    s.gptq = cat(kGptqAttnSeparate, {{{{"shared_up", "shared_gate"}}}, {{{"shared_down"}}}});
+    s.awq = cat(awq_attn_separate("attn_norm"), awq_moe("mlp_norm", true));
+    s.gptq = cat(kGptqAttnSeparate, gptq_moe(true));
     rows.push_back(s);
   }
   {

@@ -59,9 +59,9 @@ enum class RouterKind {
 };
 // Experts stored as fused 3-D tensors (roles fused_gate_up [E,H,2I], fused_down [E,I,H]) and kept
 // in floating point: GptOss (gate/up interleaved along 2I, biases, clamped SwiGLU, routing weight
-// on the output), Llama4 ([gate | up] halves, no biases, the row's activation, routing weight on
-// the expert's input). None: per-expert linears ({e} roles) or no experts.
-enum class FusedExperts { None, GptOss, Llama4 };
+// on the output). None: per-expert linears ({e} roles) or no experts. (Llama 4's fused experts
+// are read per expert, io/expert_split.h, and quantized: see routing_weight_on_input.)
+enum class FusedExperts { None, GptOss };
 
 // When an AWQ group applies: Always; EqualShapes (v→o only when v and o weights have equal
 // shape, i.e. not under GQA); ActScales (prev_op is an activation: needs a persistent *.scales
@@ -97,6 +97,10 @@ struct ArchSpec {
   RopeStyle rope_style = RopeStyle::Half;
   RouterKind router = RouterKind::None;
   FusedExperts fused_experts = FusedExperts::None;
+  // llama4_text: each routed expert's input is multiplied by the token's routing weight before
+  // its gate/up linears (their captured inputs are those products); the expert output is summed
+  // unweighted. false: the output is weighted (every other MoE row).
+  bool routing_weight_on_input = false;
   bool rope = true;     // false: learned absolute positions (gpt2, opt)
   bool conv1d = false;  // linears stored [in, out] (GPT-2 Conv1D)
   // llama4_text: a weight-free L2 norm of each query/key head after rope, on rope layers, when

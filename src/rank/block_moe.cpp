@@ -7,7 +7,6 @@
 #include "rank/fused.h"
 #include "rank/gpt_oss.h"
 #include "rank/layers.h"
-#include "rank/llama4.h"
 #include "solvers/cpu_tiles.h"
 
 namespace sq::rank {
@@ -49,7 +48,8 @@ Routing route_sparsemixer(const at::Tensor& logits, double eps) {
 }  // namespace
 
 // Per-expert linears ({e} roles) on their routed tokens, each output weighted by its routing
-// weight; the tap sees each expert's rows.
+// weight — or, for routing_weight_on_input (Llama 4), each input, so that the tap sees what the
+// expert's gate/up really multiply; the tap sees each expert's rows.
 at::Tensor Block::routed_experts(const at::Tensor& flat, const at::Tensor& experts,
                                  const at::Tensor& weights_k, ActivationTap* tap) const {
   at::Tensor weights = weights_k.to(flat.scalar_type());
@@ -63,8 +63,11 @@ at::Tensor Block::routed_experts(const at::Tensor& flat, const at::Tensor& exper
     const Linear& u = linear(pre + expand_expert(spec_->role("expert_up"), e));
     const Linear& d = linear(pre + expand_expert(spec_->role("expert_down"), e));
     at::Tensor xe = flat.index_select(0, tok);
+    const at::Tensor w = weights.index({tok, slot}).unsqueeze(-1);
+    if (spec_->routing_weight_on_input) xe = xe * w;
     at::Tensor h = gated_act(apply_linear(g, xe, tap), apply_linear(u, xe, tap), act_);
-    at::Tensor y = apply_linear(d, h, tap) * weights.index({tok, slot}).unsqueeze(-1);
+    at::Tensor y = apply_linear(d, h, tap);
+    if (!spec_->routing_weight_on_input) y = y * w;
     out.index_add_(0, tok, y);
   }
   return out;
@@ -136,7 +139,7 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
       SQ_CHECK(false, "MoE block without a router kind");
   }
   if (tap) tap->on_routing(router->name, r.experts, r.weights);
-  // Fused expert tensors (GPT-OSS, Llama 4): kept in floating point, never tapped.
+  // Fused expert tensors (GPT-OSS): kept in floating point, never tapped.
   auto extra = [&](const std::string& role) {
     auto it = extras_.find(prefix_ + "." + spec_->role(role));
     SQ_REQUIRE(it != extras_.end(), "block " << prefix_ << ": missing " << spec_->role(role));
@@ -148,12 +151,7 @@ at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {
                                   extra("fused_down_bias"), cfg_.get_double("swiglu_alpha", 1.702),
                                   cfg_.get_double("swiglu_limit", 7.0))
         .view(shape);
-  at::Tensor out;
-  if (spec_->fused_experts == FusedExperts::Llama4)
-    out = llama4::fused_experts(flat, r.experts, r.weights, extra("fused_gate_up"),
-                                extra("fused_down"), act_);
-  else
-    out = routed_experts(flat, r.experts, r.weights, tap);
+  at::Tensor out = routed_experts(flat, r.experts, r.weights, tap);
   if (find_linear_role("shared_down")) {
     at::Tensor s =
         dense_mlp(x, "shared_gate", "shared_up", "shared_down", tap).reshape(flat.sizes());

@@ -1,10 +1,8 @@
-// Llama 4 chunked attention, L2 qk-norm, NoPE temperature and fused experts (contracts in
-// llama4.h).
+// Llama 4 chunked attention, L2 qk-norm and NoPE temperature (contracts in llama4.h).
 #include "rank/llama4.h"
 
 #include <limits>
 
-#include "rank/fused.h"
 #include "rank/layers.h"
 
 namespace sq::rank::llama4 {
@@ -32,24 +30,6 @@ at::Tensor temperature_scales(const at::Tensor& positions, double floor_scale, d
   at::Tensor p = positions.to(at::kFloat);
   at::Tensor s = at::log1p(at::floor((p + 1.0) / floor_scale)) * attn_scale + 1.0;
   return s.unsqueeze(1).unsqueeze(-1);
-}
-
-at::Tensor fused_experts(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
-                         const at::Tensor& gate_up, const at::Tensor& down, Activation act) {
-  at::Tensor out = at::zeros_like(x);
-  const int64_t inter = down.size(1);
-  for (int64_t e = 0; e < gate_up.size(0); ++e) {
-    at::Tensor hit = (experts == e).nonzero();  // [n,2]: token, slot
-    if (hit.size(0) == 0) continue;
-    at::Tensor tok = hit.select(1, 0), slot = hit.select(1, 1);
-    at::Tensor w = weights.index({tok, slot}).to(x.scalar_type()).unsqueeze(-1);
-    at::Tensor xe = x.index_select(0, tok) * w;
-    at::Tensor h = at::matmul(xe, gate_up[e].to(x.scalar_type()));
-    at::Tensor y = at::matmul(gated_act(h.narrow(-1, 0, inter), h.narrow(-1, inter, inter), act),
-                              down[e].to(x.scalar_type()));
-    out.index_add_(0, tok, y);
-  }
-  return out;
 }
 
 }  // namespace sq::rank::llama4

@@ -7,7 +7,12 @@
 // one of transformers' embedding module names, kEmbeddings), plus the output head ("lm_head";
 // GPT-NeoX: "embed_out"; multimodal checkpoints: "language_model.lm_head"), which is a module
 // even when it is tied to the embedding and absent from the file. GPT-2's block linears are Conv1D
-// (weights [in, out]); every other 2-D weight is a torch.nn.Linear [out, in].
+// (weights [in, out]); every other 2-D weight is a torch.nn.Linear [out, in]. Llama 4
+// (model_type llama4_text / llama4) also has, for its fused expert tensors
+// "<C>.experts.gate_up_proj" [E, H, 2I] ([gate | up] on the last dim) and "<C>.experts.down_proj"
+// [E, I, H], the per-expert modules "<C>.experts.{e}.gate_proj / up_proj" [I, H] and
+// "down_proj" [H, I] — the modules vLLM's llama4.py builds its FusedMoE from when the checkpoint
+// holds no fused tensor (llm-compressor's Llama 4 checkpoints have this layout).
 //
 // The rules check_module_tree() applies (gtest failures name module and rule):
 //   * every format: each module is either packed — every tensor of the format present with its
@@ -25,7 +30,9 @@
 //     "<...>.experts" — are packed or float as a whole;
 //   * every list entry names a module: a linear of the tree, or an experts container all of
 //     whose linears are float (or that holds fused 3-D expert tensors, GPT-OSS);
-//   * fused 3-D expert tensors (GPT-OSS) are stored unchanged and their container is listed.
+//   * fused 3-D expert tensors (GPT-OSS) are stored unchanged and their container is listed;
+//     Llama 4's are not stored at all (its per-expert modules replace them), and a float
+//     per-expert module of a GPTQ output holds exactly its slice of the fused input tensor.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -46,7 +53,14 @@ struct LinearModule {
   bool conv1d = false;
   bool stored = true;  // false: the tied output head (no tensor of its own)
   int64_t out = 0, in = 0;
+  // Llama 4 per-expert module: weight(r, c) = fused[expert][c][offset + r].
+  std::string fused;
+  int64_t expert = -1, offset = 0;
 };
+
+inline bool splits_fused_experts(const std::string& model_type) {
+  return model_type == "llama4_text" || model_type == "llama4";
+}
 
 inline bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
@@ -82,6 +96,22 @@ inline std::vector<LinearModule> linear_modules(const std::string& in_dir) {
     out.push_back(m);
   }
   if (!head_seen) out.push_back({head, false, false, 0, 0});
+  if (splits_fused_experts(type))
+    for (const auto& [name, where] : in.where) {
+      const std::vector<int64_t>& sh = where.second.shape;
+      const bool gate_up = ends_with(name, ".experts.gate_up_proj");
+      if (sh.size() != 3 || !(gate_up || ends_with(name, ".experts.down_proj"))) continue;
+      const std::string c = name.substr(0, name.rfind('.'));
+      for (int64_t e = 0; e < sh[0]; ++e) {
+        const std::string p = c + "." + std::to_string(e) + ".";
+        if (gate_up) {
+          out.push_back({p + "gate_proj", false, true, sh[2] / 2, sh[1], name, e, 0});
+          out.push_back({p + "up_proj", false, true, sh[2] / 2, sh[1], name, e, sh[2] / 2});
+        } else {
+          out.push_back({p + "down_proj", false, true, sh[2], sh[1], name, e, 0});
+        }
+      }
+    }
   return out;
 }
 
@@ -198,6 +228,8 @@ inline int check_module_tree(const std::string& in_dir, const std::string& out_d
   }
   const std::vector<std::string> list = float_list(format, q);
   const e2e::StoredTensors in(in_dir), out(out_dir);
+  const bool split = splits_fused_experts(
+      e2e::load_json(in_dir + "/config.json").value("model_type", std::string()));
   std::map<std::string, std::set<bool>> groups;  // fused layer -> {packed?}
   std::set<std::string> float_names;
   int packed_count = 0;
@@ -228,6 +260,20 @@ inline int check_module_tree(const std::string& in_dir, const std::string& out_d
     } else {
       float_names.insert(m.name);
       EXPECT_EQ(out.has(m.name + ".weight"), m.stored) << "float module's .weight";
+      // GPTQ leaves float weights as they are (AWQ may rescale a kept prev op): the slice.
+      const std::string w = m.name + ".weight";
+      if (!m.fused.empty() && format != "awq" && out.has(w) &&
+          out.info(w).dtype == io::DType::F32 && in.info(m.fused).dtype == io::DType::F32) {
+        const std::string a = out.bytes(w), b = in.bytes(m.fused);
+        const auto* o = reinterpret_cast<const float*>(a.data());
+        const auto* f = reinterpret_cast<const float*>(b.data());
+        const auto& fs = in.info(m.fused).shape;  // [E, in, D]
+        int bad = 0;
+        for (int64_t r = 0; r < m.out; ++r)
+          for (int64_t c = 0; c < m.in; ++c)
+            bad += o[r * m.in + c] != f[(m.expert * fs[1] + c) * fs[2] + m.offset + r];
+        EXPECT_EQ(bad, 0) << "float expert weight differs from its slice of " << m.fused;
+      }
     }
     if (format == "compressed-tensors") {
       EXPECT_FALSE(m.conv1d) << "compressed-tensors written for a Conv1D module";
@@ -247,6 +293,10 @@ inline int check_module_tree(const std::string& in_dir, const std::string& out_d
   for (const auto& [t, where] : in.where) {
     if (where.second.shape.size() != 3 || t.find(".experts.") == std::string::npos) continue;
     SCOPED_TRACE(format + ": fused expert tensor " + t);
+    if (split) {
+      EXPECT_FALSE(out.has(t)) << "Llama 4 fused tensor written beside its per-expert modules";
+      continue;
+    }
     const std::string container = t.substr(0, t.rfind('.'));
     if (format == "compressed-tensors")
       EXPECT_TRUE(any_entry(list, container, ct_match)) << "container not in ignore";
