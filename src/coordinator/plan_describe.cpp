@@ -42,7 +42,7 @@ void estimate_memory(Plan& plan, const Options& opts) {
       max_linear = std::max(max_linear, in * out);
       hessians += in * in * 8;  // float64 running sums (solvers/gptq.h)
       block_max_in = std::max(block_max_in, in);
-      codes += in * out * 4;  // int32 codes of every solved linear, held until the export
+      codes += in * out;  // uint8 codes of every solved linear (rank::ResultStore) until export
     }
     // + the solve of the widest set: finalized H, the solver's copy, its damped copy, the
     // Cholesky factor, the inverse and its factor (6 in² of the solve type) and the float32
