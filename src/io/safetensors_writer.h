@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,8 +65,19 @@ class ShardedWriter {
 
   uint64_t total_bytes() const { return total_; }
 
+  // Resume (issue 22). closed_state(): the shards closed so far as JSON ({"shards": [[names]],
+  // "bytes": their total}); restore(state) on a fresh writer (nothing added yet) takes them back —
+  // their temporary files must exist, or their final names after an interrupted finish(), which
+  // are renamed back (InternalError naming the shard otherwise) — so that adding the remaining
+  // tensors again in the same order closes the same shards with the same bytes.
+  // is_closed(name): the tensor is in a closed shard.
+  nlohmann::json closed_state() const;
+  void restore(const nlohmann::json& state);
+  bool is_closed(const std::string& name) const;
+
  private:
   void flush();
+  std::string temp_name(size_t index) const;
   std::string dir_;
   uint64_t max_;
   std::map<std::string, std::string> metadata_;
