@@ -129,7 +129,8 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
     } else if (r > 0) {
       a = recv_relay(t, r - 1, run);  // the relay protocol runs whatever this rank resumes
     }
-    if (ck) {
+    // A range done to its end on the last rank needs no input any more (none was kept).
+    if (ck && (start < range.last || r + 1 < W)) {
       SQ_CHECK(ck->x.defined(),
                "checkpoint of rank " << r << " lacks the activations of block " << ck->next);
       a = {ck->x.to(run.dev), ck->mask.defined() ? ck->mask.to(run.dev) : at::Tensor()};
