@@ -358,6 +358,7 @@ int run_on(rank::Transport& t, const Options& o) {
     direct = std::make_unique<io::ShardedWriter>(
         out->partial_path(), o.max_shard_size_bytes,
         std::map<std::string, std::string>{{"format", "pt"}}, weight_file_stem(o));
+    direct->keep_closed_shards();
     std::filesystem::create_directories(fragments_dir(dp.partial_dir));
     if (ckpt && ckpt->writer.is_object()) direct->restore(ckpt->writer);
     for (const auto& name : plan.non_block)

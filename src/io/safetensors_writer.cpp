@@ -183,7 +183,7 @@ ShardedWriter::ShardedWriter(std::string dir, uint64_t max_shard_bytes,
 }
 
 ShardedWriter::~ShardedWriter() {
-  if (finished_) return;
+  if (finished_ || keep_) return;
   std::error_code ec;
   for (const auto& f : temp_files_) fs::remove(f, ec);
 }

@@ -54,7 +54,7 @@ class ShardedWriter {
   ShardedWriter(std::string dir, uint64_t max_shard_bytes,
                 std::map<std::string, std::string> metadata = {{"format", "pt"}},
                 std::string stem = "model");
-  ~ShardedWriter();  // removes temporary shards when finish() was never called
+  ~ShardedWriter();  // removes temporary shards when finish() was never called (unless kept)
   ShardedWriter(const ShardedWriter&) = delete;
   ShardedWriter& operator=(const ShardedWriter&) = delete;
 
@@ -74,6 +74,9 @@ class ShardedWriter {
   nlohmann::json closed_state() const;
   void restore(const nlohmann::json& state);
   bool is_closed(const std::string& name) const;
+  // The closed shards stay on disk when the writer is destroyed unfinished (a checkpoint refers
+  // to them).
+  void keep_closed_shards() { keep_ = true; }
 
  private:
   void flush();
@@ -89,6 +92,7 @@ class ShardedWriter {
   std::vector<std::vector<std::string>> shard_names_;  // tensor names per shard
   std::map<std::string, size_t> seen_;                 // tensor -> shard index
   bool finished_ = false;
+  bool keep_ = false;
 };
 
 }  // namespace sq::io

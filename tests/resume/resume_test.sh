@@ -31,7 +31,7 @@ PART=${2:?usage: resume_test.sh BINARY PART}
 [ -f "$CORPUS" ] || { echo "skipped: no corpus at $CORPUS"; exit 77; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sq-resume.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+[ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
 BASE=(--force-cpu --calib-file "$CORPUS" --calib-size 4 --seq_len 64 --max-shard-size 2MB --quiet)
 COMMON=(--model_path "$MODEL" --seed 42 "${BASE[@]}")
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,vader)
