@@ -3,6 +3,7 @@
 #include "coordinator/checkpoint.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include "common/check.h"
@@ -176,6 +177,53 @@ std::optional<Checkpoint> read_checkpoint(const std::string& path) {
   if (r->tensors.count("x")) c.x = r->tensors.at("x");
   if (r->tensors.count("mask")) c.mask = r->tensors.at("mask");
   return c;
+}
+
+namespace {
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+at::Tensor host_copy(const at::Tensor& t) {
+  if (!t.defined()) return t;
+  return t.is_cpu() ? t.clone() : t.cpu();
+}
+}  // namespace
+
+CheckpointWriter::~CheckpointWriter() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void CheckpointWriter::join() {
+  if (thread_.joinable()) thread_.join();
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void CheckpointWriter::write(const std::string& path, Checkpoint c, std::function<void()> after) {
+  const auto t0 = std::chrono::steady_clock::now();
+  join();
+  c.x = host_copy(c.x);
+  c.mask = host_copy(c.mask);
+  waited_ += since(t0);
+  thread_ = std::thread([this, path, c = std::move(c), after = std::move(after)] {
+    const auto tw = std::chrono::steady_clock::now();
+    try {
+      write_checkpoint(path, c);
+      if (after) after();
+    } catch (...) {
+      error_ = std::current_exception();
+    }
+    writing_ += since(tw);
+  });
+}
+
+void CheckpointWriter::flush() {
+  const auto t0 = std::chrono::steady_clock::now();
+  join();
+  waited_ += since(t0);
 }
 
 }  // namespace sq::coordinator

@@ -20,9 +20,12 @@
 
 #include <ATen/ATen.h>
 
+#include <exception>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "coordinator/options.h"
@@ -63,5 +66,30 @@ struct Checkpoint {
 void write_checkpoint(const std::string& path, const Checkpoint& c);
 // nullopt when absent; BackendError when unreadable.
 std::optional<Checkpoint> read_checkpoint(const std::string& path);
+
+// Writes checkpoints on a background thread so that the next block's solve overlaps the write
+// (a 70B block's activations are GiBs). One write at a time: write() first waits for the previous
+// one (rethrowing its error), takes a private copy of the activations (device → host, or a clone
+// on the CPU: the solve may reuse the buffer) and returns; `after` runs on the thread once the
+// record is on disk (fragment pruning). flush() waits and rethrows; the destructor waits and
+// drops errors (the run is failing already). seconds_waited(): time the caller spent in write()
+// and flush() (the checkpoint's cost to the run); seconds_writing(): the thread's write time.
+class CheckpointWriter {
+ public:
+  CheckpointWriter() = default;
+  CheckpointWriter(const CheckpointWriter&) = delete;
+  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+  ~CheckpointWriter();
+  void write(const std::string& path, Checkpoint c, std::function<void()> after);
+  void flush();
+  double seconds_waited() const { return waited_; }
+  double seconds_writing() const { return writing_; }
+
+ private:
+  void join();
+  std::thread thread_;
+  std::exception_ptr error_;
+  double waited_ = 0, writing_ = 0;
+};
 
 }  // namespace sq::coordinator

@@ -305,7 +305,7 @@ int run_on(rank::Transport& t, const Options& o) {
   const nlohmann::json fingerprint = run_fingerprint(o, plan, dp, calib.provenance, dtype, dev);
   std::optional<Checkpoint> ckpt;
   rank::agreed_step(t, "resume", [&] {
-    if (!o.resume || dp.mode != DistMode::kBlocks) return;
+    if (!o.resume) return;  // (data mode writes none: a blocks-mode one is refused below)
     const std::string path = checkpoint_path(dp.partial_dir, r);
     ckpt = read_checkpoint(path);
     if (!ckpt) return;
@@ -394,7 +394,7 @@ int run_on(rank::Transport& t, const Options& o) {
     };
   }
   if (ckpt) rr.resumed = &*ckpt;
-  double checkpoint_s = 0;
+  CheckpointWriter ckpt_writer;  // joined before it is destroyed (a signal's unwinding included)
   if (dp.mode == DistMode::kBlocks) {
     const BlockRange range = dp.ranges.at(r);
     const int64_t L = static_cast<int64_t>(plan.blocks.size());
@@ -404,7 +404,6 @@ int run_on(rank::Transport& t, const Options& o) {
     rr.checkpoint = [&, range, L, path, writer, partial](int64_t next,
                                                          const rank::CalibActivations* a,
                                                          const run::RankOutcome& so_far) {
-      const auto tc = clock::now();
       Checkpoint c;
       c.fingerprint = fingerprint;
       c.rank = r;
@@ -419,15 +418,15 @@ int run_on(rank::Transport& t, const Options& o) {
       c.seq_len = so_far.seq_len;
       c.times = so_far.times;
       if (writer) c.writer = writer->closed_state();
-      // The last block's output feeds nothing on one rank; a relay's last rank sends it on
-      // before the checkpoint could matter, but its successor may need it after a restart.
+      // The last block's output feeds nothing on the last rank; on an earlier rank of a relay
+      // the next rank needs it again after a restart.
       if (a != nullptr && (next < range.last || r + 1 < W)) {
         c.x = a->x;
         c.mask = a->mask;
       }
-      write_checkpoint(path, c);
-      test_kill_point("checkpointed", next - 1);
-      // Fragments whose tensors all sit in closed shards now recorded by the checkpoint.
+      // Fragments whose tensors all sit in shards this checkpoint records as closed: removed
+      // once it is on disk (until then the previous checkpoint needs them).
+      std::vector<std::string> prune;
       for (auto it = pending.begin(); writer != nullptr && it != pending.end();) {
         bool closed = true;
         for (const auto& name : it->second) closed = closed && writer->is_closed(name);
@@ -435,10 +434,13 @@ int run_on(rank::Transport& t, const Options& o) {
           ++it;
           continue;
         }
-        std::filesystem::remove(fragment_path(partial, it->first));
+        prune.push_back(fragment_path(partial, it->first));
         it = pending.erase(it);
       }
-      checkpoint_s += seconds_between(tc, clock::now());
+      ckpt_writer.write(path, std::move(c), [prune, next] {
+        test_kill_point("checkpointed", next - 1);
+        for (const auto& f : prune) std::filesystem::remove(f);
+      });
     };
   }
   run::RankOutcome res;
@@ -462,6 +464,11 @@ int run_on(rank::Transport& t, const Options& o) {
     }
   });
   if (inner_agreed) std::rethrow_exception(inner_agreed);
+  rank::agreed_step(t, "checkpoint", [&] { ckpt_writer.flush(); });
+  const double checkpoint_s = ckpt_writer.seconds_waited();
+  if (dp.mode == DistMode::kBlocks && r == 0)
+    log()->info("checkpoints: {:.2f} s waited for, {:.2f} s written in the background",
+                checkpoint_s, ckpt_writer.seconds_writing());
   if (W > 1 && res.seq_len != T)
     log()->warn(
         "rank {}: calibration seq_len finally used: {} ({} sequences here; requested {} x "
