@@ -63,12 +63,20 @@ void write_record(const std::string& path, const Record& r) {
     meta["tensors"][name] = {{"dtype", c10::toString(c.scalar_type())}, {"shape", c.sizes().vec()}};
     data.emplace_back(name, c);
   }
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  try {
+  // The file is assembled in memory (HDF5's core driver) and written by us: a failed write
+  // (disk full, ulimit -f) is then an error naming the file, and HDF5 never holds a
+  // half-written file open (it crashed at exit in that state).
+  std::vector<char> image;
+  {
+    size_t bytes = 1 << 20;
+    for (const auto& [name, c] : data) bytes += c.nbytes();
     hid_t id;
-    SQ_CALL(Hdf5, id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    SQ_CALL(Hdf5, id = H5Pcreate(H5P_FILE_ACCESS));
+    H5Handle fapl(id, H5Pclose);
+    SQ_CALL(Hdf5, H5Pset_fapl_core(fapl.get(), bytes, /*backing_store=*/0));
+    SQ_CALL(Hdf5, id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
     H5Handle file(id, H5Fclose);
-    for (const auto& [name, c] : data) {
+    for (auto& [name, c] : data) {
       const hsize_t n = static_cast<hsize_t>(c.nbytes());
       SQ_CALL(Hdf5, id = H5Screate_simple(1, &n, nullptr));
       H5Handle space(id, H5Sclose);
@@ -78,6 +86,7 @@ void write_record(const std::string& path, const Record& r) {
       if (n > 0)
         SQ_CALL(Hdf5,
                 H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.data_ptr()));
+      c = at::Tensor();  // its bytes are in the image now
     }
     const std::string text = meta.dump();
     SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
@@ -92,15 +101,40 @@ void write_record(const std::string& path, const Record& r) {
     SQ_CALL(Hdf5, H5Awrite(attr.get(), str_type.get(), text.data()));
     attr.reset();
     SQ_CALL(Hdf5, H5Fflush(file.get(), H5F_SCOPE_GLOBAL));
-    file.reset();
-    fsync_path(tmp, false);
-    SQ_CALL(Posix, ::rename(tmp.c_str(), path.c_str()));
-    const fs::path parent = fs::path(path).parent_path();
-    fsync_path(parent.empty() ? "." : parent.string(), true);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
+    ssize_t size;
+    SQ_CALL(Hdf5, size = H5Fget_file_image(file.get(), nullptr, 0));
+    image.resize(static_cast<size_t>(size));
+    SQ_CALL(Hdf5, H5Fget_file_image(file.get(), image.data(), image.size()));
   }
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) SQ_THROW(BackendError, tmp << ": cannot create: " << std::strerror(errno));
+  size_t done = 0;
+  while (done < image.size()) {
+    const ssize_t w = ::write(fd, image.data() + done, image.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int err = errno;
+      ::close(fd);
+      std::remove(tmp.c_str());
+      SQ_THROW(BackendError, tmp << ": write failed: " << std::strerror(err));
+    }
+    done += static_cast<size_t>(w);
+  }
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    std::remove(tmp.c_str());
+    SQ_THROW(BackendError, tmp << ": fsync failed: " << std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    SQ_THROW(BackendError, "rename " << tmp << " -> " << path << ": " << std::strerror(e));
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  fsync_path(parent.empty() ? "." : parent.string(), true);
 }
 
 std::optional<Record> read_record(const std::string& path) {
