@@ -87,6 +87,20 @@ void add_block(io::ShardedWriter& writer, const rank::NamedTensors& tensors,
   }
 }
 
+FragmentContent read_fragment(const std::string& path) {
+  auto file = io::SafetensorsFile::open(path);
+  FragmentContent c;
+  for (const auto& name : metadata_list(*file, path, "unpacked_qzeros", false))
+    c.unpacked_qzeros.push_back(name.get<std::string>());
+  for (const auto& name : metadata_list(*file, path, "order", true)) {
+    const std::string n = name.get<std::string>();
+    const io::TensorInfo* info = file->find(n);
+    SQ_CHECK(info != nullptr, "fragment " << path << ": 'order' names missing tensor " << n);
+    c.tensors.emplace_back(n, io::view(file, *info));
+  }
+  return c;
+}
+
 io::Format merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer,
                            int bits, io::Format format) {
   const io::FormatRow& asked = io::format_row(format);

@@ -43,6 +43,13 @@ void write_fragment(const std::string& path, const rank::NamedTensors& tensors,
 bool format_known_before_solves(const rank::ExportOptions& x);
 void add_block(io::ShardedWriter& writer, const rank::NamedTensors& tensors,
                const std::vector<std::string>& unpacked_qzeros, int bits, io::Format format);
+// A fragment's tensors in their stored order (zero-copy views of the mapped file) and its
+// unpacked qzeros: what a resumed direct run adds to its writer again (issue 22).
+struct FragmentContent {
+  rank::NamedTensors tensors;
+  std::vector<std::string> unpacked_qzeros;
+};
+FragmentContent read_fragment(const std::string& path);
 io::Format merge_fragments(const std::vector<std::string>& paths, io::ShardedWriter& writer,
                            int bits, io::Format format);
 void remove_fragments(const std::string& partial_dir);

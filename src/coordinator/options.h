@@ -5,7 +5,7 @@
 //   * Every flag exists in --snake_case and --kebab-case (generated from one table in
 //     options_table.cpp). Booleans take `--flag`, `--flag=true|false|1|0|yes|no`.
 //   * Precedence: command line > EXTRA_ARGS > the single env variables (MODEL_PATH, SEQ_LEN,
-//     FORCE_CPU, MAX_QUALITY, OUTPUT_DIR, METHOD, BITS) > --max_quality presets > defaults.
+//     FORCE_CPU, MAX_QUALITY, OUTPUT_DIR, METHOD, BITS, RESUME) > --max_quality presets > defaults.
 //   * parse_options() returns fully resolved values: method defaults (bits, zero point,
 //     propagation, format) and the output directory are filled in; validation rules (bits per
 //     method, group size, ranges, mutual exclusions, method-only flags) have been applied.
@@ -46,6 +46,7 @@ struct Options {
   std::string output_dir;  // resolved: --output_dir or <model_path>/<METHOD>-<bits>bit[-MAX]
   bool output_dir_defaulted = true;
   bool dry_run = false;  // --dry-run: plan, validate, print, exit
+  bool resume = false;   // --resume / RESUME: continue from <output_dir>.partial's checkpoint
   std::string log_file;  // --log-file; "" = <output_dir>/quantize.log for a real run
 
   // --- method and scheme --------------------------------------------------------------------

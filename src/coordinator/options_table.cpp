@@ -144,6 +144,10 @@ const std::vector<FlagRow>& flag_rows() {
                 }),
       field("dry_run", &Options::dry_run, "", "",
             "validate the model and print the plan, then exit"),
+      field("resume", &Options::resume, "", "off",
+            "continue an interrupted run from the checkpoint in <output_dir>.partial (refused "
+            "when the model, result-changing options, calibration or rank count differ; without "
+            "a checkpoint the run starts afresh)"),
       unbound("awq", K::kBool, "", "on", "AWQ (activation-aware) quantization; excludes --gptq"),
       unbound("gptq", K::kBool, "", "", "GPTQ quantization; excludes --awq"),
       unbound("method", K::kChoice, "M", "awq", "quantization method (same as --awq / --gptq)",
@@ -292,6 +296,7 @@ const std::vector<EnvRow> kEnvs = {
     {"OUTPUT_DIR", "output_dir"},
     {"METHOD", "method"},
     {"BITS", "bits"},
+    {"RESUME", "resume"},
 };
 
 // The high-quality mode users know from the AWQ container. --seq_len and --calib-size are not

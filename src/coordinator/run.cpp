@@ -13,10 +13,14 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "common/check.h"
+#include "common/fs_util.h"
 #include "common/host_memory.h"
+#include "common/interrupt.h"
 #include "common/log.h"
+#include "coordinator/checkpoint.h"
 #include "coordinator/merge.h"
 #include "coordinator/run_internal.h"
 #include "io/output_dir.h"
@@ -74,6 +78,7 @@ io::CalibSet make_calibration(rank::Transport& t, const Options& o) {
     calib = io::build_calibration(calib_options(o), *tok);
     for (const auto& wmsg : calib.warnings) log()->warn("calibration: {}", wmsg);
     SQ_REQUIRE(calib.tokens.size(0) > 0, "calibration produced no samples");
+    test_kill_point("calibration");
   });
   if (t.world() == 1) return calib;
   std::string head;
@@ -145,6 +150,7 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
 
   std::vector<std::string> files;
   io::Format written = o.format;
+  test_kill_point("merge");
   if (direct) {
     files = direct->finish();  // every block is in it already (the version was known)
   } else {
@@ -162,8 +168,8 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
     io::release_pages(w, plan.non_block);  // written (spilled) already
     written = merge_fragments(fragments, writer, o.bits, o.format);
     files = writer.finish();
-    remove_fragments(dp.partial_dir);
   }
+  test_kill_point("merged");
   const auto [qs, copied] = finish_checkpoint(out, o, plan, written);
   // The peaks so far include the write (the last shard assembled from its spill file).
   {
@@ -182,6 +188,19 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
   summary.set_output(files, copied, qs);
   summary.set_total(seconds_between(t_start, clock::now()));
   nlohmann::json sj = summary.json();
+  // Blocks taken from checkpoints of interrupted runs, and the block time they had taken
+  // (ranks work side by side: the longest rank's).
+  int64_t resumed = 0;
+  double saved_s = 0;
+  for (const auto& s : ranks) {
+    resumed += s.value("resumed_blocks", int64_t{0});
+    saved_s = std::max(saved_s, s.value("resumed_s", 0.0));
+  }
+  if (resumed > 0) {
+    sj["resume"] = {{"resumed_blocks", resumed}, {"time_saved_s", saved_s}};
+    log()->info("resumed: {} of {} blocks from the checkpoint ({} of block time saved)", resumed,
+                plan.blocks.size(), human_seconds(saved_s));
+  }
   if (dp.world > 1) {
     sj["distributed"] = {{"world", dp.world}, {"mode", to_string(dp.mode)}, {"ranks", ranks}};
     for (const auto& s : ranks)
@@ -195,6 +214,11 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
   write_salient_dump(o, summary, out);
   log()->info("{}", summary.table());
   flush_logs();
+  // The checkpoint goes first: a kill after it leaves a partial directory that a rerun starts
+  // over (never a checkpoint whose fragments are gone).
+  sq::remove_tree(checkpoint_dir(dp.partial_dir));
+  test_kill_point("uncheckpointed");
+  remove_fragments(dp.partial_dir);
   out.commit();
   log()->info("done: {} ({} shard(s){}) in {}", out.final_path(), files.size(),
               dp.world > 1 ? ", " + std::to_string(dp.world) + " ranks" : std::string(),
@@ -244,8 +268,20 @@ int run_on(rank::Transport& t, const Options& o) {
   RunSummary summary(o, plan);
   rank::agreed_step(t, "setup", [&] {
     if (r != 0) return;
-    out = std::make_unique<io::OutputDir>(o.output_dir, o.model_path);
+    // The partial directory is kept until it is known to hold no checkpoint (issue 22).
+    out = std::make_unique<io::OutputDir>(o.output_dir, o.model_path, /*resume=*/true);
     dp.partial_dir = out->partial_path();
+    const auto ckpts = checkpoint_files(dp.partial_dir);
+    if (!ckpts.empty() && !o.resume)
+      SQ_THROW(InputError, dp.partial_dir
+                               << " holds the checkpoint of an interrupted run (" << ckpts.front()
+                               << "): rerun with --resume (RESUME=1) to continue it, or remove "
+                               << dp.partial_dir << " to start over");
+    if (ckpts.empty()) {
+      if (o.resume)
+        log()->info("--resume: no checkpoint in {}; starting from the first block", dp.partial_dir);
+      out->clear_partial();
+    }
     if (o.log_file.empty()) add_log_file(out->file("quantize.log"));
   });
   if (W > 1) t.broadcast_bytes(dp.partial_dir, 0);
@@ -276,8 +312,40 @@ int run_on(rank::Transport& t, const Options& o) {
     w = std::make_unique<io::ModelWeights>(o.model_path);
     if (r == 0 || dp.mode == DistMode::kData)
       model = std::make_unique<rank::Model>(*w, plan.config, dev, dtype);
+    test_kill_point("load");
   });
   summary.add_phase("calibration", seconds_between(t0, clock::now()));
+
+  // Resume (issue 22): this rank's checkpoint, refused unless it was written by this very run
+  // (model, options, calibration, ranks). Blocks mode only; data mode keeps no checkpoint.
+  const nlohmann::json fingerprint = run_fingerprint(o, plan, dp, calib.provenance, dtype, dev);
+  std::optional<Checkpoint> ckpt;
+  rank::agreed_step(t, "resume", [&] {
+    if (!o.resume) return;  // (data mode writes none: a blocks-mode one is refused below)
+    const std::string path = checkpoint_path(dp.partial_dir, r);
+    ckpt = read_checkpoint(path);
+    if (!ckpt) return;
+    const auto diff = fingerprint_differences(ckpt->fingerprint, fingerprint);
+    if (!diff.empty()) {
+      std::string lines;
+      for (size_t k = 0; k < diff.size() && k < 12; ++k) lines += "\n  " + diff[k];
+      if (diff.size() > 12) lines += "\n  … " + std::to_string(diff.size() - 12) + " more";
+      SQ_THROW(InputError, "cannot resume from "
+                               << path << ": it was written by a different run (model, options, "
+                               << "calibration or rank count):" << lines
+                               << "\nrerun with the options of the interrupted run, or remove "
+                               << dp.partial_dir << " to start over");
+    }
+    SQ_CHECK(ckpt->next > ckpt->first && ckpt->next <= ckpt->last,
+             path << ": checkpoint at block " << ckpt->next << " outside the range " << ckpt->first
+                  << ".." << ckpt->last);
+    for (int64_t i = ckpt->first; i < ckpt->next; ++i)
+      SQ_REQUIRE(
+          ckpt->writer.is_object() || std::filesystem::exists(fragment_path(dp.partial_dir, i)),
+          path << " records block " << i << " as done but its fragment "
+               << fragment_path(dp.partial_dir, i) << " is missing; remove " << dp.partial_dir
+               << " to start over");
+  });
 
   // 3. Quantize this rank's share, each block's tensors into the shards or its fragment.
   run::RankRun rr{o,
@@ -291,25 +359,51 @@ int run_on(rank::Transport& t, const Options& o) {
                   at::Tensor(),
                   model.get(),
                   step_settings(o, plan),
-                  nullptr};
+                  nullptr,
+                  nullptr,
+                  {}};
   if (!calib.mask.all().item<bool>()) rr.mask = calib.mask.to(dev);
   // One rank whose checkpoint version is known up front streams the blocks straight into the
   // shards (written once); otherwise each block becomes a fragment, merged by rank 0 at the end.
+  // The direct writer's shards are only complete once closed: each block's tensors also go to
+  // a fragment until every one of them is in a closed shard (so that a resume can add the
+  // pending ones again), and the checkpoint records the closed shards.
   std::unique_ptr<io::ShardedWriter> direct;
+  std::map<int64_t, std::vector<std::string>> pending;  // block -> tensor names (direct)
   if (W == 1 && format_known_before_solves(rr.step.export_opts)) {
     direct = std::make_unique<io::ShardedWriter>(
         out->partial_path(), o.max_shard_size_bytes,
         std::map<std::string, std::string>{{"format", "pt"}}, weight_file_stem(o));
-    for (const auto& name : plan.non_block) direct->add(name, w->get(name));
+    direct->keep_closed_shards();
+    std::filesystem::create_directories(fragments_dir(dp.partial_dir));
+    if (ckpt && ckpt->writer.is_object()) direct->restore(ckpt->writer);
+    for (const auto& name : plan.non_block)
+      if (!direct->is_closed(name)) direct->add(name, w->get(name));
     // Written (spilled) already: their mapped pages (embeddings, output head) leave the
     // resident set; rank::Model holds its own copies of what it computes with.
     io::release_pages(*w, plan.non_block);
+    for (int64_t i = 0; ckpt && i < ckpt->next; ++i) {
+      const std::string path = fragment_path(dp.partial_dir, i);
+      if (!std::filesystem::exists(path)) continue;  // all its tensors are in closed shards
+      FragmentContent c = read_fragment(path);
+      rank::NamedTensors open;
+      for (auto& [name, tensor] : c.tensors) {
+        pending[i].push_back(name);
+        if (!direct->is_closed(name)) open.emplace_back(name, tensor);
+      }
+      add_block(*direct, open, c.unpacked_qzeros, o.bits, o.format);
+    }
     const int bits = o.bits;
     const io::Format format = o.format;
     io::ShardedWriter* writer = direct.get();
-    rr.sink = [writer, bits, format](int64_t, rank::NamedTensors&& tensors,
-                                     const std::vector<std::string>& unpacked_qzeros) {
+    const std::string partial = dp.partial_dir;
+    rr.sink = [writer, bits, format, partial, &pending](
+                  int64_t i, rank::NamedTensors&& tensors,
+                  const std::vector<std::string>& unpacked_qzeros) {
+      write_fragment(fragment_path(partial, i), tensors, unpacked_qzeros);
+      test_kill_point("write", i);
       add_block(*writer, tensors, unpacked_qzeros, bits, format);
+      for (const auto& [name, t] : tensors) pending[i].push_back(name);
     };
   } else {
     const std::string partial = dp.partial_dir;
@@ -317,6 +411,57 @@ int run_on(rank::Transport& t, const Options& o) {
     rr.sink = [partial](int64_t i, rank::NamedTensors&& tensors,
                         const std::vector<std::string>& unpacked_qzeros) {
       write_fragment(fragment_path(partial, i), tensors, unpacked_qzeros);
+      test_kill_point("write", i);
+    };
+  }
+  if (ckpt) rr.resumed = &*ckpt;
+  CheckpointWriter ckpt_writer;  // joined before it is destroyed (a signal's unwinding included)
+  if (dp.mode == DistMode::kBlocks) {
+    const BlockRange range = dp.ranges.at(r);
+    const int64_t L = static_cast<int64_t>(plan.blocks.size());
+    const std::string path = checkpoint_path(dp.partial_dir, r);
+    io::ShardedWriter* writer = direct.get();
+    const std::string partial = dp.partial_dir;
+    rr.checkpoint = [&, range, L, path, writer, partial](int64_t next,
+                                                         const rank::CalibActivations* a,
+                                                         const run::RankOutcome& so_far) {
+      Checkpoint c;
+      c.fingerprint = fingerprint;
+      c.rank = r;
+      c.first = range.first;
+      c.last = range.last;
+      c.next = next;
+      c.blocks_total = L;
+      c.blocks = so_far.blocks.blocks;
+      c.salient = so_far.blocks.salient;
+      c.host_memory = so_far.blocks.host_memory;
+      c.samples = so_far.samples;
+      c.seq_len = so_far.seq_len;
+      c.times = so_far.times;
+      if (writer) c.writer = writer->closed_state();
+      // The last block's output feeds nothing on the last rank; on an earlier rank of a relay
+      // the next rank needs it again after a restart.
+      if (a != nullptr && (next < range.last || r + 1 < W)) {
+        c.x = a->x;
+        c.mask = a->mask;
+      }
+      // Fragments whose tensors all sit in shards this checkpoint records as closed: removed
+      // once it is on disk (until then the previous checkpoint needs them).
+      std::vector<std::string> prune;
+      for (auto it = pending.begin(); writer != nullptr && it != pending.end();) {
+        bool closed = true;
+        for (const auto& name : it->second) closed = closed && writer->is_closed(name);
+        if (!closed) {
+          ++it;
+          continue;
+        }
+        prune.push_back(fragment_path(partial, it->first));
+        it = pending.erase(it);
+      }
+      ckpt_writer.write(path, std::move(c), [prune, next] {
+        test_kill_point("checkpointed", next - 1);
+        for (const auto& f : prune) std::filesystem::remove(f);
+      });
     };
   }
   run::RankOutcome res;
@@ -325,6 +470,7 @@ int run_on(rank::Transport& t, const Options& o) {
   // afterwards as is (naming the rank that failed, not the lowest rank that saw it).
   std::exception_ptr inner_agreed;
   double quantize_s = 0;
+  install_interrupt_handlers();
   rank::agreed_step(t, "quantize", [&] {
     try {
       t0 = clock::now();
@@ -339,6 +485,11 @@ int run_on(rank::Transport& t, const Options& o) {
     }
   });
   if (inner_agreed) std::rethrow_exception(inner_agreed);
+  rank::agreed_step(t, "checkpoint", [&] { ckpt_writer.flush(); });
+  const double checkpoint_s = ckpt_writer.seconds_waited();
+  if (dp.mode == DistMode::kBlocks && r == 0)
+    log()->info("checkpoints: {:.2f} s waited for, {:.2f} s written in the background",
+                checkpoint_s, ckpt_writer.seconds_writing());
   if (W > 1 && res.seq_len != T)
     log()->warn(
         "rank {}: calibration seq_len finally used: {} ({} sequences here; requested {} x "
@@ -348,6 +499,7 @@ int run_on(rank::Transport& t, const Options& o) {
   summary.add_phase("block load", res.times.load);
   summary.add_phase("quantization only", res.times.quant_only);
   summary.add_phase("export", res.times.export_);
+  if (dp.mode == DistMode::kBlocks) summary.add_phase("checkpoint", checkpoint_s);
   const double peak_gib = static_cast<double>(rank::device_peak_allocated(dev)) / (1ull << 30);
   if (dev.is_cuda()) summary.set_value("peak_gpu_allocated_gib", peak_gib);
 
@@ -357,7 +509,10 @@ int run_on(rank::Transport& t, const Options& o) {
                           {"block_load_s", res.times.load},
                           {"quantization_only_s", res.times.quant_only},
                           {"export_s", res.times.export_},
-                          {"peak_gpu_allocated_gib", peak_gib}};
+                          {"peak_gpu_allocated_gib", peak_gib},
+                          {"checkpoint_s", checkpoint_s},
+                          {"resumed_blocks", res.resumed_blocks},
+                          {"resumed_s", res.resumed_seconds}};
   if (const auto* c = dynamic_cast<const rank::CountingTransport*>(&t)) {
     stats["bytes_out"] = c->counts().bytes_out;
     stats["bytes_in"] = c->counts().bytes_in;

@@ -8,8 +8,10 @@
 //   stream from rank to rank in micro-batches first (rank/worker.h), then each rank solves its
 //   own blocks on the inputs it kept.
 #include <chrono>
+#include <csignal>
 
 #include "common/check.h"
+#include "common/interrupt.h"
 #include "common/log.h"
 #include "coordinator/run_internal.h"
 #include "rank/transport_fault.h"
@@ -64,39 +66,78 @@ rank::CalibActivations recv_relay(rank::Transport& t, int src, const RankRun& ru
 
 }  // namespace
 
+rank::WorkerTimes plus(const rank::WorkerTimes& a, const rank::WorkerTimes& b) {
+  return {a.blocks + b.blocks, a.load + b.load, a.quant_only + b.quant_only, a.export_ + b.export_};
+}
+
+void stop_if_interrupted(int64_t done, int64_t total) {
+  const int sig = interrupt_signal();
+  if (sig == 0) return;
+  throw Interrupted(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                        ": interrupted after block " + std::to_string(done) + " of " +
+                        std::to_string(total) + "; rerun with --resume",
+                    sig);
+}
+
 void run_blocks_mode(RankRun& run, RankOutcome& out) {
   rank::Transport& t = run.t;
   const int r = t.rank(), W = t.world();
   const BlockRange range = run.dp.ranges.at(r);
   const int64_t n = run.tokens.size(0), T = run.tokens.size(1);
-  rank::BlockWorker worker(run.step, run.w, run.plan.config, run.dev, run.dtype, range.size(),
+  const int64_t L = static_cast<int64_t>(run.plan.blocks.size());
+  const Checkpoint* ck = run.resumed;
+  // Blocks of this range done before (the checkpoint's), and the times they took.
+  const int64_t start = ck ? ck->next : range.first;
+  rank::WorkerTimes before;
+  if (ck) {
+    out.blocks.blocks = ck->blocks;
+    out.blocks.salient = ck->salient;
+    out.blocks.host_memory = ck->host_memory;
+    out.resumed_blocks = ck->next - range.first;
+    out.resumed_seconds = ck->seconds();
+    before = ck->times;
+    log()->info("rank {}: resuming after block {} ({} of this rank's {} blocks done before, {})", r,
+                start, out.resumed_blocks, range.size(), human_seconds(out.resumed_seconds));
+  }
+  rank::BlockWorker worker(run.step, run.w, run.plan.config, run.dev, run.dtype, range.last - start,
                            nullptr, run.sink);
+  const bool chain = W == 1 || run.o.propagate == Propagate::kQuant;
   const auto step = [&](int64_t i, rank::CalibActivations& a, int64_t next,
                         std::unique_ptr<rank::Block> built) {
+    // A signal that arrived during the previous block stops the run here, its checkpoint
+    // written; one during the last block of the range lets the range finish.
+    stop_if_interrupted(i, L);
     rank::fault_point(r, "solve_block");
     const rank::StepResult res = worker.step(i, a, next, std::move(built));
     out.blocks.add(i, res.result, res.seconds);
     out.samples = a.samples();
     out.seq_len = a.seq_len();
+    out.times = plus(before, worker.times());
+    if (run.checkpoint) run.checkpoint(i + 1, chain ? &a : nullptr, out);
   };
-  out.samples = n;
-  out.seq_len = T;
+  out.samples = ck ? ck->samples : n;
+  out.seq_len = ck ? ck->seq_len : T;
+  out.times = before;
 
-  const bool chain = W == 1 || run.o.propagate == Propagate::kQuant;
   if (W > 1)
     log()->info("rank {}: blocks {}..{} ({})", r, range.first, range.last - 1,
                 chain ? "relay of quantized activations" : "streamed FP activations");
   if (chain) {
     rank::CalibActivations a;
-    if (r == 0) {
+    if (r == 0 && !ck) {
       a = {embed(run, 0, n, rank::micro_batch_for(run.step.micro_batch, T)), run.mask};
-    } else {
-      a = recv_relay(t, r - 1, run);
+    } else if (r > 0) {
+      a = recv_relay(t, r - 1, run);  // the relay protocol runs whatever this rank resumes
     }
-    for (int64_t i = range.first; i < range.last; ++i)
+    // A range done to its end on the last rank needs no input any more (none was kept).
+    if (ck && (start < range.last || r + 1 < W)) {
+      SQ_CHECK(ck->x.defined(),
+               "checkpoint of rank " << r << " lacks the activations of block " << ck->next);
+      a = {ck->x.to(run.dev), ck->mask.defined() ? ck->mask.to(run.dev) : at::Tensor()};
+    }
+    for (int64_t i = start; i < range.last; ++i)
       step(i, a, i + 1 < range.last ? i + 1 : -1, nullptr);
     if (r + 1 < W) send_relay(t, r + 1, run, a);
-    out.times = worker.times();
     return;
   }
 
@@ -109,6 +150,8 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
   const rank::MicroSink sink = [&](const rank::MicroBatch& mb, const at::Tensor& y) {
     if (r + 1 < W) rank::send_activations(t, r + 1, y, mb);
   };
+  // The FP stream runs through every block of the range even when resuming (the ranks after
+  // this one need its output; the inputs are recomputed, not checkpointed).
   std::vector<std::unique_ptr<rank::Block>> owned;
   std::vector<rank::Block*> blocks;
   for (int64_t i = range.first; i < range.last; ++i) {
@@ -119,14 +162,19 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
   std::vector<at::Tensor> inputs = rank::stream_fp(blocks, s, source, sink);
   log()->info("rank {}: FP stream through {} blocks in {}", r, blocks.size(),
               human_seconds(seconds_between(t0, clock::now())));
-  int64_t seq_len = T;
+  int64_t seq_len = out.seq_len;
   for (size_t k = 0; k < blocks.size(); ++k) {
+    const int64_t i = range.first + static_cast<int64_t>(k);
+    if (i < start) {
+      owned[k].reset();
+      inputs[k] = at::Tensor();
+      continue;
+    }
     rank::CalibActivations a{std::move(inputs[k]), run.mask};
     rank::halve_to(a, seq_len);  // an earlier block's back-off: the shorter seq_len stays
-    step(range.first + static_cast<int64_t>(k), a, -1, std::move(owned[k]));
+    step(i, a, -1, std::move(owned[k]));
     seq_len = a.seq_len();
   }
-  out.times = worker.times();
 }
 
 }  // namespace sq::coordinator::run

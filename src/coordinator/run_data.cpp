@@ -57,7 +57,12 @@ void run_data_mode(RankRun& run, RankOutcome& out) {
   for (int64_t i = 0; i < L; ++i) {
     // Every block starts with an agreement: a rank that fails between blocks (or a fault
     // injected at solve_block) stops every rank here instead of leaving them in a collective.
-    rank::agreed_step(t, "block", [&] { rank::fault_point(r, "solve_block"); });
+    // A SIGTERM / SIGINT stops every rank here too (data mode keeps no checkpoint yet: a rerun
+    // starts over).
+    rank::agreed_step(t, "block", [&] {
+      rank::fault_point(r, "solve_block");
+      stop_if_interrupted(i, L);
+    });
     const rank::StepResult res = worker.step(i, a, i + 1 < L ? i + 1 : -1);
     if (r == 0) out.blocks.add(i, res.result, res.seconds);
   }

@@ -5,6 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+
+#include "coordinator/checkpoint.h"
 #include "coordinator/options.h"
 #include "coordinator/plan.h"
 #include "coordinator/protocol.h"
@@ -15,6 +18,8 @@
 #include "rank/transport.h"
 
 namespace sq::coordinator::run {
+
+struct RankOutcome;
 
 // What one rank has for the quantization step.
 struct RankRun {
@@ -30,6 +35,14 @@ struct RankRun {
   rank::Model* model = nullptr;  // embeddings; null on ranks that never embed
   rank::StepSettings step;       // the per-block step's settings (step_settings)
   rank::BlockSink sink;          // this rank's fragment writer
+  // Resume (issue 22): this rank's checkpoint when --resume found one matching this run.
+  const Checkpoint* resumed = nullptr;
+  // Called after each block with the first block not done, the chain's input of that block
+  // (null where the next input is recomputed: the FP stream) and the rank's outcome so far;
+  // writes the checkpoint (blocks mode).
+  std::function<void(int64_t next, const rank::CalibActivations* chain_input,
+                     const RankOutcome& so_far)>
+      checkpoint;
 };
 
 // What a rank reports after its quantization step.
@@ -37,7 +50,15 @@ struct RankOutcome {
   BlockLog blocks;
   int64_t samples = 0, seq_len = 0;  // the calibration shape it ended with (OOM back-off)
   rank::WorkerTimes times;
+  int64_t resumed_blocks = 0;  // blocks taken from the checkpoint
+  double resumed_seconds = 0;  // what they took in the interrupted run(s)
 };
+
+// Worker times of this run plus those of the checkpoint's blocks.
+rank::WorkerTimes plus(const rank::WorkerTimes& a, const rank::WorkerTimes& b);
+// Throws sq::Interrupted ("interrupted after block i of n; rerun with --resume") when SIGTERM or
+// SIGINT arrived (common/interrupt.h); `done` = blocks of the model done.
+void stop_if_interrupted(int64_t done, int64_t total);
 
 // Embeddings of samples [s0, s1) in micro-batches of `micro_batch` (the single process's
 // boundaries when s0 is a multiple of it).

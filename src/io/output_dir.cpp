@@ -115,6 +115,13 @@ void OutputDir::write_json(const std::string& name, const nlohmann::json& j) con
   write_json_file(file(name), j);
 }
 
+void OutputDir::clear_partial() const {
+  sq::remove_tree(partial_);
+  std::error_code ec;
+  fs::create_directories(partial_, ec);
+  if (ec) SQ_THROW(BackendError, partial_ << ": cannot create: " << ec.message());
+}
+
 void OutputDir::commit() {
   SQ_CHECK(!committed_, "OutputDir committed twice");
   std::error_code ec;

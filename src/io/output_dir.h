@@ -28,6 +28,8 @@ class OutputDir {
   std::vector<std::string> copy_aux_files() const;
   // Writes pretty JSON atomically (tmp + rename) inside the partial dir.
   void write_json(const std::string& name, const nlohmann::json& j) const;
+  // Empties the partial directory (an earlier run's leftovers with nothing to resume).
+  void clear_partial() const;
   // Renames partial → final.
   void commit();
   bool committed() const { return committed_; }

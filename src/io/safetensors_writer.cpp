@@ -222,15 +222,11 @@ ShardedWriter::~ShardedWriter() {
     std::fclose(spill_);
     fs::remove(spill_path_, ec);
   }
-  if (finished_) return;
+  if (finished_ || keep_) return;
   for (const auto& f : temp_files_) fs::remove(f, ec);
 }
 
-std::string ShardedWriter::shard_path() const {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "model-%05zu.safetensors.partial", shard_names_.size() + 1);
-  return (fs::path(dir_) / buf).string();
-}
+std::string ShardedWriter::shard_path() const { return temp_name(shard_names_.size()); }
 
 void ShardedWriter::add(TensorToWrite t) {
   SQ_REQUIRE(!finished_, dir_ << ": tensor \"" << t.name << "\" added after finish()");
@@ -250,6 +246,12 @@ void ShardedWriter::add(TensorToWrite t) {
   pending_.push_back({t.name, dtype_of(t), t.tensor.sizes().vec(), pending_bytes_, n});
   pending_bytes_ += n;
   total_ += n;
+}
+
+std::string ShardedWriter::temp_name(size_t index) const {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "model-%05zu.safetensors.partial", index + 1);
+  return (fs::path(dir_) / buf).string();
 }
 
 void ShardedWriter::flush() {
@@ -301,6 +303,41 @@ void ShardedWriter::flush() {
   shard_names_.push_back(std::move(names));
   pending_.clear();
   pending_bytes_ = 0;
+}
+
+nlohmann::json ShardedWriter::closed_state() const {
+  return {{"shards", shard_names_}, {"bytes", total_ - pending_bytes_}};
+}
+
+void ShardedWriter::restore(const nlohmann::json& state) {
+  SQ_CHECK(seen_.empty() && shard_names_.empty() && !finished_,
+           dir_ << ": restore() on a writer that was used");
+  shard_names_ = state.at("shards").get<std::vector<std::vector<std::string>>>();
+  total_ = state.at("bytes").get<uint64_t>();
+  for (size_t i = 0; i < shard_names_.size(); ++i) {
+    const std::string tmp = temp_name(i);
+    temp_files_.push_back(tmp);
+    for (const auto& name : shard_names_[i]) seen_[name] = i;
+    if (fs::exists(tmp)) continue;
+    // An interrupted finish() renamed it already: <stem>-0000i-of-0000N.safetensors for some N.
+    char prefix[64];
+    std::snprintf(prefix, sizeof prefix, "-%05zu-of-", i + 1);
+    std::string found;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      const std::string f = e.path().filename().string();
+      if (f.rfind(stem_ + prefix, 0) == 0 && f.size() > 12 &&
+          f.compare(f.size() - 12, 12, ".safetensors") == 0)
+        found = e.path().string();
+    }
+    SQ_CHECK(!found.empty(),
+             dir_ << ": shard " << i + 1 << " of the checkpoint (" << tmp << ") is missing");
+    rename_into_place(found, tmp);
+  }
+}
+
+bool ShardedWriter::is_closed(const std::string& name) const {
+  const auto it = seen_.find(name);
+  return it != seen_.end() && it->second < shard_names_.size();
 }
 
 std::vector<std::string> ShardedWriter::finish() {

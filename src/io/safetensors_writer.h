@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,7 +59,7 @@ class ShardedWriter {
   ShardedWriter(std::string dir, uint64_t max_shard_bytes,
                 std::map<std::string, std::string> metadata = {{"format", "pt"}},
                 std::string stem = "model");
-  ~ShardedWriter();  // removes temporary shards when finish() was never called
+  ~ShardedWriter();  // removes temporary shards when finish() was never called (unless kept)
   ShardedWriter(const ShardedWriter&) = delete;
   ShardedWriter& operator=(const ShardedWriter&) = delete;
 
@@ -68,6 +69,19 @@ class ShardedWriter {
   std::vector<std::string> finish();
 
   uint64_t total_bytes() const { return total_; }
+
+  // Resume (issue 22). closed_state(): the shards closed so far as JSON ({"shards": [[names]],
+  // "bytes": their total}); restore(state) on a fresh writer (nothing added yet) takes them back —
+  // their temporary files must exist, or their final names after an interrupted finish(), which
+  // are renamed back (InternalError naming the shard otherwise) — so that adding the remaining
+  // tensors again in the same order closes the same shards with the same bytes.
+  // is_closed(name): the tensor is in a closed shard.
+  nlohmann::json closed_state() const;
+  void restore(const nlohmann::json& state);
+  bool is_closed(const std::string& name) const;
+  // The closed shards stay on disk when the writer is destroyed unfinished (a checkpoint refers
+  // to them).
+  void keep_closed_shards() { keep_ = true; }
 
  private:
   // A tensor of the open shard: its header fields and where its bytes lie in the spill file.
@@ -79,7 +93,8 @@ class ShardedWriter {
     uint64_t bytes = 0;
   };
   void flush();
-  std::string shard_path() const;  // the open shard's temporary name
+  std::string shard_path() const;                // the open shard's temporary name
+  std::string temp_name(size_t index) const;     // shard `index`'s temporary name
   std::string dir_;
   uint64_t max_;
   std::map<std::string, std::string> metadata_;
@@ -93,6 +108,7 @@ class ShardedWriter {
   std::vector<std::vector<std::string>> shard_names_;  // tensor names per shard
   std::map<std::string, size_t> seen_;                 // tensor -> shard index
   bool finished_ = false;
+  bool keep_ = false;
 };
 
 }  // namespace sq::io

@@ -2,6 +2,8 @@
 // already have rescaled its weights in place.
 #include "rank/block_step.h"
 
+#include "common/interrupt.h"
+
 #include <chrono>
 
 #include "common/check.h"
@@ -138,6 +140,7 @@ StepResult BlockWorker::step(int64_t i, CalibActivations& a, int64_t next,
         log()->warn("block {}: out of memory at seq_len {}, retrying with seq_len {} ({})", i, from,
                     to, why);
       });
+  test_kill_point("solve", i);  // solved, nothing of the block written yet
   for (const auto& note : res.notes) log()->debug("block {}: {}", i, note);
   if (sink_) {
     const auto te = clock::now();

@@ -1,0 +1,95 @@
+// Per-block checkpoints of a quantization run and the check that a resume continues the same run
+// (issue 22; README "Interrupted runs").
+//
+// CONTRACT
+//   * Each rank keeps one checkpoint, <out>.partial/.checkpoint/rank-<r>.h5 (io/hdf5_record.h:
+//     atomic, fsynced), rewritten after each of its blocks: how far its range got (`next`, the
+//     first block not done), its summary entries and times for the done blocks, the calibration
+//     shape it ended with (OOM back-off), the direct shard writer's closed shards (one process,
+//     format known up front), and — where the next block's input cannot be recomputed cheaply
+//     (the chain: one process, or --propagate quant across ranks) — that input itself, `x` and
+//     `mask`, bit for bit. The block tensors themselves are in the fragments (merge.h) or the
+//     closed shards.
+//   * run_fingerprint(): what must be equal for a resume to give the uninterrupted run's bytes:
+//     the model (config.json bytes, every shard's header), the plan digest, the options that
+//     change results, the calibration provenance, device type and compute dtype, rank count,
+//     mode and block ranges. Resource options (threads, --gpu-mem-limit, --hessian-budget,
+//     --comm-timeout, --transport, logging) are not part of it.
+//   * fingerprint_differences(saved, now): "key: checkpoint X, now Y" lines, empty when equal.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <exception>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coordinator/options.h"
+#include "coordinator/plan.h"
+#include "coordinator/protocol.h"
+#include "rank/block_step.h"
+
+namespace sq::coordinator {
+
+std::string checkpoint_dir(const std::string& partial_dir);
+std::string checkpoint_path(const std::string& partial_dir, int rank);
+// The rank files present (sorted), empty when none.
+std::vector<std::string> checkpoint_files(const std::string& partial_dir);
+
+nlohmann::json run_fingerprint(const Options& o, const Plan& plan, const DistPlan& dp,
+                               const nlohmann::json& calib_provenance, at::ScalarType dtype,
+                               const at::Device& dev);
+std::vector<std::string> fingerprint_differences(const nlohmann::json& saved,
+                                                 const nlohmann::json& now);
+
+struct Checkpoint {
+  nlohmann::json fingerprint;
+  int rank = 0;
+  int64_t first = 0, last = 0;                      // the rank's range
+  int64_t next = 0;                                 // first block of the range not done
+  int64_t blocks_total = 0;                         // blocks of the model
+  nlohmann::json blocks = nlohmann::json::array();  // BlockLog of the done blocks
+  nlohmann::json salient = nlohmann::json::object();
+  nlohmann::json host_memory = nlohmann::json::object();
+  int64_t samples = 0, seq_len = 0;
+  rank::WorkerTimes times;
+  nlohmann::json writer;  // ShardedWriter::closed_state() of the direct writer, else null
+  at::Tensor x, mask;     // the chain's input of block `next` (CPU), else undefined
+  // Seconds of block steps the done blocks took (what a resume saves).
+  double seconds() const;
+};
+
+void write_checkpoint(const std::string& path, const Checkpoint& c);
+// nullopt when absent; BackendError when unreadable.
+std::optional<Checkpoint> read_checkpoint(const std::string& path);
+
+// Writes checkpoints on a background thread so that the next block's solve overlaps the write
+// (a 70B block's activations are GiBs). One write at a time: write() first waits for the previous
+// one (rethrowing its error), takes a private copy of the activations (device → host, or a clone
+// on the CPU: the solve may reuse the buffer) and returns; `after` runs on the thread once the
+// record is on disk (fragment pruning). flush() waits and rethrows; the destructor waits and
+// drops errors (the run is failing already). seconds_waited(): time the caller spent in write()
+// and flush() (the checkpoint's cost to the run); seconds_writing(): the thread's write time.
+class CheckpointWriter {
+ public:
+  CheckpointWriter() = default;
+  CheckpointWriter(const CheckpointWriter&) = delete;
+  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+  ~CheckpointWriter();
+  void write(const std::string& path, Checkpoint c, std::function<void()> after);
+  void flush();
+  double seconds_waited() const { return waited_; }
+  double seconds_writing() const { return writing_; }
+
+ private:
+  void join();
+  std::thread thread_;
+  std::exception_ptr error_;
+  double waited_ = 0, writing_ = 0;
+};
+
+}  // namespace sq::coordinator

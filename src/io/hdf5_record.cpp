@@ -1,0 +1,219 @@
+// Checkpoint records (contract in hdf5_record.h). Tensors are stored as bytes rather than typed
+// HDF5 datasets: bf16 and fp16 activations have no portable HDF5 type, and a resume must feed
+// the next block the very bits the interrupted run would have.
+#include "io/hdf5_record.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "io/hdf5_check.h"
+
+namespace fs = std::filesystem;
+
+namespace sq::io {
+namespace {
+
+constexpr const char* kMeta = "meta";
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) SQ_THROW(BackendError, path << ": cannot open to sync: " << std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) SQ_THROW(BackendError, path << ": fsync failed: " << std::strerror(err));
+}
+
+at::ScalarType dtype_from_name(const std::string& path, const std::string& name) {
+  for (auto t : {at::kFloat, at::kBFloat16, at::kHalf, at::kDouble, at::kLong, at::kInt, at::kByte,
+                 at::kBool, at::kChar, at::kShort})
+    if (name == c10::toString(t)) return t;
+  SQ_THROW(BackendError, "checkpoint " << path << ": unknown tensor dtype " << name);
+}
+
+uint64_t fnv1a(uint64_t h, const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string hex(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+}  // namespace
+
+void write_record(const std::string& path, const Record& r) {
+  hdf5_silence_errors();
+  nlohmann::json meta = r.meta;
+  meta["tensors"] = nlohmann::json::object();
+  std::vector<std::pair<std::string, at::Tensor>> data;
+  for (const auto& [name, t] : r.tensors) {
+    const at::Tensor c = t.cpu().contiguous();
+    meta["tensors"][name] = {{"dtype", c10::toString(c.scalar_type())}, {"shape", c.sizes().vec()}};
+    data.emplace_back(name, c);
+  }
+  // The file is assembled in memory (HDF5's core driver) and written by us: a failed write
+  // (disk full, ulimit -f) is then an error naming the file, and HDF5 never holds a
+  // half-written file open (it crashed at exit in that state).
+  std::vector<char> image;
+  {
+    size_t bytes = 1 << 20;
+    for (const auto& [name, c] : data) bytes += c.nbytes();
+    hid_t id;
+    SQ_CALL(Hdf5, id = H5Pcreate(H5P_FILE_ACCESS));
+    H5Handle fapl(id, H5Pclose);
+    SQ_CALL(Hdf5, H5Pset_fapl_core(fapl.get(), bytes, /*backing_store=*/0));
+    SQ_CALL(Hdf5, id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
+    H5Handle file(id, H5Fclose);
+    for (auto& [name, c] : data) {
+      const hsize_t n = static_cast<hsize_t>(c.nbytes());
+      SQ_CALL(Hdf5, id = H5Screate_simple(1, &n, nullptr));
+      H5Handle space(id, H5Sclose);
+      SQ_CALL(Hdf5, id = H5Dcreate2(file.get(), name.c_str(), H5T_STD_U8LE, space.get(),
+                                    H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+      H5Handle ds(id, H5Dclose);
+      if (n > 0)
+        SQ_CALL(Hdf5,
+                H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.data_ptr()));
+      c = at::Tensor();  // its bytes are in the image now
+    }
+    const std::string text = meta.dump();
+    SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
+    H5Handle str_type(id, H5Tclose);
+    SQ_CALL(Hdf5, H5Tset_size(str_type.get(), std::max<size_t>(1, text.size())));
+    SQ_CALL(Hdf5, H5Tset_cset(str_type.get(), H5T_CSET_UTF8));
+    SQ_CALL(Hdf5, id = H5Screate(H5S_SCALAR));
+    H5Handle scalar(id, H5Sclose);
+    SQ_CALL(Hdf5, id = H5Acreate2(file.get(), kMeta, str_type.get(), scalar.get(), H5P_DEFAULT,
+                                  H5P_DEFAULT));
+    H5Handle attr(id, H5Aclose);
+    SQ_CALL(Hdf5, H5Awrite(attr.get(), str_type.get(), text.data()));
+    attr.reset();
+    SQ_CALL(Hdf5, H5Fflush(file.get(), H5F_SCOPE_GLOBAL));
+    ssize_t size;
+    SQ_CALL(Hdf5, size = H5Fget_file_image(file.get(), nullptr, 0));
+    image.resize(static_cast<size_t>(size));
+    SQ_CALL(Hdf5, H5Fget_file_image(file.get(), image.data(), image.size()));
+  }
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) SQ_THROW(BackendError, tmp << ": cannot create: " << std::strerror(errno));
+  size_t done = 0;
+  while (done < image.size()) {
+    const ssize_t w = ::write(fd, image.data() + done, image.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int err = errno;
+      ::close(fd);
+      std::remove(tmp.c_str());
+      SQ_THROW(BackendError, tmp << ": write failed: " << std::strerror(err));
+    }
+    done += static_cast<size_t>(w);
+  }
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    std::remove(tmp.c_str());
+    SQ_THROW(BackendError, tmp << ": fsync failed: " << std::strerror(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    SQ_THROW(BackendError, "rename " << tmp << " -> " << path << ": " << std::strerror(e));
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  fsync_path(parent.empty() ? "." : parent.string(), true);
+}
+
+std::optional<Record> read_record(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::nullopt;
+  hdf5_silence_errors();
+  htri_t is_hdf5;
+  SQ_CALL(Hdf5, is_hdf5 = H5Fis_hdf5(path.c_str()));
+  if (is_hdf5 <= 0) SQ_THROW(BackendError, "checkpoint " << path << " is not an HDF5 file");
+  hid_t id;
+  SQ_CALL(Hdf5, id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+  H5Handle file(id, H5Fclose);
+  SQ_CALL(Hdf5, id = H5Aopen(file.get(), kMeta, H5P_DEFAULT));
+  H5Handle attr(id, H5Aclose);
+  SQ_CALL(Hdf5, id = H5Aget_type(attr.get()));
+  H5Handle ftype(id, H5Tclose);
+  const size_t size = H5Tget_size(ftype.get());
+  std::string text(size, '\0');
+  SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
+  H5Handle mtype(id, H5Tclose);
+  SQ_CALL(Hdf5, H5Tset_size(mtype.get(), size));
+  H5T_cset_t cset;
+  SQ_CALL(Hdf5, cset = H5Tget_cset(ftype.get()));
+  SQ_CALL(Hdf5, H5Tset_cset(mtype.get(), cset));
+  SQ_CALL(Hdf5, H5Aread(attr.get(), mtype.get(), text.data()));
+  while (!text.empty() && text.back() == '\0') text.pop_back();
+  Record r;
+  try {
+    r.meta = nlohmann::json::parse(text);
+    for (const auto& [name, info] : r.meta.at("tensors").items()) {
+      const auto shape = info.at("shape").get<std::vector<int64_t>>();
+      at::Tensor t =
+          at::empty(shape, at::TensorOptions().dtype(dtype_from_name(path, info.at("dtype"))));
+      SQ_CALL(Hdf5, id = H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT));
+      H5Handle ds(id, H5Dclose);
+      SQ_CALL(Hdf5, id = H5Dget_space(ds.get()));
+      H5Handle space(id, H5Sclose);
+      hssize_t n;
+      SQ_CALL(Hdf5, n = H5Sget_simple_extent_npoints(space.get()));
+      if (static_cast<size_t>(n) != t.nbytes())
+        SQ_THROW(BackendError, "checkpoint " << path << ": dataset /" << name << " holds " << n
+                                             << " bytes, its shape needs " << t.nbytes());
+      if (n > 0)
+        SQ_CALL(Hdf5,
+                H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()));
+      r.tensors[name] = t;
+    }
+  } catch (const nlohmann::json::exception& e) {
+    SQ_THROW(BackendError, "checkpoint " << path << ": bad meta attribute (" << e.what() << ")");
+  }
+  return r;
+}
+
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) SQ_THROW(InputError, path << ": cannot open");
+  uint64_t h = 14695981039346656037ull;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h = fnv1a(h, buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  return hex(h);
+}
+
+std::string header_digest(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) SQ_THROW(InputError, path << ": cannot open");
+  char len[8] = {};
+  in.read(len, 8);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i)
+    n |= static_cast<uint64_t>(static_cast<unsigned char>(len[i])) << (8 * i);
+  SQ_REQUIRE(in && n < (1ull << 30),
+             path << ": not a safetensors file (header length " << n << ")");
+  std::string header(n, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(n));
+  SQ_REQUIRE(static_cast<uint64_t>(in.gcount()) == n, path << ": truncated safetensors header");
+  return hex(fnv1a(fnv1a(14695981039346656037ull, len, 8), header.data(), n));
+}
+
+}  // namespace sq::io

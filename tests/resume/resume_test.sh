@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Resume of interrupted runs (issue 22) on the house model, CPU, small calibration (4 × 64 tokens
+# of Brown train, shards capped at 2MB so that the output spans several shards and an index).
+#
+#   tests/resume/resume_test.sh BINARY PART
+#     awq | gptq | gptq-asym: a clean run, then for each kill point of the part a run killed
+#       there with SIGKILL (SQ_TEST_KILL_AT=<phase>[:<block>], common/interrupt.h) followed by
+#       `--resume` until it succeeds; every output file's SHA-256 must equal the clean run's
+#       (quantize.log and shardquant_summary.json hold timings: the summary's non-timing content
+#       minus its "resume" record is compared instead). gptq is symmetric (the shards are
+#       written while the blocks are solved), gptq-asym writes fragments merged at the end.
+#     refuse: a resume with a changed option, with a changed model (config.json), and a rerun
+#       without --resume are refused with exit 2 naming what differs / the hint; the partial
+#       directory is kept.
+#     sigterm: SIGTERM during block 2 → exit 143, "interrupted after block i of 6; rerun with
+#       --resume", then --resume ends byte-identical.
+#     mpi2-awq | mpi2-gptq: --parallel blocks at 2 ranks killed in either rank's range and at
+#       the merge, resumed at 2 ranks (byte-identical to the clean single process, DESIGN.md §2);
+#       (mpi2-awq) a resume at 3 ranks of a 2-rank checkpoint is refused naming the rank count.
+# Exit 0 = pass, 1 = fail, 77 = skipped (no house model / corpus; mpi2 without mpirun).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SHARED=${SQ_SHARED_DIR:-$ROOT/../shared}
+MODEL=$SHARED/models/house-llama-13m
+CORPUS=$SHARED/data/corpus/brown-train.txt
+BINARY=${1:?usage: resume_test.sh BINARY PART}
+PART=${2:?usage: resume_test.sh BINARY PART}
+[ -f "$MODEL/config.json" ] || { echo "skipped: no house model at $MODEL"; exit 77; }
+[ -f "$CORPUS" ] || { echo "skipped: no corpus at $CORPUS"; exit 77; }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sq-resume.XXXXXX")
+[ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
+BASE=(--force-cpu --calib-file "$CORPUS" --calib-size 4 --seq_len 64 --max-shard-size 2MB --quiet)
+COMMON=(--model_path "$MODEL" --seed 42 "${BASE[@]}")
+MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,vader)
+FAILS=0
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+
+# digest DIR: one line per file, "<name> <sha256>"; the summary as its content without timings
+# and without the resume record.
+digest() {
+  local d=$1 f
+  for f in $(cd "$d" && ls -A | sort); do
+    case $f in
+      quantize.log) ;;
+      shardquant_summary.json)
+        echo "summary:content $(node "$ROOT/tests/golden/summary_content.js" "$d/$f" |
+          node -e 'let d="";process.stdin.on("data",c=>d+=c).on("end",()=>{const s=JSON.parse(d);delete s.resume;process.stdout.write(JSON.stringify(s))})' |
+          sha256sum | cut -d' ' -f1)" ;;
+      *) echo "$f $(sha256sum "$d/$f" | cut -d' ' -f1)" ;;
+    esac
+  done
+}
+
+# run LAUNCH OUT [env...] -- FLAGS: one quantization; prints nothing, returns its exit code.
+run() {
+  local ranks=$1 out=$2 kill=$3
+  shift 3
+  local cmd=(timeout -s KILL 300)
+  if [ "$ranks" -gt 1 ]; then
+    cmd+=("${MPIRUN[@]}" -n "$ranks" -x SQ_TEST_KILL_AT="$kill")
+  fi
+  SQ_TEST_KILL_AT="$kill" "${cmd[@]}" "$BINARY" "${COMMON[@]}" --output_dir "$out" "$@" \
+    >>"$out.log" 2>&1
+}
+
+# kill_and_resume CASE RANKS CLEAN POINT FLAGS...: killed at POINT, then --resume.
+kill_and_resume() {
+  local case=$1 ranks=$2 clean=$3 point=$4
+  shift 4
+  local out=$WORK/$case-${point//:/-}
+  rm -rf "$out" "$out.partial"
+  run "$ranks" "$out" "$point" "$@"
+  local rc=$?
+  if [ "$rc" -eq 0 ]; then
+    fail "$case: the run meant to be killed at $point finished (rc 0)"
+    return
+  fi
+  [ -d "$out.partial" ] || { fail "$case $point: no $out.partial after the kill (rc $rc)"; return; }
+  [ -e "$out" ] && { fail "$case $point: a final directory exists after the kill"; return; }
+  local had_ckpt=no
+  [ -d "$out.partial/.checkpoint" ] && had_ckpt=yes
+  if ! run "$ranks" "$out" "" --resume "$@"; then
+    fail "$case $point: --resume failed"; tail -5 "$out.log"; return
+  fi
+  if [ -e "$out.partial" ]; then fail "$case $point: $out.partial left after the resume"; fi
+  if ! diff <(digest "$clean") <(digest "$out") >"$out.diff"; then
+    fail "$case $point: resumed output differs from the clean run:"; cat "$out.diff"
+  else
+    echo "ok: $case killed at $point (rc $rc, checkpoint: $had_ckpt), resumed byte-identical"
+  fi
+}
+
+clean_run() {  # clean_run NAME RANKS FLAGS...
+  local out=$WORK/$1-clean ranks=$2
+  shift 2
+  run "$ranks" "$out" "" "$@" || { fail "clean run $out failed"; tail -5 "$out.log"; exit 1; }
+  echo "$out"
+}
+
+# Kill points: load (weights), calibration, solve:<i> (block i solved, nothing written), write:<i>
+# (its fragment written, its tensors not yet in the shard writer), checkpointed:<i> (its
+# checkpoint just committed), merge (before the shards are finished), merged (shards renamed,
+# config not written), uncheckpointed (checkpoint removed, fragments not yet).
+case $PART in
+  awq | gptq | gptq-asym)
+    case $PART in
+      awq) FLAGS=(--awq) ;;
+      gptq) FLAGS=(--gptq --bits 4) ;;
+      gptq-asym) FLAGS=(--gptq --bits 4 --zero-point) ;;
+    esac
+    POINTS=(load calibration solve:0 write:1 checkpointed:2 solve:3 write:4 solve:5
+            merge merged uncheckpointed)
+    [ "$PART" = gptq-asym ] && POINTS=(solve:1 write:3 checkpointed:5 merge merged)
+    [ -n "${RESUME_POINTS:-}" ] && read -ra POINTS <<<"$RESUME_POINTS"
+    CLEAN=$(clean_run "$PART" 1 "${FLAGS[@]}") || exit 1
+    for p in "${POINTS[@]}"; do kill_and_resume "$PART" 1 "$CLEAN" "$p" "${FLAGS[@]}"; done
+    ;;
+  refuse)
+    out=$WORK/refuse
+    run 1 "$out" solve:2 --awq
+    [ -f "$out.partial/.checkpoint/rank-0.h5" ] || fail "no checkpoint after a kill at solve:2"
+    run 1 "$out" "" --awq
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "rerun without --resume: exit $rc, expected 2"
+    grep -q "holds the checkpoint of an interrupted run.*rerun with --resume" "$out.log" ||
+      fail "rerun without --resume: no hint in the log"
+    [ -f "$out.partial/.checkpoint/rank-0.h5" ] || fail "rerun without --resume removed the checkpoint"
+    : >"$out.log"
+    run 1 "$out" "" --awq --resume --q-group-size 64
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "resume with --q-group-size 64: exit $rc, expected 2"
+    grep -q "options.q_group_size: checkpoint 128, now 64" "$out.log" ||
+      fail "resume with a changed option does not name it"; grep -q "to start over" "$out.log" ||
+      fail "refusal without the way to start over"
+    : >"$out.log"
+    timeout -s KILL 300 "$BINARY" "${BASE[@]}" --model_path "$MODEL" --seed 7 \
+      --output_dir "$out" --awq --resume >>"$out.log" 2>&1
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "resume with another calibration seed: exit $rc, expected 2"
+    grep -q "calibration.seed: checkpoint 42, now 7" "$out.log" || fail "changed seed not named"
+    # The same model with a changed config.json (one key added).
+    m2=$WORK/model2
+    mkdir -p "$m2"
+    for f in "$MODEL"/*; do ln -s "$f" "$m2/"; done
+    rm "$m2/config.json"
+    node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));c.note="x";fs.writeFileSync(process.argv[2],JSON.stringify(c,null,2))' \
+      "$MODEL/config.json" "$m2/config.json"
+    : >"$out.log"
+    timeout -s KILL 300 "$BINARY" "${BASE[@]}" --model_path "$m2" --seed 42 \
+      --output_dir "$out" --awq --resume >>"$out.log" 2>&1
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "resume on a changed config.json: exit $rc, expected 2"
+    grep -q "model.config.json: checkpoint" "$out.log" || fail "changed config.json not named"
+    [ -f "$out.partial/.checkpoint/rank-0.h5" ] || fail "a refused resume removed the checkpoint"
+    run 1 "$out" "" --awq --resume || fail "the original options did not resume after refusals"
+    [ "$FAILS" -eq 0 ] && echo "ok: refusals name the difference and keep the checkpoint"
+    ;;
+  sigterm)
+    CLEAN=$(clean_run sigterm 1 --awq) || exit 1
+    out=$WORK/sigterm
+    rm -rf "$out" "$out.partial"
+    # Not --quiet: the block lines tell when block 2 runs.
+    SQ_TEST_KILL_AT= "$BINARY" "${COMMON[@]/--quiet/--verbose}" --output_dir "$out" --awq \
+      >"$out.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 600); do grep -q "block 1/6" "$out.log" 2>/dev/null && break; sleep 0.1; done
+    kill -TERM "$pid"
+    wait "$pid"
+    rc=$?
+    [ "$rc" -eq 143 ] || fail "SIGTERM: exit $rc, expected 143"
+    grep -Eq "interrupted after block [0-9] of 6; rerun with --resume" "$out.log" ||
+      { fail "SIGTERM: no 'interrupted after block i of 6; rerun with --resume' line"; tail -3 "$out.log"; }
+    [ -f "$out.partial/.checkpoint/rank-0.h5" ] || fail "SIGTERM: no checkpoint flushed"
+    run 1 "$out" "" --awq --resume || fail "SIGTERM: --resume failed"
+    diff <(digest "$CLEAN") <(digest "$out") || fail "SIGTERM: resumed output differs"
+    [ "$FAILS" -eq 0 ] && echo "ok: SIGTERM exits 143 with the message, --resume byte-identical"
+    ;;
+  mpi2-awq | mpi2-gptq)
+    command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
+    # AWQ at 2 ranks streams FP activations (recomputed on resume); GPTQ relays quantized ones
+    # (rank 1's input kept in its checkpoint).
+    if [ "$PART" = mpi2-awq ]; then FLAGS=(--awq); else FLAGS=(--gptq --bits 4); fi
+    CLEAN=$(clean_run "$PART" 1 "${FLAGS[@]}") || exit 1
+    for p in solve:1 checkpointed:2 solve:4 merge; do
+      kill_and_resume "$PART" 2 "$CLEAN" "$p" --parallel blocks "${FLAGS[@]}"
+    done
+    [ "$PART" = mpi2-gptq ] && { [ "$FAILS" -eq 0 ] && echo "pass: $PART"; exit $((FAILS > 0)); }
+    out=$WORK/mpi-ranks
+    run 2 "$out" solve:4 --parallel blocks --awq
+    run 3 "$out" "" --parallel blocks --awq --resume
+    rc=$?
+    [ "$rc" -ne 0 ] || fail "resume at 3 ranks of a 2-rank checkpoint succeeded"
+    grep -q "ranks: checkpoint 2, now 3" "$out.log" || fail "3-rank resume does not name the rank count"
+    [ "$FAILS" -eq 0 ] && echo "ok: a resume at another rank count is refused naming it"
+    ;;
+  *) echo "unknown part $PART" >&2; exit 2 ;;
+esac
+[ "$FAILS" -eq 0 ] || { echo "$FAILS failure(s)"; exit 1; }
+echo "pass: $PART"
