@@ -45,7 +45,7 @@ nlohmann::json result_options(const Options& o) {
           {"keep_fp_layers", o.keep_fp_layers},
           {"dump_salient", o.dump_salient},
           {"salient_quota", o.salient_quota},
-          {"format", to_string(o.format)},
+          {"format", io::cli_name(o.format)},
           {"seq_len", o.seq_len},
           {"calib_size", o.calib_size},
           {"micro_batch", o.micro_batch},
