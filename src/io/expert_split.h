@@ -15,7 +15,9 @@
 //       "<C>.experts.{e}.down_proj.weight" [H, I] = down[e]ᵀ
 //   and both fused tensors in `hidden`. InputError (naming `context`, the tensor, what was
 //   expected and what was found): a fused tensor without its sibling, one that is not 3-D, an odd
-//   last dim of gate_up, expert counts or H / I that disagree, a per-expert name already stored.
+//   last dim of gate_up, expert counts or H / I that disagree, a per-expert name already stored,
+//   or a fused tensor that is not stored as F32, BF16 or F16 (an FP8 or integer layout is not
+//   split: its scales would have to be sliced with it).
 //   expert_slice(fused, s): the [out, in] view of s in the fused tensor (no copy).
 #pragma once
 
