@@ -37,6 +37,22 @@ int interrupt_signal() {
   return g_signal.load();
 }
 
+namespace {
+thread_local int g_abandon_depth = 0;
+}  // namespace
+
+AbandonScope::AbandonScope() {
+  ++g_abandon_depth;
+}
+AbandonScope::~AbandonScope() {
+  --g_abandon_depth;
+}
+
+void abandon_point() {
+  const int sig = g_abandon_depth > 0 ? g_signal.load() : 0;
+  if (sig != 0) throw Interrupted("block abandoned on a signal", sig);
+}
+
 void test_kill_point(const char* phase, int64_t block) {
   static const char* spec = std::getenv("SQ_TEST_KILL_AT");
   if (spec == nullptr || *spec == '\0') return;

@@ -2,7 +2,8 @@
 //
 // CONTRACT
 //   * install_interrupt_handlers(): SIGTERM and SIGINT set a flag instead of ending the process
-//     (the quantization loop checks it between blocks, after the block's checkpoint); a second
+//     (the quantization loop checks it between blocks, after the block's checkpoint, and a
+//     single-process block in progress is abandoned at its next abandon_point); a second
 //     signal of either kind restores the default action and re-raises, so it ends the process
 //     at once.
 //   * interrupt_signal(): 0 while no signal arrived, else the first signal's number.
@@ -32,6 +33,21 @@ class Interrupted : public Error {
  private:
   int signal_;
 };
+
+// Abandoning the block in progress, so that a stop takes seconds rather than a block's time
+// (`docker stop` gives 10 s by default): while an AbandonScope is alive on this thread,
+// abandon_point() throws Interrupted once a signal has arrived. The block's work is dropped; the
+// run's checkpoint is still the one after the previous block, and --resume redoes this one.
+// Only a step whose work no other rank waits on opens a scope (a rank leaving a collective would
+// leave its peers waiting). The solvers call abandon_point() between micro-batches and linears.
+class AbandonScope {
+ public:
+  AbandonScope();
+  ~AbandonScope();
+  AbandonScope(const AbandonScope&) = delete;
+  AbandonScope& operator=(const AbandonScope&) = delete;
+};
+void abandon_point();
 
 void test_kill_point(const char* phase, int64_t block = -1);
 

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common/check.h"
+#include "common/interrupt.h"
 #include "rank/arch_table.h"
 #include "rank/block_quant.h"
 #include "rank/capture.h"
@@ -236,6 +237,7 @@ BlockQuantResult awq_quantize_block(Block& block, const at::Tensor& x, const at:
   bool batched_done = false;
   // 2. Scale search per group, in table order.
   for (size_t gi = 0; gi < groups.size(); ++gi) {
+    abandon_point();  // a stop need not wait for the block (common/interrupt.h)
     const LinearGroup& g = groups[gi];
     if (!batched_done && batchable(g)) {
       batched_done = true;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/check.h"
+#include "common/interrupt.h"
 #include "rank/arch_table.h"
 #include "rank/block_quant.h"
 #include "rank/capture.h"
@@ -38,6 +39,7 @@ std::vector<Solved> solve_set(Block& block, HessianCapture& hc, const std::vecto
     for (size_t j = 0; j < set.size(); ++j) fused.emplace(set[j], std::move(qs[j]));
   }
   for (const auto& name : set) {
+    abandon_point();  // a stop need not wait for the block (common/interrupt.h)
     auto t0 = std::chrono::steady_clock::now();
     auto& acc = hc.accumulator(name);
     Solved sv;

@@ -1,3 +1,4 @@
+#include "common/interrupt.h"
 #include "rank/arch.h"
 #include "rank/block_quant.h"
 
@@ -11,6 +12,7 @@ at::Tensor run_block(const Block& block, const at::Tensor& x, const at::Tensor& 
   std::vector<at::Tensor> outs;
   bool stopped = false;
   for (int64_t b0 = 0; b0 < n; b0 += mb) {
+    abandon_point();  // a stop need not wait for the block (common/interrupt.h)
     const int64_t b1 = std::min(n, b0 + mb);
     BlockContext ctx = make_context(b1 - b0, T, block.device());
     at::Tensor m;

@@ -5,6 +5,8 @@
 #include "common/interrupt.h"
 
 #include <chrono>
+#include <csignal>
+#include <optional>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -112,34 +114,48 @@ StepResult BlockWorker::step(int64_t i, CalibActivations& a, int64_t next,
   if (next >= 0 && next < L) prefetcher_.prefetch(s_.prefixes[next]);
   const bool collective = reducer_ != nullptr && reducer_->world() > 1;
   std::unique_ptr<Block> bp = std::move(built);
-  BlockQuantResult res = with_seq_len_backoff<BlockQuantResult>(
-      a, i, dev_,
-      [&](const CalibActivations& c) {
-        check_memory(c, i);
-        const auto tl = clock::now();
-        if (!bp) bp = std::make_unique<Block>(w_, cfg_, i, dev_, dtype_);
-        const auto tq = clock::now();
-        times_.load += std::chrono::duration<double>(tq - tl).count();
-        try {
-          BlockQuantResult r = solve(*bp, c);
-          if (dev_.is_cuda()) synchronize_device(dev_);
-          times_.quant_only += since(tq);
-          return r;
-        } catch (const std::exception& e) {
-          bp.reset();  // a retry starts from the checkpoint's weights
-          if (collective && is_out_of_memory(e))
-            SQ_THROW(
-                BackendError,
-                "block " << i << ": out of memory in a --parallel data solve (the ranks "
-                         << "solve together, one cannot retry alone; --gpu-mem-limit lets "
-                         << "them back off together): " << std::string(e.what()).substr(0, 400));
-          throw;
-        }
-      },
-      [&](int64_t from, int64_t to, const std::string& why) {
-        log()->warn("block {}: out of memory at seq_len {}, retrying with seq_len {} ({})", i, from,
-                    to, why);
-      });
+  // A signal abandons this block at the solvers' next abandon_point (common/interrupt.h), unless
+  // other ranks solve it with this one.
+  std::optional<AbandonScope> abandon;
+  if (!collective) abandon.emplace();
+  BlockQuantResult res;
+  try {
+    res = with_seq_len_backoff<BlockQuantResult>(
+        a, i, dev_,
+        [&](const CalibActivations& c) {
+          check_memory(c, i);
+          const auto tl = clock::now();
+          if (!bp) bp = std::make_unique<Block>(w_, cfg_, i, dev_, dtype_);
+          const auto tq = clock::now();
+          times_.load += std::chrono::duration<double>(tq - tl).count();
+          try {
+            BlockQuantResult r = solve(*bp, c);
+            if (dev_.is_cuda()) synchronize_device(dev_);
+            times_.quant_only += since(tq);
+            return r;
+          } catch (const std::exception& e) {
+            bp.reset();  // a retry starts from the checkpoint's weights
+            if (collective && is_out_of_memory(e))
+              SQ_THROW(
+                  BackendError,
+                  "block " << i << ": out of memory in a --parallel data solve (the ranks "
+                           << "solve together, one cannot retry alone; --gpu-mem-limit lets "
+                           << "them back off together): " << std::string(e.what()).substr(0, 400));
+            throw;
+          }
+        },
+        [&](int64_t from, int64_t to, const std::string& why) {
+          log()->warn("block {}: out of memory at seq_len {}, retrying with seq_len {} ({})", i,
+                      from, to, why);
+        });
+  } catch (const Interrupted& e) {
+    const int sig = interrupt_signal();
+    throw Interrupted(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") + ": block " +
+                          std::to_string(i + 1) + " abandoned; interrupted after block " +
+                          std::to_string(i) + " of " + std::to_string(L) + "; rerun with --resume",
+                      sig);
+  }
+  abandon.reset();
   test_kill_point("solve", i);  // solved, nothing of the block written yet
   for (const auto& note : res.notes) log()->debug("block {}: {}", i, note);
   if (sink_) {
