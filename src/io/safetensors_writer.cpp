@@ -142,6 +142,25 @@ void close_file(std::FILE* f, const std::string& path) {
     SQ_THROW(BackendError, path << ": close failed: " << std::strerror(errno));
 }
 
+// The one way a shard file is written: `<path>.tmp` gets the header and then what `body` writes
+// to it; a failure removes it, success renames it into place.
+template <class Body>
+void write_shard_file(const std::string& path, const std::string& header, Body body) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) SQ_THROW(BackendError, tmp << ": cannot create: " << std::strerror(errno));
+  try {
+    write_header(f, header, tmp);
+    body(f, tmp);
+  } catch (...) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  close_file(f, tmp);
+  rename_into_place(tmp, path);
+}
+
 }  // namespace
 
 void write_safetensors(const std::string& path, std::vector<TensorToWrite> tensors,
@@ -164,20 +183,10 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
   }
   const std::string header = header_text(entries, metadata);
 
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) SQ_THROW(BackendError, tmp << ": cannot create: " << std::strerror(errno));
-  try {
-    write_header(f, header, tmp);
+  write_shard_file(path, header, [&](std::FILE* f, const std::string& tmp) {
     for (size_t i = 0; i < data.size(); ++i)
       write_all(f, data[i].data_ptr(), stored_bytes(tensors[i]), tmp);
-  } catch (...) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  close_file(f, tmp);
-  rename_into_place(tmp, path);
+  });
 }
 
 uint64_t parse_size(const std::string& text) {
@@ -226,7 +235,9 @@ ShardedWriter::~ShardedWriter() {
   for (const auto& f : temp_files_) fs::remove(f, ec);
 }
 
-std::string ShardedWriter::shard_path() const { return temp_name(shard_names_.size()); }
+std::string ShardedWriter::shard_path() const {
+  return temp_name(shard_names_.size());
+}
 
 void ShardedWriter::add(TensorToWrite t) {
   SQ_REQUIRE(!finished_, dir_ << ": tensor \"" << t.name << "\" added after finish()");
@@ -265,11 +276,7 @@ void ShardedWriter::flush() {
   if (spill_ && std::fflush(spill_) != 0)
     SQ_THROW(BackendError, spill_path_ << ": write failed: " << std::strerror(errno));
 
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) SQ_THROW(BackendError, tmp << ": cannot create: " << std::strerror(errno));
-  try {
-    write_header(f, header, tmp);
+  write_shard_file(path, header, [&](std::FILE* f, const std::string& tmp) {
     // Copied in name order through one bounded buffer (not the whole shard).
     std::vector<char> buf(size_t{8} << 20);
     for (const auto& p : sorted) {
@@ -285,13 +292,7 @@ void ShardedWriter::flush() {
         done += static_cast<uint64_t>(got);
       }
     }
-  } catch (...) {
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  close_file(f, tmp);
-  rename_into_place(tmp, path);
+  });
   if (spill_) {
     std::fclose(spill_);
     spill_ = nullptr;
