@@ -7,7 +7,7 @@
 # Env: B (build dir, build-gpu), SQ_BENCH_DIR (/tmp/sq-bench), SHAPE (llama-8b),
 #      CASES ("awq-blocks gptq-data awq-data gptq-blocks"), TRANSPORT (nccl), BENCH_BUDGET_S (540).
 # Prints a markdown table; the per-rank figures come from shardquant_summary.json's
-# distributed.ranks (rank/transport_counting.h for what "payload" counts).
+# distributed.ranks (rank/transport/transport_counting.h for what "payload" counts).
 set -uo pipefail
 B=${B:-build-gpu}
 SQ=$PWD/$B/shardquant

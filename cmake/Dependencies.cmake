@@ -96,12 +96,13 @@ sq_resolve_option(SQ_WITH_NCCL _nccl_found)
 
 message(STATUS "shardquant: MPI=${SQ_WITH_MPI_ENABLED} CUDA=${SQ_WITH_CUDA_ENABLED} NCCL=${SQ_WITH_NCCL_ENABLED} Torch=${Torch_VERSION}")
 
-# sq_library(name dir deps...) — one static library per src/ folder, sources globbed so that
-# adding a file needs no CMake edit. .cu files join only when CUDA is enabled.
+# sq_library(name dir deps...) — one static library per src/ folder (its sub-folders, e.g.
+# rank/transport/, included), sources globbed so that adding a file needs no CMake edit. .cu
+# files join only when CUDA is enabled.
 function(sq_library name)
-  file(GLOB _srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  file(GLOB_RECURSE _srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
   if(SQ_WITH_CUDA_ENABLED)
-    file(GLOB _cu CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cu)
+    file(GLOB_RECURSE _cu CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cu)
     list(APPEND _srcs ${_cu})
   endif()
   add_library(${name} STATIC ${_srcs})

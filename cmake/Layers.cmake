@@ -20,6 +20,58 @@ set(SQ_LAYERS
     "rank:io,solvers,common"
     "coordinator:rank,common")
 
+# Inside a library, its sub-folders by concern (DESIGN.md §3 "a folder whose files serve several
+# concerns gets sub-folders") with their own one-way arrows: "<lib>/<sub>:<subs it may include>".
+# A library with rows here keeps every source in one of these sub-folders. Checked by
+# cmake/check_layers.cmake like the library arrows (src/ only: a test may include any part of
+# the library it tests).
+set(SQ_SUBLAYERS
+    "rank/device:"
+    "rank/transport:device"
+    "rank/model:"
+    "rank/eval:model"
+    "rank/synth:model"
+    "rank/quant:device,model,transport"
+    "rank/worker:device,model,quant,transport")
+
+# Every sub-folder `lib`/`sub` may include: itself and the closure of its row's arrows; empty
+# `out` when lib/sub has no row.
+function(sq_sublayers_reachable lib sub out)
+  set(_seen "")
+  set(_todo ${sub})
+  while(_todo)
+    list(POP_FRONT _todo _cur)
+    set(_found FALSE)
+    foreach(_row ${SQ_SUBLAYERS})
+      if(_row MATCHES "^${lib}/${_cur}:(.*)$")
+        set(_found TRUE)
+        string(REPLACE "," ";" _next "${CMAKE_MATCH_1}")
+      endif()
+    endforeach()
+    if(NOT _found)
+      continue()
+    endif()
+    list(APPEND _seen ${_cur})
+    foreach(_n ${_next})
+      if(NOT _n IN_LIST _seen)
+        list(APPEND _todo ${_n})
+      endif()
+    endforeach()
+  endwhile()
+  set(${out} ${_seen} PARENT_SCOPE)
+endfunction()
+
+# The libraries that have sub-folder rows.
+function(sq_sublayer_libraries out)
+  set(_l "")
+  foreach(_row ${SQ_SUBLAYERS})
+    string(REGEX REPLACE "/.*" "" _lib "${_row}")
+    list(APPEND _l ${_lib})
+  endforeach()
+  list(REMOVE_DUPLICATES _l)
+  set(${out} ${_l} PARENT_SCOPE)
+endfunction()
+
 # tests/<folder> → the library whose level its code sits at (the library its suite links in
 # tests/CMakeLists.txt; sq_layers_check_links() checks that). Helpers in tests/<folder>/tools/
 # sit at their folder's level too. Top-level tests/*.h and tests/*.cpp (test_paths.h,

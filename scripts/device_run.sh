@@ -30,7 +30,7 @@ stage_test() {
   (cd $B && ctest --output-on-failure -j8 --timeout 600) | tail -60
 }
 
-# Architecture fixtures on the GPU, fp32 and bf16 (tolerances in tests/rank/test_arch_fixtures.cpp).
+# Architecture fixtures on the GPU, fp32 and bf16 (tolerances in tests/rank/model/test_arch_fixtures.cpp).
 stage_fixtures() {
   for dt in fp32 bf16; do
     echo "--- fixtures on cuda, $dt"

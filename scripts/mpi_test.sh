@@ -28,8 +28,8 @@ mkdir -p $O
 F="-std=c++17 -O1 -Wall -Wextra -Wno-unused-parameter -D_GLIBCXX_USE_CXX11_ABI=$ABI -DSQ_WITH_MPI=1
    -DSQ_WITH_CUDA=1 -DSQ_WITH_NCCL=1 -Isrc -Itests -I$T/include
    -I$T/include/torch/csrc/api/include -I/usr/local/cuda/include"
-for s in src/common/check.cpp src/common/errors.cpp src/rank/transport*.cpp src/rank/mpi_*.cpp \
-  src/rank/nccl_*.cpp tests/dist/tools/transport_probe.cpp; do
+for s in src/common/check.cpp src/common/errors.cpp src/rank/transport/*.cpp \
+  tests/dist/tools/transport_probe.cpp; do
   mpicxx $F -c "$s" -o "$O/$(basename "$s").o" &
 done
 wait

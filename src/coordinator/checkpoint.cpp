@@ -208,6 +208,7 @@ void CheckpointWriter::write(const std::string& path, Checkpoint c, std::functio
   c.x = host_copy(c.x);
   c.mask = host_copy(c.mask);
   waited_ += since(t0);
+  finished_ = false;
   thread_ = std::thread([this, path, c = std::move(c), after = std::move(after)] {
     const auto tw = std::chrono::steady_clock::now();
     try {
@@ -217,6 +218,7 @@ void CheckpointWriter::write(const std::string& path, Checkpoint c, std::functio
       error_ = std::current_exception();
     }
     writing_ += since(tw);
+    finished_ = true;
   });
 }
 

@@ -1,6 +1,6 @@
 // `shardquant eval --model DIR --text FILE [--seq_len 512] [--max-windows N] [--device
 // cpu|cuda|auto] [--dtype fp32|bf16|fp16] [--low-memory] [--batch N]`: perplexity with the
-// protocol of REFERENCE.md §7 (rank/eval.h). Prints one JSON line, then one line for humans.
+// protocol of REFERENCE.md §7 (rank/eval/eval.h). Prints one JSON line, then one line for humans.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -16,9 +16,9 @@
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "io/tokenizer.h"
-#include "rank/arch_table.h"
-#include "rank/device.h"
-#include "rank/eval.h"
+#include "rank/device/device.h"
+#include "rank/eval/eval.h"
+#include "rank/model/arch_table.h"
 
 namespace sq::coordinator {
 namespace {

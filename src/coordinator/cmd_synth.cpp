@@ -1,6 +1,6 @@
 // `shardquant synth --shape NAME|<config.json> --out DIR [--layers N] [--fp8] [--seed N]
 //  [--tokenizer DIR] [--max-shard-size SIZE] [--dtype bf16|fp16|fp32] [--threads N]`
-// writes a random-weight model of real shapes (rank/synth.h) that `shardquant --model_path`
+// writes a random-weight model of real shapes (rank/synth/synth.h) that `shardquant --model_path`
 // can quantize. Flags are a table; values may follow as the next word or after '='.
 #include <cstdlib>
 #include <filesystem>
@@ -11,7 +11,7 @@
 #include "common/log.h"
 #include "coordinator/commands.h"
 #include "io/safetensors_writer.h"
-#include "rank/synth.h"
+#include "rank/synth/synth.h"
 
 namespace sq::coordinator {
 namespace {

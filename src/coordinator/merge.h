@@ -6,8 +6,8 @@
 // boundaries, names and bytes do not depend on them. Fragments are removed afterwards.
 //
 // The checkpoint's format (GPTQ v1 or v2) is decided here, once, before a byte of it is written:
-// a fragment keeps GPTQ qzeros as true zeros (rank/block_export.h); merge_fragments first reads
-// every fragment's zeros, keeps the asked format's row unless one of them cannot store a zero
+// a fragment keeps GPTQ qzeros as true zeros (rank/quant/block_export.h); merge_fragments first
+// reads every fragment's zeros, keeps the asked format's row unless one of them cannot store a zero
 // (gptq v1: an asymmetric zero of 0), then takes the row's `widened` one (gptq_v2) for the whole
 // checkpoint (io/format_registry.h), and packs every qzeros with that row as it streams them.
 //
@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "io/safetensors_writer.h"
-#include "rank/block_export.h"
+#include "rank/quant/block_export.h"
 
 namespace sq::coordinator {
 

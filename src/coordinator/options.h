@@ -24,7 +24,7 @@
 
 #include "common/log.h"
 #include "io/format.h"
-#include "rank/transport_kind.h"
+#include "rank/transport/transport_kind.h"
 #include "solvers/scheme.h"
 
 namespace sq::coordinator {
@@ -32,7 +32,7 @@ namespace sq::coordinator {
 enum class Method { kAwq, kGptq };
 enum class Propagate { kQuant, kFp };  // GPTQ block-input source (DESIGN.md §2)
 enum class ParallelMode { kAuto, kBlocks, kData };
-using rank::TransportKind;               // --transport (rank/transport_kind.h)
+using rank::TransportKind;               // --transport (rank/transport/transport_kind.h)
 enum class AwqRounding { kRtn, kGptq };  // how AWQ rounds its scaled weights (--awq-rounding)
 
 const char* to_string(Method m);        // "awq", "gptq"
@@ -47,6 +47,7 @@ struct Options {
   bool output_dir_defaulted = true;
   bool dry_run = false;  // --dry-run: plan, validate, print, exit
   bool resume = false;   // --resume / RESUME: continue from <output_dir>.partial's checkpoint
+  int checkpoint_every_s = 60;  // --checkpoint-every: seconds between resume checkpoints (0: every block)
   std::string log_file;  // --log-file; "" = <output_dir>/quantize.log for a real run
 
   // --- method and scheme --------------------------------------------------------------------

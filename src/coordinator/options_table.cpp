@@ -148,6 +148,11 @@ const std::vector<FlagRow>& flag_rows() {
             "continue an interrupted run from the checkpoint in <output_dir>.partial (refused "
             "when the model, result-changing options, calibration or rank count differ; without "
             "a checkpoint the run starts afresh)"),
+      field("checkpoint_every", &Options::checkpoint_every_s, "SEC", "60",
+            "resume checkpoints: at most one per SEC seconds of quantization, skipped while the "
+            "previous one is still being written, so a kill redoes about SEC seconds of blocks "
+            "(0: after every block, waiting for the disk)")
+          .in(0, 7 * 86400),
       unbound("awq", K::kBool, "", "on", "AWQ (activation-aware) quantization; excludes --gptq"),
       unbound("gptq", K::kBool, "", "", "GPTQ quantization; excludes --awq"),
       unbound("method", K::kChoice, "M", "awq", "quantization method (same as --awq / --gptq)",
@@ -297,6 +302,7 @@ const std::vector<EnvRow> kEnvs = {
     {"METHOD", "method"},
     {"BITS", "bits"},
     {"RESUME", "resume"},
+    {"CHECKPOINT_EVERY", "checkpoint_every"},
 };
 
 // The high-quality mode users know from the AWQ container. --seq_len and --calib-size are not

@@ -15,8 +15,8 @@
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "io/weight_checks.h"
-#include "rank/arch_table.h"
-#include "rank/device.h"
+#include "rank/device/device.h"
+#include "rank/model/arch_table.h"
 
 namespace fs = std::filesystem;
 

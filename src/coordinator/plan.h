@@ -6,7 +6,8 @@
 //   * model directory exists, has config.json and safetensors (io::ModelWeights checks shards,
 //     truncation, headers, index consistency);
 //   * every tensor the config implies is present with the shape the config implies (shape rules
-//     per tensor role in rank/arch_shapes.cpp) and every block 0..num_hidden_layers-1 has linears;
+//     per tensor role in rank/model/arch_shapes.cpp) and every block 0..num_hidden_layers-1 has
+//     linears;
 //   * the group size divides in_features of every linear that will be quantized;
 //   * every --keep-fp-layers entry matches at least one linear, and keeps all or none of each
 //     set of linears runtimes fuse into one layer (rank::fused_linear_sets: q/k/v, gate/up, the
@@ -45,7 +46,7 @@
 
 #include "coordinator/options.h"
 #include "io/model_config.h"
-#include "rank/arch.h"
+#include "rank/model/arch.h"
 
 namespace sq::coordinator {
 

@@ -10,7 +10,7 @@
 #include "common/check.h"
 #include "coordinator/plan_internal.h"
 #include "io/format_registry.h"
-#include "rank/arch_table.h"
+#include "rank/model/arch_table.h"
 
 namespace sq::coordinator::detail {
 namespace {

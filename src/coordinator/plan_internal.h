@@ -6,7 +6,7 @@
 
 namespace sq::coordinator::detail {
 
-// Every tensor the shape rules (rank/arch_shapes.h) imply is present with the implied shape
+// Every tensor the shape rules (rank/model/arch_shapes.h) imply is present with the implied shape
 // (plan_shapes.cpp). InputError naming file, tensor, expected and actual.
 void check_shapes(const io::ModelConfig& cfg, const io::ModelWeights& w);
 

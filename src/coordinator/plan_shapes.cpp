@@ -1,13 +1,13 @@
 // The shape check of make_plan(): every tensor the rank layer's shape rules imply for this
-// architecture (rank/arch_shapes.h; names from the ArchSpec row) is present with that shape.
+// architecture (rank/model/arch_shapes.h; names from the ArchSpec row) is present with that shape.
 // Tensors no rule covers (norms, biases, fused expert tensors) get only the generic checks.
 #include <sstream>
 
 #include "common/check.h"
 #include "coordinator/plan_internal.h"
 #include "io/shape_text.h"
-#include "rank/arch.h"
-#include "rank/arch_shapes.h"
+#include "rank/model/arch.h"
+#include "rank/model/arch_shapes.h"
 
 namespace sq::coordinator::detail {
 namespace {

@@ -10,7 +10,7 @@
 #include "common/check.h"
 #include "coordinator/protocol.h"
 #include "io/model_weights.h"
-#include "rank/arch_table.h"
+#include "rank/model/arch_table.h"
 
 namespace sq::coordinator {
 namespace {

@@ -1,7 +1,7 @@
 // The run's skeleton: transport, plan agreement, calibration broadcast, the quantization step of
 // the chosen mode, and the merge on rank 0. Each phase is one agreed_step so that a failure
 // anywhere becomes the same error on every rank (no rank is left waiting); the modes live in
-// run_blocks.cpp / run_data.cpp, the per-block step in rank/block_step.h.
+// run_blocks.cpp / run_data.cpp, the per-block step in rank/worker/block_step.h.
 #include "coordinator/run.h"
 
 #include <ATen/Parallel.h>
@@ -26,10 +26,9 @@
 #include "io/output_dir.h"
 #include "io/release_pages.h"
 #include "io/tokenizer.h"
-#include "rank/device.h"
-#include "rank/oom.h"
-#include "rank/transport_counting.h"
-#include "rank/transport_local.h"
+#include "rank/device/device.h"
+#include "rank/transport/transport_counting.h"
+#include "rank/transport/transport_local.h"
 
 namespace sq::coordinator {
 namespace {
@@ -422,9 +421,21 @@ int run_on(rank::Transport& t, const Options& o) {
     const std::string path = checkpoint_path(dp.partial_dir, r);
     io::ShardedWriter* writer = direct.get();
     const std::string partial = dp.partial_dir;
-    rr.checkpoint = [&, range, L, path, writer, partial](int64_t next,
-                                                         const rank::CalibActivations* a,
-                                                         const run::RankOutcome& so_far) {
+    const CheckpointPolicy policy{static_cast<double>(o.checkpoint_every_s)};
+    auto last_checkpoint = clock::now();
+    int64_t written_next = -1;  // `next` of the last checkpoint written
+    rr.checkpoint = [&, range, L, path, writer, partial, policy](
+                        int64_t next, const rank::CalibActivations* a,
+                        const run::RankOutcome& so_far, bool force) {
+      // The last block's output feeds nothing on the last rank; on an earlier rank of a relay
+      // the next rank needs it again after a restart.
+      const bool with_x = a != nullptr && (next < range.last || r + 1 < W);
+      if (force ? next == written_next
+                : !policy.due(seconds_between(last_checkpoint, clock::now()), with_x,
+                              ckpt_writer.busy()))
+        return;
+      last_checkpoint = clock::now();
+      written_next = next;
       Checkpoint c;
       c.fingerprint = fingerprint;
       c.rank = r;
@@ -439,9 +450,7 @@ int run_on(rank::Transport& t, const Options& o) {
       c.seq_len = so_far.seq_len;
       c.times = so_far.times;
       if (writer) c.writer = writer->closed_state();
-      // The last block's output feeds nothing on the last rank; on an earlier rank of a relay
-      // the next rank needs it again after a restart.
-      if (a != nullptr && (next < range.last || r + 1 < W)) {
+      if (with_x) {
         c.x = a->x;
         c.mask = a->mask;
       }

@@ -10,7 +10,7 @@
 //     from the same command line and check it against rank 0's digest). --dry-run: rank 0 prints
 //     the plan (and the distributed plan). Otherwise rank 0 builds the calibration set and every
 //     rank receives it; every rank quantizes its share (--parallel blocks|data|auto, protocol.h;
-//     one rank: blocks) with the per-block step (rank/block_step.h), writing each block's
+//     one rank: blocks) with the per-block step (rank/worker/block_step.h), writing each block's
 //     tensors as a fragment; rank 0 merges (merge.h), writes configs and the summary and commits
 //     `<output>.partial` to `<output>` after all ranks succeeded. One rank whose format (GPTQ
 //     v1 or v2) cannot depend on the solves (merge.h format_known_before_solves) writes the

@@ -1,12 +1,12 @@
 // --parallel blocks and the single process (issue 6 point 3, issue 18 point 1): rank r steps
-// through its contiguous range of blocks with the per-block step (rank/block_step.h).
+// through its contiguous range of blocks with the per-block step (rank/worker/block_step.h).
 //   Chain — one rank (every block), or --propagate quant on several (a relay: quantized
 //   activations exist only once the previous rank's blocks are solved): the rank's input arrives
 //   whole (rank 0: the embeddings; rank r > 0: rank r−1's output) and each block's output is the
 //   next one's input.
 //   FP stream — AWQ and GPTQ --propagate fp on several ranks: the full-precision activations
-//   stream from rank to rank in micro-batches first (rank/worker.h), then each rank solves its
-//   own blocks on the inputs it kept.
+//   stream from rank to rank in micro-batches first (rank/worker/worker.h), then each rank solves
+//   its own blocks on the inputs it kept.
 #include <chrono>
 #include <csignal>
 
@@ -14,8 +14,8 @@
 #include "common/interrupt.h"
 #include "common/log.h"
 #include "coordinator/run_internal.h"
-#include "rank/transport_fault.h"
-#include "rank/worker.h"
+#include "rank/transport/transport_fault.h"
+#include "rank/worker/worker.h"
 
 namespace sq::coordinator::run {
 namespace {
@@ -106,14 +106,27 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
                         std::unique_ptr<rank::Block> built) {
     // A signal that arrived during the previous block stops the run here, its checkpoint
     // written; one during the last block of the range lets the range finish.
-    stop_if_interrupted(i, L);
+    // With --checkpoint-every > 0 the last checkpoint may lie blocks back: a stop writes one
+    // now, at block i, whose input `a` still is (an abandoned step leaves it untouched).
+    try {
+      stop_if_interrupted(i, L);
+    } catch (const Interrupted&) {
+      if (run.checkpoint && i > start) run.checkpoint(i, chain ? &a : nullptr, out, true);
+      throw;
+    }
     rank::fault_point(r, "solve_block");
-    const rank::StepResult res = worker.step(i, a, next, std::move(built));
+    rank::StepResult res;
+    try {
+      res = worker.step(i, a, next, std::move(built));
+    } catch (const Interrupted&) {
+      if (run.checkpoint && i > start) run.checkpoint(i, chain ? &a : nullptr, out, true);
+      throw;
+    }
     out.blocks.add(i, res.result, res.seconds);
     out.samples = a.samples();
     out.seq_len = a.seq_len();
     out.times = plus(before, worker.times());
-    if (run.checkpoint) run.checkpoint(i + 1, chain ? &a : nullptr, out);
+    if (run.checkpoint) run.checkpoint(i + 1, chain ? &a : nullptr, out, false);
   };
   out.samples = ck ? ck->samples : n;
   out.seq_len = ck ? ck->seq_len : T;

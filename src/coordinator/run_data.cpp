@@ -6,14 +6,14 @@
 // with their counts inside awq_quantize_block, so every rank picks the same α and clips (no
 // owner, no broadcast: the search is cheap next to the forward passes it sums over), and each
 // rank carries its own samples' FP outputs to the next block. Every rank steps through every
-// block with the per-block step (rank/block_step.h); rank 0 exports.
+// block with the per-block step (rank/worker/block_step.h); rank 0 exports.
 #include <map>
 
 #include "common/check.h"
 #include "common/log.h"
 #include "coordinator/run_internal.h"
-#include "rank/reduce.h"
-#include "rank/transport_fault.h"
+#include "rank/transport/reduce.h"
+#include "rank/transport/transport_fault.h"
 
 namespace sq::coordinator::run {
 

@@ -13,9 +13,9 @@
 #include "coordinator/protocol.h"
 #include "coordinator/run_support.h"
 #include "io/model_weights.h"
-#include "rank/block_step.h"
-#include "rank/model.h"
-#include "rank/transport.h"
+#include "rank/model/model.h"
+#include "rank/transport/transport.h"
+#include "rank/worker/block_step.h"
 
 namespace sq::coordinator::run {
 
@@ -39,9 +39,10 @@ struct RankRun {
   const Checkpoint* resumed = nullptr;
   // Called after each block with the first block not done, the chain's input of that block
   // (null where the next input is recomputed: the FP stream) and the rank's outcome so far;
-  // writes the checkpoint (blocks mode).
+  // writes the checkpoint (blocks mode) when CheckpointPolicy says it is due, or always with
+  // `force` (a signal stopped the run: what was done since the last one is kept).
   std::function<void(int64_t next, const rank::CalibActivations* chain_input,
-                     const RankOutcome& so_far)>
+                     const RankOutcome& so_far, bool force)>
       checkpoint;
 };
 

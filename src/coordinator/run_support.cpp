@@ -12,7 +12,7 @@
 #include "common/host_memory.h"
 #include "common/log.h"
 #include "io/tensor.h"
-#include "rank/device.h"
+#include "rank/device/device.h"
 #include "solvers/cpu_threads.h"
 
 namespace fs = std::filesystem;

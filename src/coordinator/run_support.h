@@ -15,9 +15,9 @@
 #include "io/calib.h"
 #include "io/output_dir.h"
 #include "io/quant_config.h"
-#include "rank/block_export.h"
-#include "rank/block_quant.h"
-#include "rank/block_step.h"
+#include "rank/quant/block_export.h"
+#include "rank/quant/block_quant.h"
+#include "rank/worker/block_step.h"
 
 namespace sq::coordinator {
 
@@ -49,7 +49,7 @@ rank::AwqSettings awq_settings(const Options& o, int64_t micro_batch);
 rank::GptqSettings gptq_settings(const Options& o, int64_t micro_batch);
 // `written`: the format the checkpoint is in (o.format, or its widened row: gptq → gptq_v2).
 io::QuantSettings quant_settings(const Options& o, io::Format written);
-// Everything the per-block step needs from the options and the plan (rank/block_step.h).
+// Everything the per-block step needs from the options and the plan (rank/worker/block_step.h).
 rank::StepSettings step_settings(const Options& o, const Plan& plan);
 
 // Everything after the last shard: config.json with the quantization_config of the format the

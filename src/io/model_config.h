@@ -5,7 +5,8 @@
 // ffn_dim, falcon ffn_hidden_size/num_kv_heads, ...) through one alias table per field
 // (model_config.cpp). Per-architecture extras stay in `raw` and are read by the block code with
 // the helpers below. Which model_types are supported is not io's to say: any model_type parses
-// here, and rank::load_model_config() (rank/arch_table.h) refuses one without an ArchSpec row.
+// here, and rank::load_model_config() (rank/model/arch_table.h) refuses one without an ArchSpec
+// row.
 #pragma once
 
 #include <map>

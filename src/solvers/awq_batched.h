@@ -10,8 +10,8 @@
 //   expert, in input order. Expert e's search is awq_search_scales (round 1 only: no --iter
 //   refinement) of x_mean[e], w_mean[e] with the loss
 //       AwqGramLoss(x[e]).loss(awq_trial_weight_as(w[e], s, scheme, dtype), w[e]) / (rows_e · N)
-//   — the per-expert path of rank/block_awq.cpp. Candidates are bit-identical to that path; the
-//   losses are the same sums in another order (batched products, per-expert sums over one
+//   — the per-expert path of rank/quant/block_awq.cpp. Candidates are bit-identical to that path;
+//   the losses are the same sums in another order (batched products, per-expert sums over one
 //   tensor): within kAwqGramRelTol of the per-expert loss (tests/solvers/test_awq_batched.cpp),
 //   so a near-tie may pick a neighbouring α.
 //   * Every expert must share w's shape [N, K] and dtype; x[e] is [rows_e, K] with rows_e > 0.

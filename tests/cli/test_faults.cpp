@@ -206,6 +206,25 @@ TEST_F(Faults, DiskFullExits3NamingTheFileAndLeavesPartial) {
   EXPECT_FALSE(final_dir);
 }
 
+// Issue 22/25: with --checkpoint-every SEC > 0 a run shorter than SEC writes no checkpoint with
+// activations (each costs a device-to-host copy and a disk write of the block input); a kill then
+// leaves nothing to resume and --resume starts over, ending with the same bytes. With 0 every
+// block is checkpointed (what the kill-point tests of tests/resume rely on).
+TEST_F(Faults, CheckpointEverySkipsCheckpointsWithinTheInterval) {
+  Background killed("SQ_TEST_KILL_AT=solve:3", quantize_args(model_, out_), tmp_ / "log");
+  ASSERT_NE(killed.wait(240), 0) << killed.output();
+  EXPECT_FALSE(fs::exists(out_ + ".partial/.checkpoint/rank-0.h5")) << killed.output();
+  Background resumed("", quantize_args(model_, out_) + " --resume", tmp_ / "log2");
+  ASSERT_EQ(resumed.wait(240), 0) << resumed.output();
+  EXPECT_NE(resumed.output().find("no checkpoint"), std::string::npos) << resumed.output();
+
+  const std::string out0 = (tmp_ / "every0").string();
+  Background every0("SQ_TEST_KILL_AT=solve:3",
+                    quantize_args(model_, out0) + " --checkpoint-every 0", tmp_ / "log3");
+  ASSERT_NE(every0.wait(240), 0) << every0.output();
+  EXPECT_TRUE(fs::exists(out0 + ".partial/.checkpoint/rank-0.h5")) << every0.output();
+}
+
 // Issue 22: SIGTERM lets the block in progress finish, checkpoints it and exits 143 with the
 // resume hint; a rerun without --resume is refused (the checkpoint kept), one with it finishes.
 TEST_F(Faults, SigtermStopsAtABlockBoundaryLeavingACheckpointThatResumeFinishes) {

@@ -14,8 +14,8 @@
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "io/tokenizer.h"
-#include "rank/block_quant.h"
-#include "rank/model.h"
+#include "rank/model/model.h"
+#include "rank/quant/block_quant.h"
 
 namespace sq::test::e2e {
 namespace {

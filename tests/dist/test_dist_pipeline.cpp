@@ -17,7 +17,7 @@
 
 #include "dist/dist_util.h"
 #include "io/model_config.h"
-#include "rank/oom.h"
+#include "rank/worker/oom.h"
 
 namespace {
 

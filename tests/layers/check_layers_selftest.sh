@@ -13,16 +13,20 @@ fails=0
 base() {
   rm -rf "$TMP/t" && mkdir -p "$TMP/t"
   for l in common io solvers rank coordinator; do mkdir -p "$TMP/t/src/$l"; done
+  mkdir -p "$TMP/t/src/rank/model" "$TMP/t/src/rank/device" "$TMP/t/src/rank/worker"
   echo '#pragma once' >"$TMP/t/src/common/c.h"
   printf '#pragma once\n#include "common/c.h"\n' >"$TMP/t/src/io/i.h"
   printf '#pragma once\n#include "common/c.h"\n#include <torch/torch.h>\n' >"$TMP/t/src/solvers/s.h"
-  printf '#pragma once\n#include "io/i.h"\n#include "solvers/s.h"\n' >"$TMP/t/src/rank/r.h"
+  printf '#pragma once\n#include "io/i.h"\n#include "solvers/s.h"\n' >"$TMP/t/src/rank/model/r.h"
+  # rank's sub-folders (SQ_SUBLAYERS): worker may include model and device.
+  echo '#pragma once' >"$TMP/t/src/rank/device/d.h"
+  printf '#include "rank/model/r.h"\n#include "rank/device/d.h"\n' >"$TMP/t/src/rank/worker/w.cpp"
   # coordinator reaches io through rank: allowed (transitive arrows).
-  printf '#include "rank/r.h"\n#include "io/i.h"\n#include "x.h"\n' >"$TMP/t/src/coordinator/m.cpp"
+  printf '#include "rank/model/r.h"\n#include "io/i.h"\n#include "x.h"\n' >"$TMP/t/src/coordinator/m.cpp"
   mkdir -p "$TMP/t/tests/cli" "$TMP/t/tests/rank" "$TMP/t/tests/golden"
   # A test helper in cli/ that only includes common is fine for rank tests.
   printf '#pragma once\n#include "common/c.h"\n' >"$TMP/t/tests/cli/helper.h"
-  printf '#include "cli/helper.h"\n#include "rank/r.h"\n' >"$TMP/t/tests/rank/t.cpp"
+  printf '#include "cli/helper.h"\n#include "rank/model/r.h"\n' >"$TMP/t/tests/rank/t.cpp"
   echo 'not C++' >"$TMP/t/tests/golden/golden.txt"
 }
 
@@ -56,8 +60,21 @@ echo '#include "io/i.h"' >"$TMP/t/src/solvers/bad.cpp"
 expect "solvers -> io (sideways) fails" 1 "solvers code may include only: solvers, common, not io"
 
 base
-echo '#  include <coordinator/app.h>' >"$TMP/t/src/rank/bad.h"
-expect "rank -> coordinator (angle brackets, indented) fails" 1 "src/rank/bad.h"
+echo '#  include <coordinator/app.h>' >"$TMP/t/src/rank/model/bad.h"
+expect "rank -> coordinator (angle brackets, indented) fails" 1 "src/rank/model/bad.h"
+
+base
+echo '#include "rank/worker/w.h"' >"$TMP/t/src/rank/device/bad.cpp"
+expect "rank/device -> rank/worker (upward sub-folder) fails" 1 \
+  "rank/device code may include only rank/{device}, not rank/worker"
+
+base
+echo '#include "io/i.h"' >"$TMP/t/src/rank/loose.cpp"
+expect "a rank source outside its sub-folders fails" 1 "src/rank/loose.cpp: not in a sub-folder"
+
+base
+mkdir -p "$TMP/t/src/rank/misc" && echo '#include "io/i.h"' >"$TMP/t/src/rank/misc/m.cpp"
+expect "a rank sub-folder without a row fails" 1 "src/rank/misc/ has sources but no row"
 
 base
 echo '#include "../coordinator/m.cpp"' >"$TMP/t/src/io/rel.cpp"
@@ -69,8 +86,8 @@ expect "rank test via a cli helper that includes coordinator fails" 1 \
   "tests/rank/t.cpp: #include \"cli/helper.h\""
 
 base
-echo '#include "rank/r.h"' >"$TMP/t/tests/cli/t.cpp"
-mkdir -p "$TMP/t/tests/common" && echo '#include "rank/r.h"' >"$TMP/t/tests/common/t.cpp"
+echo '#include "rank/model/r.h"' >"$TMP/t/tests/cli/t.cpp"
+mkdir -p "$TMP/t/tests/common" && echo '#include "rank/model/r.h"' >"$TMP/t/tests/common/t.cpp"
 expect "common test including rank fails, cli test passes" 1 "1 violation(s)"
 
 base
@@ -82,7 +99,7 @@ mkdir -p "$TMP/t/tests/newsuite" && echo '#include "common/c.h"' >"$TMP/t/tests/
 expect "a test folder without a row fails" 1 "tests/newsuite/ has C++ sources but no row"
 
 base
-echo '#include "rank/r.h"' >"$TMP/t/tests/top.h"
+echo '#include "rank/model/r.h"' >"$TMP/t/tests/top.h"
 expect "top-level test header including rank fails" 1 "tests/top.h"
 
 [ $fails -eq 0 ] || { echo "$fails self-test case(s) failed"; exit 1; }

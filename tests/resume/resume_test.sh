@@ -32,7 +32,9 @@ PART=${2:?usage: resume_test.sh BINARY PART}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sq-resume.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
-BASE=(--force-cpu --calib-file "$CORPUS" --calib-size 4 --seq_len 64 --max-shard-size 2MB --quiet)
+# --checkpoint-every 0: a checkpoint after every block, which the kill points below count on.
+BASE=(--force-cpu --calib-file "$CORPUS" --calib-size 4 --seq_len 64 --max-shard-size 2MB --quiet
+  --checkpoint-every 0)
 COMMON=(--model_path "$MODEL" --seed 42 "${BASE[@]}")
 MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,vader)
 FAILS=0

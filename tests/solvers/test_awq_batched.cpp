@@ -1,8 +1,8 @@
 // The batched expert search (solvers/awq_batched.h) against the per-expert search it replaces:
-// awq_search_scales with AwqGramLoss and awq_trial_weight_as, the path rank/block_awq.cpp takes
-// for one expert's up → down group. Candidates bit-identical, every loss within kAwqGramRelTol,
-// the same α or a near-tie; chunking changes nothing beyond that tolerance. CPU always; the GPU
-// (TF32 products, the trial kernel) where CUDA is present, skipped otherwise.
+// awq_search_scales with AwqGramLoss and awq_trial_weight_as, the path rank/quant/block_awq.cpp
+// takes for one expert's up → down group. Candidates bit-identical, every loss within
+// kAwqGramRelTol, the same α or a near-tie; chunking changes nothing beyond that tolerance. CPU
+// always; the GPU (TF32 products, the trial kernel) where CUDA is present, skipped otherwise.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -36,7 +36,7 @@ AwqExpertInputs make(const at::Device& dev, at::ScalarType dt, int E, int64_t n,
   return in;
 }
 
-// The per-expert path of rank/block_awq.cpp (gram scope).
+// The per-expert path of rank/quant/block_awq.cpp (gram scope).
 AwqSearchResult per_expert(const AwqExpertInputs& in, size_t e, at::ScalarType dt) {
   const AwqGramLoss gram(in.x[e]);
   const double n_elements = static_cast<double>(gram.rows() * in.w[e].size(0));

@@ -26,9 +26,9 @@
 #include "io/output_dir.h"
 #include "io/safetensors_writer.h"
 #include "io/tokenizer.h"
-#include "rank/block_export.h"
-#include "rank/block_quant.h"
-#include "rank/model.h"
+#include "rank/model/model.h"
+#include "rank/quant/block_export.h"
+#include "rank/quant/block_quant.h"
 #include "solvers/quant_grid.h"
 
 namespace fs = std::filesystem;

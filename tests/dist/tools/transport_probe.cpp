@@ -22,8 +22,8 @@
 #include <type_traits>
 
 #include "common/errors.h"
-#include "rank/reduce.h"
-#include "rank/transport.h"
+#include "rank/transport/reduce.h"
+#include "rank/transport/transport.h"
 #include "solvers/quant_grid.h"
 
 using sq::rank::Transport;

@@ -13,8 +13,8 @@
 
 #include "io/model_config.h"
 #include "io/model_weights.h"
-#include "rank/block.h"
-#include "rank/oom.h"
+#include "rank/model/block.h"
+#include "rank/device/device.h"
 #include "solvers/awq.h"
 
 using namespace sq;

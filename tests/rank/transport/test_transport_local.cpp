@@ -1,0 +1,157 @@
+// The local transport contract (one process) and the transport-independent pieces: kind
+// parsing, Status agreement semantics, agreed steps and fault injection.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "common/errors.h"
+#include "rank/transport/transport.h"
+#include "rank/transport/transport_fault.h"
+
+namespace sq::rank {
+namespace {
+
+std::unique_ptr<Transport> local() {
+  return make_transport(TransportKind::kLocal, {});
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+TEST(TransportLocal, IdentityAndWorldOfOne) {
+  auto t = local();
+  EXPECT_EQ(t->rank(), 0);
+  EXPECT_EQ(t->world(), 1);
+  EXPECT_EQ(t->local_rank(), 0);
+  EXPECT_STREQ(t->name(), "local");
+  EXPECT_TRUE(t->device().is_cpu());
+  for (auto type : {at::kFloat, at::kDouble, at::kLong}) {
+    at::Tensor x = at::arange(12, at::TensorOptions().dtype(type)).reshape({3, 4});
+    const at::Tensor before = x.clone();
+    t->all_reduce_sum(x);
+    EXPECT_TRUE(at::equal(x, before)) << type;
+    t->broadcast(x, 0);
+    EXPECT_TRUE(at::equal(x, before)) << type;
+  }
+  EXPECT_EQ(t->gather_bytes("abc", 0), std::vector<std::string>{"abc"});
+  std::string bytes("payload\0with nul", 16);
+  t->broadcast_bytes(bytes, 0);
+  EXPECT_EQ(bytes.size(), 16u);
+  t->barrier();
+  EXPECT_TRUE(t->healthy());
+}
+
+TEST(TransportLocal, MisuseNamesTheProblem) {
+  auto t = local();
+  at::Tensor x = at::zeros({4});
+  try {
+    t->send(x, 0, 7);
+    FAIL() << "send to self must throw";
+  } catch (const InternalError& e) {
+    EXPECT_NE(std::string(e.what()).find("send(dst=0, tag=7)"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(t->recv(x, 0, 7), InternalError);
+  EXPECT_THROW(t->broadcast(x, 1), InternalError);
+  at::Tensor h = at::zeros({4}, at::kHalf);
+  try {
+    t->all_reduce_sum(h);
+    FAIL() << "half all_reduce_sum must throw";
+  } catch (const InternalError& e) {
+    EXPECT_NE(std::string(e.what()).find("Half"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TransportKinds, ParseAndDefaults) {
+  EXPECT_EQ(parse_transport_kind("local"), TransportKind::kLocal);
+  EXPECT_THROW(parse_transport_kind("gloo"), InputError);
+  EXPECT_STREQ(transport_kind_name(TransportKind::kNccl), "nccl");
+  // Without GPUs the default is never nccl.
+  EXPECT_NE(default_transport_kind(false), TransportKind::kNccl);
+  if (!transport_kind_built(TransportKind::kNccl)) {
+    EXPECT_THROW(parse_transport_kind("nccl"), InputError);
+    EXPECT_THROW(make_transport(TransportKind::kNccl, {}), InputError);
+    EXPECT_EQ(default_transport_kind(true), default_transport_kind(false));
+  }
+  TransportOptions bad;
+  bad.timeout_s = 0;
+  EXPECT_THROW(make_transport(TransportKind::kLocal, bad), InputError);
+}
+
+TEST(TransportStatus, AgreeAndRaiseKeepClassAndRank) {
+  auto t = local();
+  EXPECT_TRUE(t->agree(Status::ok()).is_ok());
+  const Status failed = Status::from_exception(BackendError("disk full at out/x"), 0);
+  const Status agreed = t->agree(failed);
+  EXPECT_EQ(agreed.code, 3);
+  EXPECT_EQ(agreed.rank, 0);
+  EXPECT_EQ(agreed.failed_ranks, 1);
+  EXPECT_EQ(agreed.message, "disk full at out/x");
+  try {
+    agreed.raise("write");
+    FAIL() << "raise must throw";
+  } catch (const BackendError& e) {
+    EXPECT_TRUE(all_ranks_know(e));
+    EXPECT_EQ(std::string(e.what()), "rank 0 failed in step 'write': disk full at out/x");
+  }
+  EXPECT_FALSE(all_ranks_know(BackendError("x")));
+  // Non-sq exceptions are internal errors.
+  EXPECT_EQ(Status::from_exception(std::runtime_error("boom"), 0).code, 4);
+}
+
+TEST(TransportStatus, AgreedStepPropagatesFailureAndFault) {
+  auto t = local();
+  int calls = 0;
+  agreed_step(*t, "plan", [&] { ++calls; });
+  EXPECT_EQ(calls, 1);
+  try {
+    agreed_step(*t, "plan", [] { throw InputError("bad flag --w-bit 5"); });
+    FAIL();
+  } catch (const InputError& e) {
+    // One rank (transport.h): nobody to agree with, the step's own exception propagates
+    // unchanged — same class, same message, not marked as agreed.
+    EXPECT_FALSE(all_ranks_know(e));
+    EXPECT_EQ(std::string(e.what()), "bad flag --w-bit 5");
+  }
+  ScopedEnv env("SHARDQUANT_FAULT", "rank=0,step=after_plan,code=3");
+  try {
+    agreed_step(*t, "plan", [&] { ++calls; });
+    FAIL() << "fault must fire";
+  } catch (const BackendError& e) {
+    EXPECT_EQ(calls, 2);  // the fault fires after the step body
+    EXPECT_NE(std::string(e.what()).find("on rank 0 at step 'after_plan'"), std::string::npos)
+        << e.what();
+  }
+  agreed_step(*t, "load", [] {});  // other steps are unaffected
+}
+
+TEST(TransportFault, SpecParsing) {
+  {
+    ScopedEnv env("SHARDQUANT_FAULT", "rank=1,step=after_plan");
+    EXPECT_NO_THROW(fault_point(0, "after_plan"));  // other rank
+    EXPECT_NO_THROW(fault_point(1, "before_plan"));
+    EXPECT_THROW(fault_point(1, "after_plan"), InternalError);
+  }
+  {
+    ScopedEnv env("SHARDQUANT_FAULT", "rank=*,step=x,code=2");
+    EXPECT_THROW(fault_point(5, "x"), InputError);
+  }
+  {
+    ScopedEnv env("SHARDQUANT_FAULT", "rank=1,mode=explode,step=x");
+    EXPECT_THROW(fault_point(1, "x"), InputError);
+  }
+  {
+    ScopedEnv env("SHARDQUANT_FAULT", "rank=1");
+    EXPECT_THROW(fault_point(1, "x"), InputError);
+  }
+  EXPECT_NO_THROW(fault_point(1, "after_plan"));
+}
+
+}  // namespace
+}  // namespace sq::rank
