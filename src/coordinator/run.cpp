@@ -415,6 +415,9 @@ int run_on(rank::Transport& t, const Options& o) {
   }
   if (ckpt) rr.resumed = &*ckpt;
   CheckpointWriter ckpt_writer;  // joined before it is destroyed (a signal's unwinding included)
+  // The checkpoint callback's state; it outlives the callback (captured by reference).
+  auto last_checkpoint = clock::now();
+  int64_t written_next = -1;  // `next` of the last checkpoint written
   if (dp.mode == DistMode::kBlocks) {
     const BlockRange range = dp.ranges.at(r);
     const int64_t L = static_cast<int64_t>(plan.blocks.size());
@@ -422,8 +425,6 @@ int run_on(rank::Transport& t, const Options& o) {
     io::ShardedWriter* writer = direct.get();
     const std::string partial = dp.partial_dir;
     const CheckpointPolicy policy{static_cast<double>(o.checkpoint_every_s)};
-    auto last_checkpoint = clock::now();
-    int64_t written_next = -1;  // `next` of the last checkpoint written
     rr.checkpoint = [&, range, L, path, writer, partial, policy](
                         int64_t next, const rank::CalibActivations* a,
                         const run::RankOutcome& so_far, bool force) {

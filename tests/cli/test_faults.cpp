@@ -218,7 +218,7 @@ TEST_F(Faults, CheckpointEverySkipsCheckpointsWithinTheInterval) {
   ASSERT_EQ(resumed.wait(240), 0) << resumed.output();
   EXPECT_NE(resumed.output().find("no checkpoint"), std::string::npos) << resumed.output();
 
-  const std::string out0 = (tmp_ / "every0").string();
+  const std::string out0 = tmp_ / "every0";
   Background every0("SQ_TEST_KILL_AT=solve:3",
                     quantize_args(model_, out0) + " --checkpoint-every 0", tmp_ / "log3");
   ASSERT_NE(every0.wait(240), 0) << every0.output();
