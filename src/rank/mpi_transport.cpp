@@ -309,23 +309,29 @@ class MpiTransport final : public Transport {
                                      << " (tensor shapes differ between sender and receiver)");
   }
 
-  // Every watched rank of this host whose process has ended, in words ("" when none).
-  std::string dead_peers() const {
+  // Every watched rank of this host whose process has ended, in words ("" when none); `count`
+  // gets how many.
+  std::string dead_peers(size_t* count = nullptr) const {
+    const auto gone = peers_.gone();
     std::ostringstream os;
-    for (const auto& p : peers_.gone())
+    for (const auto& p : gone)
       os << (os.tellp() > 0 ? ", " : "") << "rank " << p.rank << " (pid " << p.process.pid << ")";
+    if (count) *count = gone.size();
     return os.str();
   }
 
   void fail_if_peers_died(const Op& op) {
-    const std::string dead = dead_peers();
-    if (dead.empty()) return;
+    size_t n = 0;
+    const std::string dead = dead_peers(&n);
+    if (n == 0) return;
     healthy_ = false;
     MpiRuntime::mark_poisoned();
     std::ostringstream os;
     os.precision(3);
-    os << where(op) << ": " << dead << " died — its process on this host has ended (killed or "
-       << "crashed) — after " << std::chrono::duration<double>(Clock::now() - op.start).count()
+    os << where(op) << ": " << dead << " died — "
+       << (n == 1 ? "its process on this host has" : "their processes on this host have")
+       << " ended (killed or crashed) — after "
+       << std::chrono::duration<double>(Clock::now() - op.start).count()
        << " s of waiting; the job cannot go on";
     throw BackendError(os.str());
   }
