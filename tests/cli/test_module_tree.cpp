@@ -48,9 +48,10 @@ const std::vector<std::string> kFixtures = {"cohere",
 // The repository's own fixtures (tests/fixtures/arch, written by transformers 5.17 for issue 23)
 // whose model_type has a row. For these the AWQ and GPTQ outputs are also read back by
 // `shardquant eval`.
+// llama4_vlm wraps llama4_text (tests/fixtures/wrap_llama4_vlm.py).
 const std::vector<std::string> kRepoFixtures = {"ernie4_5_moe", "gemma3_vlm",  "glm4_moe",
-                                                "gpt_oss",      "llama4_text", "mistral3_vlm",
-                                                "qwen3_next",   "smollm3"};
+                                                "gpt_oss",      "llama4_text", "llama4_vlm",
+                                                "mistral3_vlm", "qwen3_next",  "smollm3"};
 // Repository fixtures of architectures without a row yet (issue 23 continues): listed so the
 // coverage test below notices a new fixture, skipped by the fixture tests.
 const std::vector<std::string> kRepoFixturesWithoutRow = {};
@@ -170,20 +171,36 @@ TEST_P(ModuleTree, EveryLinearIsPackedOrListedInAllThreeFormats) {
       EXPECT_TRUE(std::isfinite(ppl) && ppl > 1.0) << run.format << ": eval ppl " << ppl;
     }
     // Multimodal: vision tower, projector (everything outside language_model.) copied byte for
-    // byte, and the config keeps the multimodal architecture and its vision_config.
+    // byte, each of their linears named in the format's float list, and the config keeps the
+    // multimodal architecture and its vision_config, with quantization_config at its top level
+    // (where transformers and vLLM read it for the whole model).
     if (GetParam().find("_vlm") != std::string::npos) {
       const e2e::StoredTensors in(model_), q(out);
-      int copied = 0;
+      const nlohmann::json a = e2e::load_json(model_ + "/config.json"),
+                           b = e2e::load_json(out + "/config.json");
+      ASSERT_TRUE(b.contains("quantization_config")) << b.dump();
+      EXPECT_FALSE(b["text_config"].contains("quantization_config"));
+      const nlohmann::json& qc = b["quantization_config"];
+      const std::string list_key =
+          std::string(run.format) == "compressed-tensors" ? "ignore" : "modules_to_not_convert";
+      const auto listed = qc.value(list_key, std::vector<std::string>{});
+      int copied = 0, linears = 0;
       for (const auto& [name, where] : in.where) {
         if (name.rfind("language_model.", 0) == 0) continue;
         ASSERT_TRUE(q.has(name)) << name;
         EXPECT_EQ(q.info(name).dtype, in.info(name).dtype) << name;
         EXPECT_TRUE(q.bytes(name) == in.bytes(name)) << name << " changed";
         ++copied;
+        if (in.info(name).shape.size() == 2 && name.size() > 7 &&
+            name.compare(name.size() - 7, 7, ".weight") == 0) {
+          const std::string module = name.substr(0, name.size() - 7);
+          EXPECT_NE(std::find(listed.begin(), listed.end(), module), listed.end())
+              << module << " not in " << list_key;
+          ++linears;
+        }
       }
       EXPECT_GT(copied, 0);
-      const nlohmann::json a = e2e::load_json(model_ + "/config.json"),
-                           b = e2e::load_json(out + "/config.json");
+      EXPECT_GT(linears, 0);
       for (const char* key : {"architectures", "model_type", "vision_config", "text_config"})
         EXPECT_EQ(a[key], b[key]) << key;
     }

@@ -476,9 +476,13 @@ std::vector<ArchSpec> build_rows() {
     rows.push_back(s);
   }
   // Multimodal checkpoints (transformers' saved layout): the text model's row under
-  // "language_model." — language_model.model.layers.{i}, language_model.lm_head.
-  for (const auto& [mt, text] :
-       {std::pair<const char*, const char*>{"gemma3", "gemma3_text"}, {"mistral3", "mistral"}}) {
+  // "language_model." — language_model.model.layers.{i}, language_model.lm_head. Vision towers
+  // and projectors: vision_tower.* / multi_modal_projector.* (gemma3, mistral3), vision_model.* /
+  // multi_modal_projector.* (llama4: Llama4ForConditionalGeneration, whose text model's fused
+  // experts are split as llama4_text's, io/expert_split.h).
+  for (const auto& [mt, text] : {std::pair<const char*, const char*>{"gemma3", "gemma3_text"},
+                                 {"mistral3", "mistral"},
+                                 {"llama4", "llama4_text"}}) {
     auto it = std::find_if(rows.begin(), rows.end(),
                            [&](const ArchSpec& r) { return r.model_type == text; });
     SQ_CHECK(it != rows.end(), "no row " << text << " for multimodal " << mt);

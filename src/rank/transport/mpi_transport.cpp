@@ -10,14 +10,20 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportOptions&) {
 }  // namespace sq::rank
 #else
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "common/interrupt.h"
 #include "rank/transport/mpi_check.h"
 #include "rank/transport/mpi_runtime.h"
+#include "rank/transport/peer_liveness.h"
 #include "rank/transport/transport_dtype.h"
 
 namespace sq::rank {
@@ -32,6 +38,12 @@ constexpr int64_t kChunkBytes = int64_t{1} << 26;
 constexpr int kTagReduce = 1;
 constexpr int kTagGather = 2;
 constexpr int kTagGatherSize = 3;
+// How often a waiting rank looks whether the other ranks' processes on its host still run: every
+// second, and every 20 ms once SIGTERM/SIGINT arrived (Open MPI's mpirun answers a rank killed by
+// a signal with SIGTERM to every other rank and SIGKILL soon after: the survivors have that
+// moment to say which rank died).
+constexpr std::chrono::milliseconds kLookEvery{1000};
+constexpr std::chrono::milliseconds kLookEveryAfterSignal{20};
 
 struct MpiTypeRow {
   at::ScalarType type;
@@ -78,7 +90,17 @@ class MpiTransport final : public Transport {
     MPI_Comm node = MPI_COMM_NULL;
     SQ_CALL(Mpi, MPI_Comm_split_type(coll_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
     SQ_CALL(Mpi, MPI_Comm_rank(node, &local_rank_));
+    // The other ranks of this host by pid, so that wait() can tell a dead one from a slow one.
+    int node_size = 1;
+    SQ_CALL(Mpi, MPI_Comm_size(node, &node_size));
+    const int mine[2] = {rank_, static_cast<int>(::getpid())};
+    std::vector<int> ids(2 * static_cast<size_t>(node_size));
+    SQ_CALL(Mpi, MPI_Allgather(mine, 2, MPI_INT, ids.data(), 2, MPI_INT, node));
     MPI_Comm_free(&node);
+    std::vector<WatchedRank> peers;
+    for (int i = 0; i < node_size; ++i)
+      if (ids[2 * i] != rank_) peers.push_back({ids[2 * i], process_id(ids[2 * i + 1])});
+    peers_ = PeerLiveness(std::move(peers));
   }
 
   ~MpiTransport() override {
@@ -143,7 +165,7 @@ class MpiTransport final : public Transport {
     for_chunks(s.nbytes(), [&](int64_t off, int len) {
       MPI_Request req;
       call(op, MPI_Isend(s.data() + off, len, MPI_BYTE, dst, tag, p2p_, &req));
-      wait(op, req, -1);
+      wait(op, req, -1, dst);
     });
   }
 
@@ -154,7 +176,7 @@ class MpiTransport final : public Transport {
     for_chunks(s.nbytes(), [&](int64_t off, int len) {
       MPI_Request req;
       call(op, MPI_Irecv(s.data() + off, len, MPI_BYTE, src, tag, p2p_, &req));
-      wait(op, req, len);
+      wait(op, req, len, src);
     });
     s.write_back();
   }
@@ -170,10 +192,10 @@ class MpiTransport final : public Transport {
     MPI_Request req;
     if (rank_ != root) {
       call(op, MPI_Isend(&size, 1, MPI_INT64_T, root, kTagGatherSize, coll_, &req));
-      wait(op, req, -1);
+      wait(op, req, -1, root);
       call(op,
            MPI_Isend(mine.data(), static_cast<int>(size), MPI_BYTE, root, kTagGather, coll_, &req));
-      wait(op, req, -1);
+      wait(op, req, -1, root);
       return {};
     }
     std::vector<int64_t> sizes(world_, 0);
@@ -249,10 +271,12 @@ class MpiTransport final : public Transport {
   }
 
   // Polls `req` until done or the deadline; expect_bytes >= 0 checks a receive's size. peer_rank
-  // (when >= 0) names the rank that did not deliver on timeout.
+  // (when >= 0) is the one rank this wait depends on, named on timeout. A rank of this host whose
+  // process ended fails the wait at once, naming it (fail_if_peers_died).
   void wait(const Op& op, MPI_Request& req, int expect_bytes, int peer_rank = -1) {
     const auto deadline = op.start + std::chrono::duration<double>(timeout_s_);
     auto nap = std::chrono::microseconds(1);
+    auto last_look = op.start;
     for (int spins = 0;; ++spins) {
       int done = 0;
       MPI_Status st;
@@ -261,7 +285,12 @@ class MpiTransport final : public Transport {
         if (expect_bytes >= 0) check_count(op, st, expect_bytes);
         return;
       }
-      if (Clock::now() > deadline) timeout(op, peer_rank);
+      const auto now = Clock::now();
+      if (now > deadline) timeout(op, peer_rank);
+      if (now - last_look >= (interrupt_signal() != 0 ? kLookEveryAfterSignal : kLookEvery)) {
+        last_look = now;
+        fail_if_peers_died(op);
+      }
       // Back off: the machine may be oversubscribed, and spinning ranks starve the slow one.
       if (spins > 64) {
         std::this_thread::sleep_for(nap);
@@ -280,16 +309,47 @@ class MpiTransport final : public Transport {
                                      << " (tensor shapes differ between sender and receiver)");
   }
 
+  // Every watched rank of this host whose process has ended, in words ("" when none); `count`
+  // gets how many.
+  std::string dead_peers(size_t* count = nullptr) const {
+    const auto gone = peers_.gone();
+    std::ostringstream os;
+    for (const auto& p : gone)
+      os << (os.tellp() > 0 ? ", " : "") << "rank " << p.rank << " (pid " << p.process.pid << ")";
+    if (count) *count = gone.size();
+    return os.str();
+  }
+
+  void fail_if_peers_died(const Op& op) {
+    size_t n = 0;
+    const std::string dead = dead_peers(&n);
+    if (n == 0) return;
+    healthy_ = false;
+    MpiRuntime::mark_poisoned();
+    std::ostringstream os;
+    os.precision(3);
+    os << where(op) << ": " << dead << " died — "
+       << (n == 1 ? "its process on this host has" : "their processes on this host have")
+       << " ended (killed or crashed) — after "
+       << std::chrono::duration<double>(Clock::now() - op.start).count()
+       << " s of waiting; the job cannot go on";
+    throw BackendError(os.str());
+  }
+
   [[noreturn]] void timeout(const Op& op, int peer_rank) {
     healthy_ = false;
     MpiRuntime::mark_poisoned();
     const double elapsed = std::chrono::duration<double>(Clock::now() - op.start).count();
     std::ostringstream os;
     os.precision(3);
-    os << where(op) << " timed out after " << elapsed << " s (--comm-timeout " << timeout_s_
-       << " s)";
-    if (peer_rank >= 0) os << " waiting for rank " << peer_rank;
-    os << "; another rank died, hangs, or called collectives in a different order";
+    os << where(op) << " timed out after " << elapsed << " s";
+    if (peer_rank >= 0)
+      os << " waiting for rank " << peer_rank << ": rank " << peer_rank
+         << " did not answer within --comm-timeout " << timeout_s_ << " s (dead or hung)";
+    else
+      os << " (--comm-timeout " << timeout_s_
+         << " s); another rank died, hangs, or called collectives in a different order";
+    if (const std::string dead = dead_peers(); !dead.empty()) os << "; dead on this host: " << dead;
     throw BackendError(os.str());
   }
 
@@ -317,7 +377,7 @@ class MpiTransport final : public Transport {
       if (rank_ != 0) {
         MPI_Request req;
         call(op, MPI_Isend(s.data() + off, len, MPI_BYTE, 0, kTagReduce, coll_, &req));
-        wait(op, req, -1);
+        wait(op, req, -1, 0);
         return;
       }
       at::Tensor parts = at::empty({world_ - 1, n}, flat.options());
@@ -341,6 +401,7 @@ class MpiTransport final : public Transport {
   int world_ = 1;
   int local_rank_ = 0;
   bool healthy_ = true;
+  PeerLiveness peers_;  // the other ranks of this host
 };
 
 }  // namespace

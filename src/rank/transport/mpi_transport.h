@@ -13,6 +13,8 @@
 //   * Floating-point all_reduce_sum: every rank sends its tensor to rank 0, which adds them in
 //     rank order ((x0 + x1) + x2) + …, then broadcasts the sum: identical bits on every rank and
 //     independent of timing. int64 uses MPI_Iallreduce (exact).
+//   * At construction the ranks of each host exchange their pids (MPI_Allgather on the host's
+//     communicator); a wait fails as soon as one of those processes has ended (transport.h).
 //   * local_rank() comes from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED), not environment
 //     variables (they lie under mixed mpirun/srun launches).
 // Without SQ_WITH_MPI, make_mpi_transport throws InputError.

@@ -175,6 +175,9 @@ void agreed_step(Transport& t, const std::string& step, const std::function<void
     fn();
     fault_point(t.rank(), "after_" + step);
   } catch (const std::exception& e) {
+    // A transport broken by a timeout or a dead rank cannot agree: the error goes up unchanged
+    // (it names the rank) and the caller aborts the job.
+    if (!t.healthy()) throw;
     mine = Status::from_exception(e, t.rank());
   }
   t.agree(mine).raise(step);

@@ -10,8 +10,14 @@
 //     must be called by every rank in the same order. send/recv pair by (peer, tag), in order.
 //   * Every blocking call has a deadline of options.timeout_s (--comm-timeout). When it passes the
 //     call throws sq::BackendError naming this rank, the operation, the peer or root, and the
-//     elapsed seconds; the transport is then unhealthy() and the caller must abort the job
-//     (abort_job) — a timed-out collective cannot be resumed.
+//     elapsed seconds ("rank r did not answer within --comm-timeout N s (dead or hung)" where
+//     the call waits on one rank); the transport is then unhealthy() and the caller must abort
+//     the job (abort_job) — a timed-out collective cannot be resumed.
+//   * mpi (and nccl's MPI control channel): a waiting call also fails, before the deadline, when
+//     the process of another rank on this host has ended (SIGKILL, OOM killer, crash): a
+//     BackendError naming that rank and its pid, transport unhealthy as after a timeout. Looked
+//     for every second, every 20 ms after SIGTERM/SIGINT (rank/transport/peer_liveness.h). Ranks on other
+//     hosts are only caught by the deadline.
 //   * all_reduce_sum is in place and bit-identical on every rank; for floating point the result is
 //     also independent of message timing (MPI: summed on rank 0 in rank order, then broadcast).
 //     Supported dtypes: float32, float64, int64. Tensors of any layout/device are accepted; the
@@ -106,7 +112,8 @@ std::unique_ptr<Transport> make_transport(TransportKind kind, const TransportOpt
 // Runs one step so that it ends with all ranks agreeing: fault points "before_<step>", inside
 // fn, then "after_<step>" (see transport_fault.h); any exception becomes this rank's Status;
 // agree(); a failure anywhere is raised (agreed) on every rank. With one rank (world 1) there is
-// nobody to agree with: fn's exception propagates unchanged.
+// nobody to agree with, and after an exception that left the transport unhealthy (timeout, dead
+// rank) there is no way to: fn's exception propagates unchanged (not agreed).
 void agreed_step(Transport& t, const std::string& step, const std::function<void()>& fn);
 
 // For main(): when `e` is not agreed and the job has other ranks, abort them all (never returns

@@ -131,6 +131,59 @@ TEST(TransportStatus, AgreedStepPropagatesFailureAndFault) {
   agreed_step(*t, "load", [] {});  // other steps are unaffected
 }
 
+// Rank 0 of a two-rank job whose collectives are never used: agree() is counted and answers
+// with this rank's own status; `broken` plays a transport left unhealthy by a timeout or a dead
+// peer.
+class TwoRankStub final : public Transport {
+ public:
+  int rank() const override { return 0; }
+  int world() const override { return 2; }
+  int local_rank() const override { return 0; }
+  const char* name() const override { return "stub"; }
+  void all_reduce_sum(at::Tensor&) override { ADD_FAILURE(); }
+  void broadcast(at::Tensor&, int) override { ADD_FAILURE(); }
+  void send(const at::Tensor&, int, int) override { ADD_FAILURE(); }
+  void recv(at::Tensor&, int, int) override { ADD_FAILURE(); }
+  std::vector<std::string> gather_bytes(const std::string&, int) override {
+    ADD_FAILURE();
+    return {};
+  }
+  void broadcast_bytes(std::string&, int) override { ADD_FAILURE(); }
+  void barrier() override { ADD_FAILURE(); }
+  Status agree(const Status& mine) override {
+    ++agrees;
+    Status s = mine;
+    if (!s.is_ok()) s.rank = 0;
+    return s;
+  }
+  bool healthy() const override { return !broken; }
+  int agrees = 0;
+  bool broken = false;
+};
+
+TEST(TransportStatus, AgreedStepDoesNotAgreeOverABrokenTransport) {
+  TwoRankStub t;
+  try {
+    agreed_step(t, "solve", [] { throw InputError("bad block"); });
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_TRUE(all_ranks_know(e));  // a healthy transport agrees
+    EXPECT_EQ(t.agrees, 1);
+  }
+  try {
+    agreed_step(t, "solve", [&] {
+      t.broken = true;
+      throw BackendError("mpi rank 0/2: recv (rank 1 tag 3): rank 1 (pid 7) died");
+    });
+    FAIL();
+  } catch (const BackendError& e) {
+    // Unchanged and not agreed: the caller aborts the job with this message.
+    EXPECT_FALSE(all_ranks_know(e));
+    EXPECT_EQ(std::string(e.what()), "mpi rank 0/2: recv (rank 1 tag 3): rank 1 (pid 7) died");
+    EXPECT_EQ(t.agrees, 1);
+  }
+}
+
 TEST(TransportFault, SpecParsing) {
   {
     ScopedEnv env("SHARDQUANT_FAULT", "rank=1,step=after_plan");
