@@ -1,8 +1,9 @@
 // GPTQ on one block (REFERENCE.md §2): for each true-sequential step, Hessians of the step's
 // input sets are accumulated from a forward pass in which the earlier steps' linears already
 // hold their quantized weights; each linear is then solved and replaced by its fake-quantized
-// weight. A step whose Hessians exceed the budget goes in passes; an MoE step's later passes
-// replay its first forward's MoE input and routing (rank/moe_record.h) instead of a forward.
+// weight. A step whose Hessians exceed the budget goes in passes. The MoE steps replay the MoE
+// input and routing recorded by the first one's forward (rank/moe_record.h) instead of
+// rerunning the block forward for each of their passes.
 #include <chrono>
 #include <memory>
 #include <set>
@@ -133,6 +134,8 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
   PhaseClock clock(block.device(), res.phase_seconds);
   const uint64_t budget = agreed_budget(st, block.device(), reducer);
 
+  // The MoE input and routing recorded by an MoE step's forward (see moe_step below).
+  std::unique_ptr<MoeRecorder> record;
   int step_index = 0;
   for (const auto& step : gptq_steps(cfg, w, block.index())) {
     ++step_index;
@@ -154,15 +157,16 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
                           std::to_string(step_sets.size()) + " Hessians in " +
                           std::to_string(passes.size()) + " passes (budget " +
                           std::to_string(budget) + " bytes)");
-    // A step of the MoE's own linears in several passes (an MoE block's experts): its first
-    // forward records the MoE input and the routing, and the later passes feed their Hessians
-    // from that record instead of a block forward each. Their inputs cannot differ: the MoE input
-    // and the routing come from attention, norms and the router, which no pass of this step
-    // changes, and replay_moe_inputs() computes the rest with forward()'s own code on the
-    // block's current weights — the same tensors into the same accumulators in the same order.
-    const bool replay = st.moe_passes == MoePasses::kReplay && passes.size() > 1 &&
-                        moe_only(block, step_sets) && !block.router_name().empty();
-    std::unique_ptr<MoeRecorder> record;
+    // A step of the MoE's own linears (an MoE block's expert gate/up or down step): the first
+    // such step's first forward records the MoE input and the routing, and every later pass of
+    // it and of the following MoE steps feeds its Hessians from that record instead of a block
+    // forward. Their inputs cannot differ: the MoE input and the routing come from attention,
+    // norms and the router, which no MoE step changes (a step that does drops the record), and
+    // replay_moe_inputs() computes the rest with forward()'s own code on the block's current
+    // weights — the same tensors into the same accumulators in the same order.
+    const bool moe_step = st.moe_passes == MoePasses::kReplay && moe_only(block, step_sets) &&
+                          !block.router_name().empty();
+    if (!moe_step) record.reset();
     // Each pass captures, reduces and solves its sets as a whole step did before passes.
     for (const auto& sets : passes) {
       HessianCapture hc(sets, in_features, block.device());
@@ -176,7 +180,7 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
         const bool need_output = first_pass && st.propagate_fp;
         hc.set_stop_early(!need_output);
         ActivationTap* tap = &hc;
-        if (replay && !record) {
+        if (moe_step && !record) {
           // The record is one more copy of the MoE input (the block input's size): in host
           // memory when that would take more than a quarter of the Hessian budget on a GPU.
           const uint64_t bytes = static_cast<uint64_t>(x.numel()) * x.element_size();
@@ -256,6 +260,7 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
       clock.lap("gptq solve");
     }  // passes
   }
+  record.reset();  // its memory is not kept through the next-input forward
   // Quantizable linears no step names (should not happen with a complete table row): RTN.
   for (const auto& name : quantizable) {
     if (done.count(name)) continue;

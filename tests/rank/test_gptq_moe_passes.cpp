@@ -77,26 +77,32 @@ TEST_P(GptqMoePasses, ReplayedPassesAreBitIdenticalToForwardPasses) {
   io::ModelWeights w(dir_);
   int replayed_blocks = 0;
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
-    for (bool act_order : {false, true}) {
-      SCOPED_TRACE("block " + std::to_string(i) + (act_order ? " act order" : ""));
-      const at::Tensor x = input(i);
-      // Padding at the end of the last sample: the shared expert's Hessians leave it out.
-      at::Tensor mask = at::ones({x.size(0), x.size(1)}, at::kBool);
-      mask[x.size(0) - 1].slice(0, x.size(1) / 2).fill_(false);
-      rank::BlockQuantResult r[2];
-      for (int k = 0; k < 2; ++k) {
-        rank::GptqSettings st = settings(act_order);
-        st.moe_passes = k ? rank::MoePasses::kReplay : rank::MoePasses::kForward;
-        rank::Block b(w, cfg, i, at::kCPU, at::kFloat);
-        r[k] = rank::gptq_quantize_block(b, x, mask, cfg, w, st, keep_none);
+    // One set per pass (several passes per MoE step), or every step in one pass (the down step
+    // still replays the gate/up step's record).
+    for (uint64_t budget : {uint64_t{1}, uint64_t{1} << 30}) {
+      for (bool act_order : {false, true}) {
+        SCOPED_TRACE("block " + std::to_string(i) + " budget " + std::to_string(budget) +
+                     (act_order ? " act order" : ""));
+        const at::Tensor x = input(i);
+        // Padding at the end of the last sample: the shared expert's Hessians leave it out.
+        at::Tensor mask = at::ones({x.size(0), x.size(1)}, at::kBool);
+        mask[x.size(0) - 1].slice(0, x.size(1) / 2).fill_(false);
+        rank::BlockQuantResult r[2];
+        for (int k = 0; k < 2; ++k) {
+          rank::GptqSettings st = settings(act_order);
+          st.hessian_budget = budget;
+          st.moe_passes = k ? rank::MoePasses::kReplay : rank::MoePasses::kForward;
+          rank::Block b(w, cfg, i, at::kCPU, at::kFloat);
+          r[k] = rank::gptq_quantize_block(b, x, mask, cfg, w, st, keep_none);
+        }
+        // The reference never replays; the new path replays exactly in MoE blocks (at least
+        // the down step, after the gate/up step's forward).
+        EXPECT_FALSE(r[0].phase_seconds.count("gptq moe replay + hessian"));
+        const bool moe = rank::Block(w, cfg, i, at::kCPU, at::kFloat).router_name() != "";
+        EXPECT_EQ(r[1].phase_seconds.count("gptq moe replay + hessian"), moe ? 1u : 0u);
+        replayed_blocks += moe && !act_order && budget == 1;
+        expect_same(r[0], r[1]);
       }
-      // The reference never replays; the new path replays exactly in MoE blocks (every expert
-      // step has more than one set, so more than one pass at this budget).
-      EXPECT_FALSE(r[0].phase_seconds.count("gptq moe replay + hessian"));
-      const bool moe = rank::Block(w, cfg, i, at::kCPU, at::kFloat).router_name() != "";
-      EXPECT_EQ(r[1].phase_seconds.count("gptq moe replay + hessian"), moe ? 1u : 0u);
-      replayed_blocks += moe && !act_order;
-      expect_same(r[0], r[1]);
     }
   }
   EXPECT_GT(replayed_blocks, 0) << "no MoE block: the test compares nothing";
