@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
     st.scheme.group_size = 128;
     st.micro_batch = mb;
     st.hessian_budget = budget;
-    st.results = rank::ResultStore::kCompact;
+    // As the worker does for a block of hundreds of experts on a GPU: results in host memory.
+    st.results = dev.is_cuda() ? rank::ResultStore::kCompactHost : rank::ResultStore::kCompact;
     st.moe_passes = k ? rank::MoePasses::kReplay : rank::MoePasses::kForward;
     rank::Block b(w, cfg, bi, dev, dt);
     rank::synchronize_device(dev);
