@@ -19,6 +19,7 @@
 
 #include <array>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -110,9 +111,10 @@ class Block {
 
   // MoE replay (block_moe.cpp; GPTQ's Hessian passes, block_gptq.cpp).
   //   router_name()       the router linear's full name; "" unless an MoE block with one.
-  //   is_moe_linear(l)    l is a routed expert's gate, up or down linear or the shared expert's
-  //                       (shared_gate/up/down): a linear whose input forward() computes from the
-  //                       MoE input, the routing and these linears alone.
+  //   moe_linears()       the routed experts' gate, up and down linears and the shared
+  //                       expert's (shared_gate/up/down), full names; empty unless an MoE block
+  //                       with per-expert linears: the linears whose inputs forward() computes
+  //                       from the MoE input, the routing and these linears alone.
   //   replay_moe_inputs   feeds `tap` exactly what forward() feeds it for every MoE linear that
   //                       tap->wants(), for one micro-batch whose MoE input (the [B,T,H] tensor
   //                       the router is tapped with) was x and whose routing (on_routing) was
@@ -122,7 +124,7 @@ class Block {
   //                       only for a wanted down linear, no output is made. The tap must never
   //                       become done() here (a HessianCapture without stop-early).
   std::string router_name() const;
-  bool is_moe_linear(const std::string& linear) const;
+  std::set<std::string> moe_linears() const;
   void replay_moe_inputs(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
                          ActivationTap* tap) const;
 

@@ -101,10 +101,10 @@ std::vector<std::vector<std::vector<std::string>>> passes_of(
 }
 
 // True when every linear of the step is one of the MoE's own (see MoePasses).
-bool moe_only(const Block& block, const std::vector<std::vector<std::string>>& sets) {
+bool moe_only(const std::set<std::string>& moe, const std::vector<std::vector<std::string>>& sets) {
   for (const auto& set : sets)
     for (const auto& name : set)
-      if (!block.is_moe_linear(name)) return false;
+      if (!moe.count(name)) return false;
   return true;
 }
 
@@ -135,6 +135,7 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
   const uint64_t budget = agreed_budget(st, block.device(), reducer);
 
   // The MoE input and routing recorded by an MoE step's forward (see moe_step below).
+  const std::set<std::string> moe_linears = block.moe_linears();
   std::unique_ptr<MoeRecorder> record;
   int step_index = 0;
   for (const auto& step : gptq_steps(cfg, w, block.index())) {
@@ -164,7 +165,7 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
     // norms and the router, which no MoE step changes (a step that does drops the record), and
     // replay_moe_inputs() computes the rest with forward()'s own code on the block's current
     // weights — the same tensors into the same accumulators in the same order.
-    const bool moe_step = st.moe_passes == MoePasses::kReplay && moe_only(block, step_sets) &&
+    const bool moe_step = st.moe_passes == MoePasses::kReplay && moe_only(moe_linears, step_sets) &&
                           !block.router_name().empty();
     if (!moe_step) record.reset();
     // Each pass captures, reduces and solves its sets as a whole step did before passes.

@@ -91,17 +91,18 @@ std::string Block::router_name() const {
   return r ? r->name : "";
 }
 
-bool Block::is_moe_linear(const std::string& name) const {
-  if (!moe_ || spec_->fused_experts != FusedExperts::None) return false;
-  for (const char* role : {"shared_gate", "shared_up", "shared_down"}) {
-    const Linear* l = find_linear_role(role);
-    if (l && l->name == name) return true;
-  }
+std::set<std::string> Block::moe_linears() const {
+  std::set<std::string> out;
+  if (!moe_ || spec_->fused_experts != FusedExperts::None) return out;
+  for (const char* role : {"shared_gate", "shared_up", "shared_down"})
+    if (const Linear* l = find_linear_role(role)) out.insert(l->name);
   const std::string pre = prefix_ + ".";
   for (int64_t e = 0; e < n_experts_; ++e)
-    for (const char* role : {"expert_gate", "expert_up", "expert_down"})
-      if (name == pre + expand_expert(spec_->role(role), e)) return true;
-  return false;
+    for (const char* role : {"expert_gate", "expert_up", "expert_down"}) {
+      const std::string name = pre + expand_expert(spec_->role(role), e);
+      if (linears_.count(name)) out.insert(name);
+    }
+  return out;
 }
 
 // Mirrors moe() from the routing on (routed_experts(), then the shared expert's dense_mlp()) with

@@ -94,7 +94,7 @@ struct GptqSettings {
   // Passes change no result: a set's sums do not depend on which other sets share its pass.
   // With a Reducer every rank uses the smallest budget of all ranks (same passes everywhere).
   uint64_t hessian_budget = 0;
-  // Steps whose linears are all the MoE's own (Block::is_moe_linear: the experts' and the shared
+  // Steps whose linears are all the MoE's own (Block::moe_linears: the experts' and the shared
   // expert's gate/up, then down): kReplay records the MoE input and the routing in the first
   // such step's first forward and feeds the Hessians of every later pass of the MoE steps from
   // them (MoeRecorder: only the wanted experts run, no attention); kForward runs the block

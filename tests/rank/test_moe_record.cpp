@@ -44,10 +44,11 @@ using Sets = std::vector<std::vector<std::string>>;
 // Every set of the block's GPTQ steps made of MoE linears only.
 Sets moe_sets(const rank::Block& b, const io::ModelConfig& cfg, const io::ModelWeights& w) {
   Sets out;
+  const auto moe = b.moe_linears();
   for (const auto& step : rank::gptq_steps(cfg, w, b.index()))
     for (const auto& set : step.input_sets) {
       bool all = true;
-      for (const auto& n : set) all = all && b.has_linear(n) && b.is_moe_linear(n);
+      for (const auto& n : set) all = all && moe.count(n);
       if (all) out.push_back(set);
     }
   return out;
