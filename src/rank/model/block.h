@@ -19,6 +19,7 @@
 
 #include <array>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,25 @@ class Block {
   // Other tensors (router correction bias …), full names.
   std::map<std::string, at::Tensor>& extras() { return extras_; }
 
+  // MoE replay (block_moe.cpp; GPTQ's Hessian passes, block_gptq.cpp).
+  //   router_name()       the router linear's full name; "" unless an MoE block with one.
+  //   moe_linears()       the routed experts' gate, up and down linears and the shared
+  //                       expert's (shared_gate/up/down), full names; empty unless an MoE block
+  //                       with per-expert linears: the linears whose inputs forward() computes
+  //                       from the MoE input, the routing and these linears alone.
+  //   replay_moe_inputs   feeds `tap` exactly what forward() feeds it for every MoE linear that
+  //                       tap->wants(), for one micro-batch whose MoE input (the [B,T,H] tensor
+  //                       the router is tapped with) was x and whose routing (on_routing) was
+  //                       experts/weights: the same code on the block's current weights, so the
+  //                       same bits, in the same per-linear order, without the rest of the block.
+  //                       Experts with no wanted linear are skipped, gate/up products are made
+  //                       only for a wanted down linear, no output is made. The tap must never
+  //                       become done() here (a HessianCapture without stop-early).
+  std::string router_name() const;
+  std::set<std::string> moe_linears() const;
+  void replay_moe_inputs(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
+                         ActivationTap* tap) const;
+
  private:
   std::string full(const std::string& name) const;
   const Linear* find_linear_role(const std::string& role) const;
@@ -124,6 +144,10 @@ class Block {
   at::Tensor mlp(const at::Tensor& x, ActivationTap* tap) const;
   at::Tensor dense_mlp(const at::Tensor& x, const std::string& gate, const std::string& up,
                        const std::string& down, ActivationTap* tap) const;
+  // A (gated) MLP's down-projection input: act(g x)·(u x), or act(u x) without g. The one code
+  // for dense MLPs, shared and routed experts, and their replay.
+  at::Tensor mlp_hidden(const Linear* g, const Linear& u, const at::Tensor& x,
+                        ActivationTap* tap) const;
   at::Tensor moe(const at::Tensor& x, ActivationTap* tap) const;
   at::Tensor routed_experts(const at::Tensor& flat, const at::Tensor& experts,
                             const at::Tensor& weights_k, ActivationTap* tap) const;

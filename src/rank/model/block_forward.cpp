@@ -76,9 +76,13 @@ at::Tensor Block::dense_mlp(const at::Tensor& x, const std::string& gate, const 
   const Linear* d = find_linear_role(down);
   SQ_REQUIRE(u && d, "block " << prefix_ << ": missing MLP linears (" << up << ", " << down
                               << ") for " << spec_->model_type);
-  if (!g) return apply_linear(*d, layers::activate(apply_linear(*u, x, tap), act_), tap);
-  at::Tensor h = gated_act(apply_linear(*g, x, tap), apply_linear(*u, x, tap), act_);
-  return apply_linear(*d, h, tap);
+  return apply_linear(*d, mlp_hidden(g, *u, x, tap), tap);
+}
+
+at::Tensor Block::mlp_hidden(const Linear* g, const Linear& u, const at::Tensor& x,
+                             ActivationTap* tap) const {
+  if (!g) return layers::activate(apply_linear(u, x, tap), act_);
+  return gated_act(apply_linear(*g, x, tap), apply_linear(u, x, tap), act_);
 }
 
 at::Tensor Block::mlp(const at::Tensor& x, ActivationTap* tap) const {

@@ -45,6 +45,23 @@ Routing route_sparsemixer(const at::Tensor& logits, double eps) {
   return {at::cat(ws, -1), at::cat(ids, -1)};
 }
 
+// Expert e's rows of the flattened MoE input: their token indices, routing weights [n,1] (block
+// dtype) and the expert's input — one code for forward() and replay_moe_inputs(), so both feed
+// the tap the same bits. tok is empty when no token picked e.
+struct ExpertRows {
+  at::Tensor tok, w, x;
+};
+ExpertRows expert_rows(int64_t e, const at::Tensor& flat, const at::Tensor& experts,
+                       const at::Tensor& weights, bool weight_on_input) {
+  at::Tensor hit = (experts == e).nonzero();  // [n,2]: token, slot
+  if (hit.size(0) == 0) return {};
+  at::Tensor tok = hit.select(1, 0), slot = hit.select(1, 1);
+  at::Tensor xe = flat.index_select(0, tok);
+  at::Tensor w = weights.index({tok, slot}).unsqueeze(-1);
+  if (weight_on_input) xe = xe * w;
+  return {tok, w, xe};
+}
+
 }  // namespace
 
 // Per-expert linears ({e} roles) on their routed tokens, each output weighted by its routing
@@ -55,22 +72,67 @@ at::Tensor Block::routed_experts(const at::Tensor& flat, const at::Tensor& exper
   at::Tensor weights = weights_k.to(flat.scalar_type());
   at::Tensor out = at::zeros_like(flat);
   for (int64_t e = 0; e < n_experts_; ++e) {
-    at::Tensor hit = (experts == e).nonzero();  // [n,2]: token, slot
-    if (hit.size(0) == 0) continue;
-    at::Tensor tok = hit.select(1, 0), slot = hit.select(1, 1);
+    ExpertRows r = expert_rows(e, flat, experts, weights, spec_->routing_weight_on_input);
+    if (!r.tok.defined()) continue;
     const std::string pre = prefix_ + ".";
     const Linear& g = linear(pre + expand_expert(spec_->role("expert_gate"), e));
     const Linear& u = linear(pre + expand_expert(spec_->role("expert_up"), e));
     const Linear& d = linear(pre + expand_expert(spec_->role("expert_down"), e));
-    at::Tensor xe = flat.index_select(0, tok);
-    const at::Tensor w = weights.index({tok, slot}).unsqueeze(-1);
-    if (spec_->routing_weight_on_input) xe = xe * w;
-    at::Tensor h = gated_act(apply_linear(g, xe, tap), apply_linear(u, xe, tap), act_);
-    at::Tensor y = apply_linear(d, h, tap);
-    if (!spec_->routing_weight_on_input) y = y * w;
-    out.index_add_(0, tok, y);
+    at::Tensor y = apply_linear(d, mlp_hidden(&g, u, r.x, tap), tap);
+    if (!spec_->routing_weight_on_input) y = y * r.w;
+    out.index_add_(0, r.tok, y);
   }
   return out;
+}
+
+std::string Block::router_name() const {
+  if (!moe_) return "";
+  const Linear* r = find_linear_role("router");
+  return r ? r->name : "";
+}
+
+std::set<std::string> Block::moe_linears() const {
+  std::set<std::string> out;
+  if (!moe_ || spec_->fused_experts != FusedExperts::None) return out;
+  for (const char* role : {"shared_gate", "shared_up", "shared_down"})
+    if (const Linear* l = find_linear_role(role)) out.insert(l->name);
+  const std::string pre = prefix_ + ".";
+  for (int64_t e = 0; e < n_experts_; ++e)
+    for (const char* role : {"expert_gate", "expert_up", "expert_down"}) {
+      const std::string name = pre + expand_expert(spec_->role(role), e);
+      if (linears_.count(name)) out.insert(name);
+    }
+  return out;
+}
+
+// Mirrors moe() from the routing on (routed_experts(), then the shared expert's dense_mlp()) with
+// the same helpers, minus everything no wanted linear's input depends on. An expert's gate/up
+// inputs are its rows themselves; its down input needs the gate/up products.
+void Block::replay_moe_inputs(const at::Tensor& x, const at::Tensor& experts,
+                              const at::Tensor& weights_k, ActivationTap* tap) const {
+  SQ_CHECK(tap != nullptr && moe_, "replay_moe_inputs on block " << prefix_);
+  at::Tensor flat = x.reshape({-1, x.size(-1)});
+  at::Tensor weights = weights_k.to(flat.scalar_type());
+  auto feed = [&](const Linear* g, const Linear& u, const Linear& d, const at::Tensor& in) {
+    if (!tap->wants(d.name)) {
+      if (g && tap->wants(g->name)) tap->on_input(g->name, in);
+      if (tap->wants(u.name)) tap->on_input(u.name, in);
+      return;
+    }
+    tap->on_input(d.name, mlp_hidden(g, u, in, tap));  // taps g and u itself when wanted
+  };
+  const std::string pre = prefix_ + ".";
+  for (int64_t e = 0; e < n_experts_; ++e) {
+    const Linear& g = linear(pre + expand_expert(spec_->role("expert_gate"), e));
+    const Linear& u = linear(pre + expand_expert(spec_->role("expert_up"), e));
+    const Linear& d = linear(pre + expand_expert(spec_->role("expert_down"), e));
+    if (!tap->wants(g.name) && !tap->wants(u.name) && !tap->wants(d.name)) continue;
+    ExpertRows r = expert_rows(e, flat, experts, weights, spec_->routing_weight_on_input);
+    if (r.tok.defined()) feed(&g, u, d, r.x);
+  }
+  const Linear* sd = find_linear_role("shared_down");
+  const Linear* su = find_linear_role("shared_up");
+  if (sd && su) feed(find_linear_role("shared_gate"), *su, *sd, x);
 }
 
 at::Tensor Block::moe(const at::Tensor& x, ActivationTap* tap) const {

@@ -1,8 +1,11 @@
 // GPTQ on one block (REFERENCE.md §2): for each true-sequential step, Hessians of the step's
 // input sets are accumulated from a forward pass in which the earlier steps' linears already
 // hold their quantized weights; each linear is then solved and replaced by its fake-quantized
-// weight.
+// weight. A step whose Hessians exceed the budget goes in passes. The MoE steps replay the MoE
+// input and routing recorded by the first one's forward (rank/quant/moe_record.h) instead of
+// rerunning the block forward for each of their passes.
 #include <chrono>
+#include <memory>
 #include <set>
 
 #include "common/check.h"
@@ -11,6 +14,7 @@
 #include "rank/model/arch_table.h"
 #include "rank/quant/block_quant.h"
 #include "rank/quant/capture.h"
+#include "rank/quant/moe_record.h"
 #include "rank/quant/phase_clock.h"
 #include "solvers/gptq_cuda.h"
 
@@ -96,6 +100,14 @@ std::vector<std::vector<std::vector<std::string>>> passes_of(
   return out;
 }
 
+// True when every linear of the step is one of the MoE's own (see MoePasses).
+bool moe_only(const std::set<std::string>& moe, const std::vector<std::vector<std::string>>& sets) {
+  for (const auto& set : sets)
+    for (const auto& name : set)
+      if (!moe.count(name)) return false;
+  return true;
+}
+
 // The budget every rank uses: its own (0 = a quarter of the device), the smallest over ranks.
 uint64_t agreed_budget(const GptqSettings& st, at::Device device, const Reducer* reducer) {
   uint64_t b = st.hessian_budget ? st.hessian_budget : device_total_memory(device) / 4;
@@ -122,6 +134,9 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
   PhaseClock clock(block.device(), res.phase_seconds);
   const uint64_t budget = agreed_budget(st, block.device(), reducer);
 
+  // The MoE input and routing recorded by an MoE step's forward (see moe_step below).
+  const std::set<std::string> moe_linears = block.moe_linears();
+  std::unique_ptr<MoeRecorder> record;
   int step_index = 0;
   for (const auto& step : gptq_steps(cfg, w, block.index())) {
     ++step_index;
@@ -143,20 +158,47 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
                           std::to_string(step_sets.size()) + " Hessians in " +
                           std::to_string(passes.size()) + " passes (budget " +
                           std::to_string(budget) + " bytes)");
+    // A step of the MoE's own linears (an MoE block's expert gate/up or down step): the first
+    // such step's first forward records the MoE input and the routing, and every later pass of
+    // it and of the following MoE steps feeds its Hessians from that record instead of a block
+    // forward. Their inputs cannot differ: the MoE input and the routing come from attention,
+    // norms and the router, which no MoE step changes (a step that does drops the record), and
+    // replay_moe_inputs() computes the rest with forward()'s own code on the block's current
+    // weights — the same tensors into the same accumulators in the same order.
+    const bool moe_step = st.moe_passes == MoePasses::kReplay && moe_only(moe_linears, step_sets) &&
+                          !block.router_name().empty();
+    if (!moe_step) record.reset();
     // Each pass captures, reduces and solves its sets as a whole step did before passes.
     for (const auto& sets : passes) {
       HessianCapture hc(sets, in_features, block.device());
-      // Only the first pass's output is ever used (as the FP output, for --propagate fp); every
-      // other pass stops as soon as its step's inputs have been seen (e.g. the [k,v,q] step needs
-      // nothing past the input norm).
-      const bool need_output = first_pass && st.propagate_fp;
-      hc.set_stop_early(!need_output);
-      at::Tensor out = run_block(block, x, mask, st.micro_batch, &hc,
-                                 [&](const at::Tensor& m) { hc.begin_batch(m); });
-      // Nothing is quantized before the first pass, so its output is the FP block output.
-      if (need_output) fp_out = out;
-      first_pass = false;
-      clock.lap("gptq forward + hessian");
+      if (record && record->complete()) {
+        record->replay(block, hc);
+        clock.lap("gptq moe replay + hessian");
+      } else {
+        // Only the first pass's output is ever used (as the FP output, for --propagate fp);
+        // every other pass stops as soon as its step's inputs have been seen (e.g. the [k,v,q]
+        // step needs nothing past the input norm).
+        const bool need_output = first_pass && st.propagate_fp;
+        hc.set_stop_early(!need_output);
+        ActivationTap* tap = &hc;
+        if (moe_step && !record) {
+          // The record is one more copy of the MoE input (the block input's size): in host
+          // memory when that would take more than a quarter of the Hessian budget on a GPU.
+          const uint64_t bytes = static_cast<uint64_t>(x.numel()) * x.element_size();
+          record = std::make_unique<MoeRecorder>(hc, block.router_name(),
+                                                 block.device().is_cuda() && bytes > budget / 4);
+          tap = record.get();
+        }
+        MoeRecorder* rec = tap == &hc ? nullptr : record.get();
+        at::Tensor out = run_block(block, x, mask, st.micro_batch, tap, [&](const at::Tensor& m) {
+          hc.begin_batch(m);
+          if (rec) rec->begin_batch(m);
+        });
+        // Nothing is quantized before the first pass, so its output is the FP block output.
+        if (need_output) fp_out = out;
+        first_pass = false;
+        clock.lap("gptq forward + hessian");
+      }
       // Data parallel: every set's sum and count over all ranks (same order on every rank).
       if (reducer != nullptr)
         for (const auto& set : sets) {
@@ -219,6 +261,7 @@ BlockQuantResult gptq_quantize_block(Block& block, const at::Tensor& x, const at
       clock.lap("gptq solve");
     }  // passes
   }
+  record.reset();  // its memory is not kept through the next-input forward
   // Quantizable linears no step names (should not happen with a complete table row): RTN.
   for (const auto& name : quantizable) {
     if (done.count(name)) continue;

@@ -80,6 +80,8 @@ struct AwqSettings {
   ResultStore results = ResultStore::kFull;
 };
 
+enum class MoePasses { kReplay, kForward };
+
 struct GptqSettings {
   solvers::QuantScheme scheme{8, 128, false};
   solvers::GptqOptions gptq;
@@ -92,6 +94,14 @@ struct GptqSettings {
   // Passes change no result: a set's sums do not depend on which other sets share its pass.
   // With a Reducer every rank uses the smallest budget of all ranks (same passes everywhere).
   uint64_t hessian_budget = 0;
+  // Steps whose linears are all the MoE's own (Block::moe_linears: the experts' and the shared
+  // expert's gate/up, then down): kReplay records the MoE input and the routing in the first
+  // such step's first forward and feeds the Hessians of every later pass of the MoE steps from
+  // them (MoeRecorder: only the wanted experts run, no attention); kForward runs the block
+  // forward for every pass (the reference). Same sums bit for bit, so the same results; the
+  // record costs one more copy of the block input's size (in host memory on a GPU when that is
+  // over a quarter of the Hessian budget).
+  MoePasses moe_passes = MoePasses::kReplay;
   ResultStore results = ResultStore::kFull;
 };
 
