@@ -17,7 +17,14 @@
 #     mpi2-awq | mpi2-gptq: --parallel blocks at 2 ranks killed in either rank's range and at
 #       the merge, resumed at 2 ranks (byte-identical to the clean single process, DESIGN.md §2);
 #       (mpi2-awq) a resume at 3 ranks of a 2-rank checkpoint is refused naming the rank count.
-# Exit 0 = pass, 1 = fail, 77 = skipped (no house model / corpus; mpi2 without mpirun).
+#     mpi2-data: GPTQ --parallel data at 2 ranks (each rank checkpoints its own samples'
+#       activations, one file per generation) killed in every rank at once (load, solve,
+#       checkpointed, merge), in rank 0 alone (write: its fragment) and in rank 1 alone
+#       (checkpointed: the ranks' generations then differ), resumed at 2 ranks: byte-identical to
+#       a clean 2-rank data run (data mode is not the single process's bytes); at most three
+#       generations per rank on disk after a kill; a resume at 3 ranks, or in --parallel blocks,
+#       of a 2-rank data checkpoint is refused naming the rank count / the mode.
+# Exit 0 = pass, 1 = fail, 77 = skipped (no house model / corpus; mpi2-* without mpirun).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -54,13 +61,21 @@ digest() {
   done
 }
 
-# run LAUNCH OUT [env...] -- FLAGS: one quantization; prints nothing, returns its exit code.
+# run RANKS OUT KILL FLAGS...: one quantization; prints nothing, returns its exit code. KILL is
+# SQ_TEST_KILL_AT for every rank, or "<point>@<rank>" for that rank alone.
 run() {
   local ranks=$1 out=$2 kill=$3
   shift 3
-  local cmd=(timeout -s KILL 300)
+  local cmd=(timeout -s KILL 300) only=-1
+  if [[ $kill == *@* ]]; then
+    only=${kill##*@}
+    kill=${kill%@*}
+  fi
   if [ "$ranks" -gt 1 ]; then
-    cmd+=("${MPIRUN[@]}" -n "$ranks" -x SQ_TEST_KILL_AT="$kill")
+    # The kill variable is set per rank by a shell in front of the binary.
+    cmd+=("${MPIRUN[@]}" -n "$ranks" bash -c \
+      'if [ "$1" -lt 0 ] || [ "$1" = "$OMPI_COMM_WORLD_RANK" ]; then export SQ_TEST_KILL_AT=$2
+       else export SQ_TEST_KILL_AT=; fi; shift 2; exec "$@"' _ "$only" "$kill")
   fi
   SQ_TEST_KILL_AT="$kill" "${cmd[@]}" "$BINARY" "${COMMON[@]}" --output_dir "$out" "$@" \
     >>"$out.log" 2>&1
@@ -70,7 +85,7 @@ run() {
 kill_and_resume() {
   local case=$1 ranks=$2 clean=$3 point=$4
   shift 4
-  local out=$WORK/$case-${point//:/-}
+  local out=$WORK/$case-${point//[:@]/-}
   rm -rf "$out" "$out.partial"
   run "$ranks" "$out" "$point" "$@"
   local rc=$?
@@ -82,6 +97,14 @@ kill_and_resume() {
   [ -e "$out" ] && { fail "$case $point: a final directory exists after the kill"; return; }
   local had_ckpt=no
   [ -d "$out.partial/.checkpoint" ] && had_ckpt=yes
+  if [ -n "${MAX_GENERATIONS:-}" ]; then  # data mode: generations per rank on disk
+    local r n
+    for r in $(seq 0 $((ranks - 1))); do
+      n=$(find "$out.partial/.checkpoint" -name "rank-$r.next-*.h5" 2>/dev/null | wc -l)
+      [ "$n" -le "$MAX_GENERATIONS" ] || fail "$case $point: rank $r keeps $n generations"
+      had_ckpt+=" r$r:$n"
+    done
+  fi
   if ! run "$ranks" "$out" "" --resume "$@"; then
     fail "$case $point: --resume failed"; tail -5 "$out.log"; return
   fi
@@ -89,7 +112,11 @@ kill_and_resume() {
   if ! diff <(digest "$clean") <(digest "$out") >"$out.diff"; then
     fail "$case $point: resumed output differs from the clean run:"; cat "$out.diff"
   else
-    echo "ok: $case killed at $point (rc $rc, checkpoint: $had_ckpt), resumed byte-identical"
+    local resumed
+    resumed=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1])).resume;
+      process.stdout.write(String(r ? r.resumed_blocks : 0))' "$out/shardquant_summary.json")
+    echo "ok: $case killed at $point (rc $rc, checkpoint: $had_ckpt; $resumed block(s)" \
+      "resumed), byte-identical"
   fi
 }
 
@@ -195,6 +222,29 @@ case $PART in
     [ "$rc" -ne 0 ] || fail "resume at 3 ranks of a 2-rank checkpoint succeeded"
     grep -q "ranks: checkpoint 2, now 3" "$out.log" || fail "3-rank resume does not name the rank count"
     [ "$FAILS" -eq 0 ] && echo "ok: a resume at another rank count is refused naming it"
+    ;;
+  mpi2-data)
+    command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
+    FLAGS=(--parallel data --gptq --bits 4)
+    CLEAN=$(clean_run "$PART" 2 "${FLAGS[@]}") || exit 1
+    POINTS=(load solve:1 write:2@0 checkpointed:2 checkpointed:3@1 solve:4 merge)
+    [ -n "${RESUME_POINTS:-}" ] && read -ra POINTS <<<"$RESUME_POINTS"
+    for p in "${POINTS[@]}"; do
+      MAX_GENERATIONS=3 kill_and_resume "$PART" 2 "$CLEAN" "$p" "${FLAGS[@]}"
+    done
+    out=$WORK/data-ranks
+    run 2 "$out" solve:3 "${FLAGS[@]}"
+    run 3 "$out" "" "${FLAGS[@]}" --resume
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "resume at 3 ranks of a 2-rank data checkpoint: exit $rc, expected 2"
+    grep -q "ranks: checkpoint 2, now 3" "$out.log" || fail "3-rank resume does not name the rank count"
+    : >"$out.log"
+    run 2 "$out" "" --parallel blocks --gptq --bits 4 --resume
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "blocks-mode resume of a data checkpoint: exit $rc, expected 2"
+    grep -q 'parallel: checkpoint "data", now "blocks"' "$out.log" ||
+      fail "blocks-mode resume of a data checkpoint does not name the mode"
+    [ "$FAILS" -eq 0 ] && echo "ok: a resume at another rank count or mode is refused naming it"
     ;;
   *) echo "unknown part $PART" >&2; exit 2 ;;
 esac
