@@ -531,6 +531,10 @@ int run_quantize(const Options& o) {
   try {
     return run_on(*t, o);
   } catch (const std::exception& e) {
+    // Stopped on a signal: exit now with 128 + signal, not after a shutdown handshake that the
+    // launcher, already killing the job, may never answer (then no log line and a SIGKILL).
+    if (t->world() > 1 && rank::all_ranks_know(e) && dynamic_cast<const Interrupted*>(&e))
+      t->leave_unsynchronized();
     if (!rank::all_ranks_know(e) && t->world() > 1) {
       log()->error("rank {}: {} — aborting every rank", t->rank(), e.what());
       flush_logs();

@@ -13,8 +13,12 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportOptions&) {
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <functional>
 #include <sstream>
 #include <thread>
+#include <vector>
+
+#include "common/interrupt.h"
 
 #include "rank/mpi_check.h"
 #include "rank/mpi_runtime.h"
@@ -97,6 +101,7 @@ class MpiTransport final : public Transport {
     MpiRuntime::mark_poisoned();
     MPI_Abort(MPI_COMM_WORLD, code == 0 ? 1 : code);
   }
+  void leave_unsynchronized() noexcept override { MpiRuntime::mark_poisoned(); }
 
   void all_reduce_sum(at::Tensor& t) override {
     require_reducible(t, "mpi", rank_, "all_reduce_sum");
@@ -143,7 +148,12 @@ class MpiTransport final : public Transport {
     for_chunks(s.nbytes(), [&](int64_t off, int len) {
       MPI_Request req;
       call(op, MPI_Isend(s.data() + off, len, MPI_BYTE, dst, tag, p2p_, &req));
-      wait(op, req, -1);
+      // Abandoned (see wait): MPI cannot reliably cancel a send, so the request is released to
+      // complete on its own and its buffer kept for the life of the transport.
+      wait(op, req, -1, -1, [&] {
+        abandoned_.push_back(s.host());
+        MPI_Request_free(&req);
+      });
     });
   }
 
@@ -154,7 +164,10 @@ class MpiTransport final : public Transport {
     for_chunks(s.nbytes(), [&](int64_t off, int len) {
       MPI_Request req;
       call(op, MPI_Irecv(s.data() + off, len, MPI_BYTE, src, tag, p2p_, &req));
-      wait(op, req, len);
+      wait(op, req, len, -1, [&] {  // abandoned (see wait): the receive is withdrawn
+        MPI_Cancel(&req);
+        MPI_Wait(&req, MPI_STATUS_IGNORE);
+      });
     });
     s.write_back();
   }
@@ -249,8 +262,12 @@ class MpiTransport final : public Transport {
   }
 
   // Polls `req` until done or the deadline; expect_bytes >= 0 checks a receive's size. peer_rank
-  // (when >= 0) names the rank that did not deliver on timeout.
-  void wait(const Op& op, MPI_Request& req, int expect_bytes, int peer_rank = -1) {
+  // (when >= 0) names the rank that did not deliver on timeout. With `abandon` (point-to-point),
+  // a signal inside an AbandonScope (common/interrupt.h: the relay between blocks-mode ranks)
+  // gives the wait up: `abandon` settles the request and Interrupted is thrown, so that a rank
+  // waiting for a neighbour that stopped joins the agreement to stop.
+  void wait(const Op& op, MPI_Request& req, int expect_bytes, int peer_rank = -1,
+            const std::function<void()>& abandon = {}) {
     const auto deadline = op.start + std::chrono::duration<double>(timeout_s_);
     auto nap = std::chrono::microseconds(1);
     for (int spins = 0;; ++spins) {
@@ -262,6 +279,14 @@ class MpiTransport final : public Transport {
         return;
       }
       if (Clock::now() > deadline) timeout(op, peer_rank);
+      if (abandon) {
+        try {
+          abandon_point();
+        } catch (const Interrupted&) {
+          abandon();
+          throw;
+        }
+      }
       // Back off: the machine may be oversubscribed, and spinning ranks starve the slow one.
       if (spins > 64) {
         std::this_thread::sleep_for(nap);
@@ -341,6 +366,7 @@ class MpiTransport final : public Transport {
   int world_ = 1;
   int local_rank_ = 0;
   bool healthy_ = true;
+  std::vector<at::Tensor> abandoned_;  // buffers of abandoned sends (see send)
 };
 
 }  // namespace

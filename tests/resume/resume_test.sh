@@ -17,6 +17,12 @@
 #     mpi2-awq | mpi2-gptq: --parallel blocks at 2 ranks killed in either rank's range and at
 #       the merge, resumed at 2 ranks (byte-identical to the clean single process, DESIGN.md §2);
 #       (mpi2-awq) a resume at 3 ranks of a 2-rank checkpoint is refused naming the rank count.
+#     mpi2-sigterm: SIGTERM at 2 ranks, --parallel blocks: to mpirun (Open MPI passes it on to
+#       the ranks a second later and SIGKILLs them a second after that) during an AWQ run, and
+#       to every rank at once (as Slurm does) during an AWQ run and during a GPTQ run while rank 1
+#       waits for rank 0's relay: the job exits non-zero (143 when the ranks are signalled), the
+#       log says "interrupted after block i of 6; rerun with --resume", no rank is left, and
+#       --resume at 2 ranks ends byte-identical to the clean single process.
 #     mpi2-data: GPTQ --parallel data at 2 ranks (each rank checkpoints its own samples'
 #       activations, one file per generation) killed in every rank at once (load, solve,
 #       checkpointed, merge), in rank 0 alone (write: its fragment) and in rank 1 alone
@@ -222,6 +228,52 @@ case $PART in
     [ "$rc" -ne 0 ] || fail "resume at 3 ranks of a 2-rank checkpoint succeeded"
     grep -q "ranks: checkpoint 2, now 3" "$out.log" || fail "3-rank resume does not name the rank count"
     [ "$FAILS" -eq 0 ] && echo "ok: a resume at another rank count is refused naming it"
+    ;;
+  mpi2-sigterm)
+    command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
+    CLEAN_AWQ=$(clean_run sigterm-awq 1 --awq) || exit 1
+    CLEAN_GPTQ=$(clean_run sigterm-gptq 1 --gptq --bits 4) || exit 1
+    # term CASE TARGET CLEAN FLAGS...: TARGET mpirun | ranks
+    term() {
+      local case=$1 target=$2 clean=$3
+      shift 3
+      local out=$WORK/$case pid ranks rc
+      rm -rf "$out" "$out.partial" "$out.log"
+      # Not --quiet: the block lines tell when the first block is done.
+      SQ_TEST_KILL_AT= timeout -s KILL 300 "${MPIRUN[@]}" -n 2 "$BINARY" \
+        "${COMMON[@]/--quiet/--verbose}" --output_dir "$out" --parallel blocks "$@" >"$out.log" 2>&1 &
+      pid=$!
+      for _ in $(seq 1200); do grep -q "block 1/6" "$out.log" 2>/dev/null && break; sleep 0.05; done
+      ranks=$(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")" | tr '\n' ' ')
+      if [ "$target" = mpirun ]; then
+        kill -TERM "$(pgrep -P "$pid" -x mpirun || echo "$pid")"
+      else
+        # shellcheck disable=SC2086
+        kill -TERM $ranks
+      fi
+      wait "$pid"
+      rc=$?
+      [ "$rc" -ne 0 ] || { fail "$case: exit 0 after SIGTERM to $target"; return; }
+      [ "$target" = mpirun ] || [ "$rc" -eq 143 ] || fail "$case: exit $rc, expected 143"
+      grep -Eq "interrupted after block [0-9] of 6; rerun with --resume" \
+        "$out.log" "$out.partial/quantize.log" 2>/dev/null ||
+        { fail "$case: no 'interrupted after block i of 6; rerun with --resume' line"; tail -3 "$out.log"; }
+      sleep 0.5
+      # shellcheck disable=SC2086
+      # (zombies do not count: the ranks' parent, mpirun, is gone, and whoever inherits them reaps)
+      ps -o stat=,pid=,args= -p ${ranks:-0} | grep -v '^Z' && fail "$case: a rank is still running"
+      [ -e "$out" ] && fail "$case: a final directory exists after the stop"
+      ls "$out.partial/.checkpoint/"rank-*.h5 >/dev/null 2>&1 || fail "$case: no checkpoint kept"
+      run 2 "$out" "" --parallel blocks --resume "$@" || { fail "$case: --resume failed"; return; }
+      if diff <(digest "$clean") <(digest "$out") >"$out.diff"; then
+        echo "ok: $case: SIGTERM to $target, exit $rc, $(grep -Eoh "interrupted after block [0-9] of 6" "$out.log" "$out.partial/quantize.log" 2>/dev/null | head -1), --resume byte-identical"
+      else
+        fail "$case: resumed output differs"; cat "$out.diff"
+      fi
+    }
+    term awq-mpirun mpirun "$CLEAN_AWQ" --awq
+    term awq-ranks ranks "$CLEAN_AWQ" --awq
+    term gptq-relay-ranks ranks "$CLEAN_GPTQ" --gptq --bits 4
     ;;
   mpi2-data)
     command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
