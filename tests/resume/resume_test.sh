@@ -35,19 +35,16 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${SQ_SHARED_DIR:-$ROOT/../shared}
-MODEL=$SHARED/models/house-llama-13m
-CORPUS=$SHARED/data/corpus/brown-train.txt
+# SHARED, MODEL, CORPUS, MPIRUN, house_fixtures_missing, summary_content
+. "$ROOT/tests/lib/house_env.sh"
 BINARY=${1:?usage: resume_test.sh BINARY PART}
 PART=${2:?usage: resume_test.sh BINARY PART}
-[ -f "$MODEL/config.json" ] || { echo "skipped: no house model at $MODEL"; exit 77; }
-[ -f "$CORPUS" ] || { echo "skipped: no corpus at $CORPUS"; exit 77; }
+if missing=$(house_fixtures_missing); then echo "skipped: $missing"; exit 77; fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sq-resume.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
 BASE=(--force-cpu --calib-file "$CORPUS" --calib-size 4 --seq_len 64 --max-shard-size 2MB --quiet)
 COMMON=(--model_path "$MODEL" --seed 42 "${BASE[@]}")
-MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,vader)
 FAILS=0
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 
@@ -59,9 +56,7 @@ digest() {
     case $f in
       quantize.log) ;;
       shardquant_summary.json)
-        echo "summary:content $(node "$ROOT/tests/golden/summary_content.js" "$d/$f" |
-          node -e 'let d="";process.stdin.on("data",c=>d+=c).on("end",()=>{const s=JSON.parse(d);delete s.resume;process.stdout.write(JSON.stringify(s))})' |
-          sha256sum | cut -d' ' -f1)" ;;
+        echo "summary:content $(summary_content "$d/$f" resume | sha256sum | cut -d' ' -f1)" ;;
       *) echo "$f $(sha256sum "$d/$f" | cut -d' ' -f1)" ;;
     esac
   done
@@ -111,19 +106,34 @@ kill_and_resume() {
       had_ckpt+=" r$r:$n"
     done
   fi
-  if ! run "$ranks" "$out" "" --resume "$@"; then
-    fail "$case $point: --resume failed"; tail -5 "$out.log"; return
-  fi
-  if [ -e "$out.partial" ]; then fail "$case $point: $out.partial left after the resume"; fi
-  if ! diff <(digest "$clean") <(digest "$out") >"$out.diff"; then
-    fail "$case $point: resumed output differs from the clean run:"; cat "$out.diff"
-  else
-    local resumed
-    resumed=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1])).resume;
-      process.stdout.write(String(r ? r.resumed_blocks : 0))' "$out/shardquant_summary.json")
-    echo "ok: $case killed at $point (rc $rc, checkpoint: $had_ckpt; $resumed block(s)" \
+  resume_matches "$case $point" "$ranks" "$clean" "$out" "$@" &&
+    echo "ok: $case killed at $point (rc $rc, checkpoint: $had_ckpt; $RESUMED block(s)" \
       "resumed), byte-identical"
+}
+
+# resume_matches WHAT RANKS CLEAN OUT FLAGS...: `--resume` into OUT finishes, leaves no partial
+# directory and gives CLEAN's files; sets RESUMED (the summary's resumed blocks). Non-zero (and
+# a FAIL line naming WHAT) otherwise.
+resume_matches() {
+  local what=$1 ranks=$2 clean=$3 out=$4
+  shift 4
+  RESUMED=0
+  run "$ranks" "$out" "" --resume "$@" || { fail "$what: --resume failed"; tail -5 "$out.log"; return 1; }
+  [ -e "$out.partial" ] && { fail "$what: $out.partial left after the resume"; return 1; }
+  if ! diff <(digest "$clean") <(digest "$out") >"$out.diff"; then
+    fail "$what: resumed output differs from the clean run:"; cat "$out.diff"; return 1
   fi
+  RESUMED=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1])).resume;
+    process.stdout.write(String(r ? r.resumed_blocks : 0))' "$out/shardquant_summary.json")
+}
+
+# kill_all CASE RANKS CLEAN "POINTS" FLAGS...: kill_and_resume at each of POINTS (or at
+# $RESUME_POINTS when set).
+kill_all() {
+  local case=$1 ranks=$2 clean=$3 p points
+  read -rd '' -a points <<<"${RESUME_POINTS:-$4}"  # (every line: -d '')
+  shift 4
+  for p in "${points[@]}"; do kill_and_resume "$case" "$ranks" "$clean" "$p" "$@"; done
 }
 
 clean_run() {  # clean_run NAME RANKS FLAGS...
@@ -144,12 +154,11 @@ case $PART in
       gptq) FLAGS=(--gptq --bits 4) ;;
       gptq-asym) FLAGS=(--gptq --bits 4 --zero-point) ;;
     esac
-    POINTS=(load calibration solve:0 write:1 checkpointed:2 solve:3 write:4 solve:5
-            merge merged uncheckpointed)
-    [ "$PART" = gptq-asym ] && POINTS=(solve:1 write:3 checkpointed:5 merge merged)
-    [ -n "${RESUME_POINTS:-}" ] && read -ra POINTS <<<"$RESUME_POINTS"
+    POINTS="load calibration solve:0 write:1 checkpointed:2 solve:3 write:4 solve:5
+            merge merged uncheckpointed"
+    [ "$PART" = gptq-asym ] && POINTS="solve:1 write:3 checkpointed:5 merge merged"
     CLEAN=$(clean_run "$PART" 1 "${FLAGS[@]}") || exit 1
-    for p in "${POINTS[@]}"; do kill_and_resume "$PART" 1 "$CLEAN" "$p" "${FLAGS[@]}"; done
+    kill_all "$PART" 1 "$CLEAN" "$POINTS" "${FLAGS[@]}"
     ;;
   refuse)
     out=$WORK/refuse
@@ -207,8 +216,7 @@ case $PART in
     grep -Eq "interrupted after block [0-9] of 6; rerun with --resume" "$out.log" ||
       { fail "SIGTERM: no 'interrupted after block i of 6; rerun with --resume' line"; tail -3 "$out.log"; }
     [ -f "$out.partial/.checkpoint/rank-0.h5" ] || fail "SIGTERM: no checkpoint flushed"
-    run 1 "$out" "" --awq --resume || fail "SIGTERM: --resume failed"
-    diff <(digest "$CLEAN") <(digest "$out") || fail "SIGTERM: resumed output differs"
+    resume_matches SIGTERM 1 "$CLEAN" "$out" --awq
     [ "$FAILS" -eq 0 ] && echo "ok: SIGTERM exits 143 with the message, --resume byte-identical"
     ;;
   mpi2-awq | mpi2-gptq)
@@ -217,9 +225,7 @@ case $PART in
     # (rank 1's input kept in its checkpoint).
     if [ "$PART" = mpi2-awq ]; then FLAGS=(--awq); else FLAGS=(--gptq --bits 4); fi
     CLEAN=$(clean_run "$PART" 1 "${FLAGS[@]}") || exit 1
-    for p in solve:1 checkpointed:2 solve:4 merge; do
-      kill_and_resume "$PART" 2 "$CLEAN" "$p" --parallel blocks "${FLAGS[@]}"
-    done
+    kill_all "$PART" 2 "$CLEAN" "solve:1 checkpointed:2 solve:4 merge" --parallel blocks "${FLAGS[@]}"
     [ "$PART" = mpi2-gptq ] && { [ "$FAILS" -eq 0 ] && echo "pass: $PART"; exit $((FAILS > 0)); }
     out=$WORK/mpi-ranks
     run 2 "$out" solve:4 --parallel blocks --awq
@@ -264,12 +270,11 @@ case $PART in
       ps -o stat=,pid=,args= -p ${ranks:-0} | grep -v '^Z' && fail "$case: a rank is still running"
       [ -e "$out" ] && fail "$case: a final directory exists after the stop"
       ls "$out.partial/.checkpoint/"rank-*.h5 >/dev/null 2>&1 || fail "$case: no checkpoint kept"
-      run 2 "$out" "" --parallel blocks --resume "$@" || { fail "$case: --resume failed"; return; }
-      if diff <(digest "$clean") <(digest "$out") >"$out.diff"; then
-        echo "ok: $case: SIGTERM to $target, exit $rc, $(grep -Eoh "interrupted after block [0-9] of 6" "$out.log" "$out.partial/quantize.log" 2>/dev/null | head -1), --resume byte-identical"
-      else
-        fail "$case: resumed output differs"; cat "$out.diff"
-      fi
+      local line
+      line=$(grep -Eoh "interrupted after block [0-9] of 6" "$out.log" "$out.partial/quantize.log" \
+        2>/dev/null | head -1)
+      resume_matches "$case" 2 "$clean" "$out" --parallel blocks "$@" &&
+        echo "ok: $case: SIGTERM to $target, exit $rc, $line, --resume byte-identical"
     }
     term awq-mpirun mpirun "$CLEAN_AWQ" --awq
     term awq-ranks ranks "$CLEAN_AWQ" --awq
@@ -279,11 +284,8 @@ case $PART in
     command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
     FLAGS=(--parallel data --gptq --bits 4)
     CLEAN=$(clean_run "$PART" 2 "${FLAGS[@]}") || exit 1
-    POINTS=(load solve:1 write:2@0 checkpointed:2 checkpointed:3@1 solve:4 merge)
-    [ -n "${RESUME_POINTS:-}" ] && read -ra POINTS <<<"$RESUME_POINTS"
-    for p in "${POINTS[@]}"; do
-      MAX_GENERATIONS=3 kill_and_resume "$PART" 2 "$CLEAN" "$p" "${FLAGS[@]}"
-    done
+    MAX_GENERATIONS=3 kill_all "$PART" 2 "$CLEAN" \
+      "load solve:1 write:2@0 checkpointed:2 checkpointed:3@1 solve:4 merge" "${FLAGS[@]}"
     out=$WORK/data-ranks
     run 2 "$out" solve:3 "${FLAGS[@]}"
     run 3 "$out" "" "${FLAGS[@]}" --resume
