@@ -75,6 +75,34 @@ std::vector<std::string> checkpoint_files(const std::string& partial_dir) {
   return files;
 }
 
+std::string data_checkpoint_path(const std::string& partial_dir, int rank, int64_t next) {
+  return checkpoint_dir(partial_dir) + "/rank-" + std::to_string(rank) + ".next-" +
+         std::to_string(next) + ".h5";
+}
+
+std::vector<int64_t> data_checkpoint_generations(const std::string& partial_dir, int rank) {
+  std::vector<int64_t> out;
+  const std::string head = "rank-" + std::to_string(rank) + ".next-";
+  for (const auto& p : checkpoint_files(partial_dir)) {
+    const std::string f = fs::path(p).filename().string();
+    if (f.rfind(head, 0) != 0) continue;
+    const std::string k = f.substr(head.size(), f.size() - head.size() - 3);  // minus ".h5"
+    if (!k.empty() && k.find_first_not_of("0123456789") == std::string::npos)
+      out.push_back(std::stoll(k));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void remove_data_checkpoints(const std::string& partial_dir, int rank, int64_t keep_first,
+                             int64_t keep_last) {
+  for (const int64_t k : data_checkpoint_generations(partial_dir, rank))
+    if (k < keep_first || k > keep_last) {
+      std::error_code ec;  // a file already gone is what was wanted
+      fs::remove(data_checkpoint_path(partial_dir, rank, k), ec);
+    }
+}
+
 nlohmann::json run_fingerprint(const Options& o, const Plan& plan, const DistPlan& dp,
                                const nlohmann::json& calib_provenance, at::ScalarType dtype,
                                const at::Device& dev) {
@@ -148,8 +176,8 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
   io::write_record(path, r);
 }
 
-std::optional<Checkpoint> read_checkpoint(const std::string& path) {
-  auto r = io::read_record(path);
+std::optional<Checkpoint> read_checkpoint(const std::string& path, bool tensors) {
+  auto r = io::read_record(path, tensors);
   if (!r) return std::nullopt;
   Checkpoint c;
   try {

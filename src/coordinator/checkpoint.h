@@ -16,6 +16,12 @@
 //     mode and block ranges. Resource options (threads, --gpu-mem-limit, --hessian-budget,
 //     --comm-timeout, --transport, logging) are not part of it.
 //   * fingerprint_differences(saved, now): "key: checkpoint X, now Y" lines, empty when equal.
+//   * --parallel data: every rank holds the next block's input of its own calibration samples,
+//     so each rank checkpoints its share, one file per generation,
+//     <out>.partial/.checkpoint/rank-<r>.next-<k>.h5 (k = the first block not done). A rank
+//     keeps a generation until every rank has its next one on disk (run_data.cpp: at most three
+//     files per rank); a resume takes the largest k that every rank holds (rank 0 decides: the
+//     agreed checkpoint) and removes the others.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -38,8 +44,15 @@ namespace sq::coordinator {
 
 std::string checkpoint_dir(const std::string& partial_dir);
 std::string checkpoint_path(const std::string& partial_dir, int rank);
-// The rank files present (sorted), empty when none.
+// The rank files present (sorted), empty when none; either mode's.
 std::vector<std::string> checkpoint_files(const std::string& partial_dir);
+// --parallel data: rank r's checkpoint before block `next`, and the `next` of every one of rank
+// r's files present (ascending).
+std::string data_checkpoint_path(const std::string& partial_dir, int rank, int64_t next);
+std::vector<int64_t> data_checkpoint_generations(const std::string& partial_dir, int rank);
+// Removes rank r's data-mode files whose `next` lies outside [keep_first, keep_last].
+void remove_data_checkpoints(const std::string& partial_dir, int rank, int64_t keep_first,
+                             int64_t keep_last);
 
 nlohmann::json run_fingerprint(const Options& o, const Plan& plan, const DistPlan& dp,
                                const nlohmann::json& calib_provenance, at::ScalarType dtype,
@@ -65,8 +78,8 @@ struct Checkpoint {
 };
 
 void write_checkpoint(const std::string& path, const Checkpoint& c);
-// nullopt when absent; BackendError when unreadable.
-std::optional<Checkpoint> read_checkpoint(const std::string& path);
+// nullopt when absent; BackendError when unreadable. `tensors` false: x and mask are not read.
+std::optional<Checkpoint> read_checkpoint(const std::string& path, bool tensors = true);
 
 // When a block's checkpoint is written (--checkpoint-every SEC). A checkpoint of a chain holds
 // the next block's activations (GiBs for a large model) and costs a device → host copy plus a

@@ -316,35 +316,9 @@ int run_on(rank::Transport& t, const Options& o) {
   summary.add_phase("calibration", seconds_between(t0, clock::now()));
 
   // Resume (issue 22): this rank's checkpoint, refused unless it was written by this very run
-  // (model, options, calibration, ranks). Blocks mode only; data mode keeps no checkpoint.
+  // (model, options, calibration, ranks, mode).
   const nlohmann::json fingerprint = run_fingerprint(o, plan, dp, calib.provenance, dtype, dev);
-  std::optional<Checkpoint> ckpt;
-  rank::agreed_step(t, "resume", [&] {
-    if (!o.resume) return;  // (data mode writes none: a blocks-mode one is refused below)
-    const std::string path = checkpoint_path(dp.partial_dir, r);
-    ckpt = read_checkpoint(path);
-    if (!ckpt) return;
-    const auto diff = fingerprint_differences(ckpt->fingerprint, fingerprint);
-    if (!diff.empty()) {
-      std::string lines;
-      for (size_t k = 0; k < diff.size() && k < 12; ++k) lines += "\n  " + diff[k];
-      if (diff.size() > 12) lines += "\n  … " + std::to_string(diff.size() - 12) + " more";
-      SQ_THROW(InputError, "cannot resume from "
-                               << path << ": it was written by a different run (model, options, "
-                               << "calibration or rank count):" << lines
-                               << "\nrerun with the options of the interrupted run, or remove "
-                               << dp.partial_dir << " to start over");
-    }
-    SQ_CHECK(ckpt->next > ckpt->first && ckpt->next <= ckpt->last,
-             path << ": checkpoint at block " << ckpt->next << " outside the range " << ckpt->first
-                  << ".." << ckpt->last);
-    for (int64_t i = ckpt->first; i < ckpt->next; ++i)
-      SQ_REQUIRE(
-          ckpt->writer.is_object() || std::filesystem::exists(fragment_path(dp.partial_dir, i)),
-          path << " records block " << i << " as done but its fragment "
-               << fragment_path(dp.partial_dir, i) << " is missing; remove " << dp.partial_dir
-               << " to start over");
-  });
+  std::optional<Checkpoint> ckpt = run::find_resume_checkpoint(t, o, dp, fingerprint);
 
   // 3. Quantize this rank's share, each block's tensors into the shards or its fragment.
   run::RankRun rr{o,
@@ -418,22 +392,26 @@ int run_on(rank::Transport& t, const Options& o) {
   // The checkpoint callback's state; it outlives the callback (captured by reference).
   auto last_checkpoint = clock::now();
   int64_t written_next = -1;  // `next` of the last checkpoint written
-  if (dp.mode == DistMode::kBlocks) {
-    const BlockRange range = dp.ranges.at(r);
+  {
+    // Blocks mode: the rank's range, one file rewritten after each block. Data mode: every
+    // block, one file per generation (checkpoint.h; run_data.cpp prunes them).
+    const bool data = dp.mode == DistMode::kData;
     const int64_t L = static_cast<int64_t>(plan.blocks.size());
-    const std::string path = checkpoint_path(dp.partial_dir, r);
+    const BlockRange range = data ? BlockRange{0, L} : dp.ranges.at(r);
     io::ShardedWriter* writer = direct.get();
     const std::string partial = dp.partial_dir;
     const CheckpointPolicy policy{static_cast<double>(o.checkpoint_every_s)};
-    rr.checkpoint = [&, range, L, path, writer, partial, policy](
+    rr.checkpoint = [&, data, range, L, writer, partial, policy](
                         int64_t next, const rank::CalibActivations* a,
                         const run::RankOutcome& so_far, bool force) {
       // The last block's output feeds nothing on the last rank; on an earlier rank of a relay
       // the next rank needs it again after a restart.
-      const bool with_x = a != nullptr && (next < range.last || r + 1 < W);
-      if (force ? next == written_next
-                : !policy.due(seconds_between(last_checkpoint, clock::now()), with_x,
-                              ckpt_writer.busy()))
+      const bool with_x = a != nullptr && (next < range.last || (!data && r + 1 < W));
+      // Data mode writes every generation: its pruning and the resume's choice (the largest
+      // generation every rank holds) count on all ranks writing the same ones.
+      if (!data && (force ? next == written_next
+                          : !policy.due(seconds_between(last_checkpoint, clock::now()), with_x,
+                                        ckpt_writer.busy())))
         return;
       last_checkpoint = clock::now();
       written_next = next;
@@ -468,6 +446,8 @@ int run_on(rank::Transport& t, const Options& o) {
         prune.push_back(fragment_path(partial, it->first));
         it = pending.erase(it);
       }
+      const std::string path =
+          data ? data_checkpoint_path(partial, r, next) : checkpoint_path(partial, r);
       ckpt_writer.write(path, std::move(c), [prune, next] {
         test_kill_point("checkpointed", next - 1);
         for (const auto& f : prune) std::filesystem::remove(f);
@@ -497,7 +477,7 @@ int run_on(rank::Transport& t, const Options& o) {
   if (inner_agreed) std::rethrow_exception(inner_agreed);
   rank::agreed_step(t, "checkpoint", [&] { ckpt_writer.flush(); });
   const double checkpoint_s = ckpt_writer.seconds_waited();
-  if (dp.mode == DistMode::kBlocks && r == 0)
+  if (r == 0)
     log()->info("checkpoints: {:.2f} s waited for, {:.2f} s written in the background",
                 checkpoint_s, ckpt_writer.seconds_writing());
   if (W > 1 && res.seq_len != T)
@@ -509,7 +489,7 @@ int run_on(rank::Transport& t, const Options& o) {
   summary.add_phase("block load", res.times.load);
   summary.add_phase("quantization only", res.times.quant_only);
   summary.add_phase("export", res.times.export_);
-  if (dp.mode == DistMode::kBlocks) summary.add_phase("checkpoint", checkpoint_s);
+  summary.add_phase("checkpoint", checkpoint_s);
   const double peak_gib = static_cast<double>(rank::device_peak_allocated(dev)) / (1ull << 30);
   if (dev.is_cuda()) summary.set_value("peak_gpu_allocated_gib", peak_gib);
 
@@ -563,6 +543,10 @@ int run_quantize(const Options& o) {
   try {
     return run_on(*t, o);
   } catch (const std::exception& e) {
+    // Stopped on a signal: exit now with 128 + signal, not after a shutdown handshake that the
+    // launcher, already killing the job, may never answer (then no log line and a SIGKILL).
+    if (t->world() > 1 && rank::all_ranks_know(e) && dynamic_cast<const Interrupted*>(&e))
+      t->leave_unsynchronized();
     if (!rank::all_ranks_know(e) && t->world() > 1) {
       log()->error("rank {}: {} — aborting every rank", t->rank(), e.what());
       flush_logs();

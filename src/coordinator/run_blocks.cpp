@@ -64,6 +64,21 @@ rank::CalibActivations recv_relay(rank::Transport& t, int src, const RankRun& ru
   return a;
 }
 
+// A relay transfer that a signal may give up (common/interrupt.h: the transports' point-to-point
+// waits are abandon points): a rank waiting for its neighbour, which stopped on the same signal,
+// would otherwise keep every rank from agreeing to stop until the launcher's SIGKILL (mpirun
+// sends it a second after SIGTERM). The stop says how far this rank's blocks got (`done`).
+template <typename F>
+auto abandonable(int64_t done, int64_t total, F&& transfer) {
+  try {
+    AbandonScope scope;
+    return transfer();
+  } catch (const Interrupted&) {
+    stop_if_interrupted(done, total);
+    throw;
+  }
+}
+
 }  // namespace
 
 rank::WorkerTimes plus(const rank::WorkerTimes& a, const rank::WorkerTimes& b) {
@@ -140,7 +155,8 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
     if (r == 0 && !ck) {
       a = {embed(run, 0, n, rank::micro_batch_for(run.step.micro_batch, T)), run.mask};
     } else if (r > 0) {
-      a = recv_relay(t, r - 1, run);  // the relay protocol runs whatever this rank resumes
+      // (the relay protocol runs whatever this rank resumes)
+      a = abandonable(start, L, [&] { return recv_relay(t, r - 1, run); });
     }
     // A range done to its end on the last rank needs no input any more (none was kept).
     if (ck && (start < range.last || r + 1 < W)) {
@@ -150,7 +166,7 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
     }
     for (int64_t i = start; i < range.last; ++i)
       step(i, a, i + 1 < range.last ? i + 1 : -1, nullptr);
-    if (r + 1 < W) send_relay(t, r + 1, run, a);
+    if (r + 1 < W) abandonable(range.last, L, [&] { send_relay(t, r + 1, run, a); });
     return;
   }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 
 #include "coordinator/checkpoint.h"
 #include "coordinator/options.h"
@@ -60,6 +61,16 @@ rank::WorkerTimes plus(const rank::WorkerTimes& a, const rank::WorkerTimes& b);
 // Throws sq::Interrupted ("interrupted after block i of n; rerun with --resume") when SIGTERM or
 // SIGINT arrived (common/interrupt.h); `done` = blocks of the model done.
 void stop_if_interrupted(int64_t done, int64_t total);
+
+// Resume (issue 22): with --resume, this rank's checkpoint to continue, nullopt when there is
+// none (start from the first block). Refused on every rank (InputError naming each difference
+// and how to start over) when the checkpoint, or with none of this rank's any checkpoint file
+// present, was written by another run (checkpoint.h: run_fingerprint), or when it records a
+// block whose fragment is gone. --parallel data: the largest generation that every rank holds,
+// chosen by rank 0; each rank removes its other generations. Collective.
+std::optional<Checkpoint> find_resume_checkpoint(rank::Transport& t, const Options& o,
+                                                 const DistPlan& dp,
+                                                 const nlohmann::json& fingerprint);
 
 // Embeddings of samples [s0, s1) in micro-batches of `micro_batch` (the single process's
 // boundaries when s0 is a multiple of it).

@@ -137,7 +137,7 @@ void write_record(const std::string& path, const Record& r) {
   fsync_path(parent.empty() ? "." : parent.string(), true);
 }
 
-std::optional<Record> read_record(const std::string& path) {
+std::optional<Record> read_record(const std::string& path, bool tensors) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
   hdf5_silence_errors();
@@ -164,6 +164,7 @@ std::optional<Record> read_record(const std::string& path) {
   Record r;
   try {
     r.meta = nlohmann::json::parse(text);
+    if (!tensors) return r;
     for (const auto& [name, info] : r.meta.at("tensors").items()) {
       const auto shape = info.at("shape").get<std::vector<int64_t>>();
       at::Tensor t =

@@ -9,7 +9,8 @@
 //   * write_record: writes <path>.tmp-<pid>, fsyncs it, renames it over `path` and fsyncs the
 //     directory. BackendError naming the file on any failure (the old record stays).
 //   * read_record: nullopt when `path` does not exist; a file that is not a readable record is
-//     a BackendError naming it and what is wrong. Tensors come back on the CPU.
+//     a BackendError naming it and what is wrong. Tensors come back on the CPU; with
+//     `tensors` false only the meta is read (`tensors` of the result empty).
 //   * file_digest / header_digest: FNV-1a 64 of a whole file, or of a safetensors file's
 //     8-byte length and JSON header, as 16 hex digits (change detection, not security).
 #pragma once
@@ -29,7 +30,7 @@ struct Record {
 };
 
 void write_record(const std::string& path, const Record& r);
-std::optional<Record> read_record(const std::string& path);
+std::optional<Record> read_record(const std::string& path, bool tensors = true);
 
 std::string file_digest(const std::string& path);
 std::string header_digest(const std::string& safetensors_path);

@@ -27,9 +27,8 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${SQ_SHARED_DIR:-$ROOT/../shared}
-MODEL=$SHARED/models/house-llama-13m
-CORPUS=$SHARED/data/corpus/brown-train.txt
+# SHARED, MODEL, CORPUS, MPIRUN, summary_content
+. "$ROOT/tests/lib/house_env.sh"
 TIMEOUT=${GOLDEN_TIMEOUT:-240}
 
 # No pinned thread count: since issue 19 the written bytes do not depend on the threads per
@@ -54,7 +53,6 @@ DATA_CASES=(
 )
 COMMON=(--force-cpu --calib-file "$CORPUS" --calib-size 8 --seq_len 128 --seed 42
         --max-shard-size 2MB --quiet)
-MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,vader)
 
 usage() { sed -n '2,10p' "$0" >&2; exit 2; }
 
@@ -62,7 +60,7 @@ usage() { sed -n '2,10p' "$0" >&2; exit 2; }
 # An unreadable summary gives "<summary-unreadable>", which never matches a recorded hash.
 summary_digest() {
   local c
-  c=$(node "$HERE/summary_content.js" "$1") || { echo "<summary-unreadable>"; return; }
+  c=$(summary_content "$1") || { echo "<summary-unreadable>"; return; }
   sha256sum <<<"$c" | cut -d' ' -f1
 }
 

@@ -17,18 +17,29 @@
 #     mpi2-awq | mpi2-gptq: --parallel blocks at 2 ranks killed in either rank's range and at
 #       the merge, resumed at 2 ranks (byte-identical to the clean single process, DESIGN.md §2);
 #       (mpi2-awq) a resume at 3 ranks of a 2-rank checkpoint is refused naming the rank count.
-# Exit 0 = pass, 1 = fail, 77 = skipped (no house model / corpus; mpi2 without mpirun).
+#     mpi2-sigterm: SIGTERM at 2 ranks, --parallel blocks: to mpirun (Open MPI passes it on to
+#       the ranks a second later and SIGKILLs them a second after that) during an AWQ run, and
+#       to every rank at once (as Slurm does) during an AWQ run and during a GPTQ run while rank 1
+#       waits for rank 0's relay: the job exits non-zero (143 when the ranks are signalled), the
+#       log says "interrupted after block i of 6; rerun with --resume", no rank is left, and
+#       --resume at 2 ranks ends byte-identical to the clean single process.
+#     mpi2-data: GPTQ --parallel data at 2 ranks (each rank checkpoints its own samples'
+#       activations, one file per generation) killed in every rank at once (load, solve,
+#       checkpointed, merge), in rank 0 alone (write: its fragment) and in rank 1 alone
+#       (checkpointed: the ranks' generations then differ), resumed at 2 ranks: byte-identical to
+#       a clean 2-rank data run (data mode is not the single process's bytes); at most three
+#       generations per rank on disk after a kill; a resume at 3 ranks, or in --parallel blocks,
+#       of a 2-rank data checkpoint is refused naming the rank count / the mode.
+# Exit 0 = pass, 1 = fail, 77 = skipped (no house model / corpus; mpi2-* without mpirun).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-SHARED=${SQ_SHARED_DIR:-$ROOT/../shared}
-MODEL=$SHARED/models/house-llama-13m
-CORPUS=$SHARED/data/corpus/brown-train.txt
+# SHARED, MODEL, CORPUS, MPIRUN, house_fixtures_missing, summary_content
+. "$ROOT/tests/lib/house_env.sh"
 BINARY=${1:?usage: resume_test.sh BINARY PART}
 PART=${2:?usage: resume_test.sh BINARY PART}
-[ -f "$MODEL/config.json" ] || { echo "skipped: no house model at $MODEL"; exit 77; }
-[ -f "$CORPUS" ] || { echo "skipped: no corpus at $CORPUS"; exit 77; }
+if missing=$(house_fixtures_missing); then echo "skipped: $missing"; exit 77; fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sq-resume.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
@@ -36,7 +47,6 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/sq-resume.XXXXXX")
 BASE=(--force-cpu --calib-file "$CORPUS" --calib-size 4 --seq_len 64 --max-shard-size 2MB --quiet
   --checkpoint-every 0)
 COMMON=(--model_path "$MODEL" --seed 42 "${BASE[@]}")
-MPIRUN=(mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,vader)
 FAILS=0
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 
@@ -48,21 +58,27 @@ digest() {
     case $f in
       quantize.log) ;;
       shardquant_summary.json)
-        echo "summary:content $(node "$ROOT/tests/golden/summary_content.js" "$d/$f" |
-          node -e 'let d="";process.stdin.on("data",c=>d+=c).on("end",()=>{const s=JSON.parse(d);delete s.resume;process.stdout.write(JSON.stringify(s))})' |
-          sha256sum | cut -d' ' -f1)" ;;
+        echo "summary:content $(summary_content "$d/$f" resume | sha256sum | cut -d' ' -f1)" ;;
       *) echo "$f $(sha256sum "$d/$f" | cut -d' ' -f1)" ;;
     esac
   done
 }
 
-# run LAUNCH OUT [env...] -- FLAGS: one quantization; prints nothing, returns its exit code.
+# run RANKS OUT KILL FLAGS...: one quantization; prints nothing, returns its exit code. KILL is
+# SQ_TEST_KILL_AT for every rank, or "<point>@<rank>" for that rank alone.
 run() {
   local ranks=$1 out=$2 kill=$3
   shift 3
-  local cmd=(timeout -s KILL 300)
+  local cmd=(timeout -s KILL 300) only=-1
+  if [[ $kill == *@* ]]; then
+    only=${kill##*@}
+    kill=${kill%@*}
+  fi
   if [ "$ranks" -gt 1 ]; then
-    cmd+=("${MPIRUN[@]}" -n "$ranks" -x SQ_TEST_KILL_AT="$kill")
+    # The kill variable is set per rank by a shell in front of the binary.
+    cmd+=("${MPIRUN[@]}" -n "$ranks" bash -c \
+      'if [ "$1" -lt 0 ] || [ "$1" = "$OMPI_COMM_WORLD_RANK" ]; then export SQ_TEST_KILL_AT=$2
+       else export SQ_TEST_KILL_AT=; fi; shift 2; exec "$@"' _ "$only" "$kill")
   fi
   SQ_TEST_KILL_AT="$kill" "${cmd[@]}" "$BINARY" "${COMMON[@]}" --output_dir "$out" "$@" \
     >>"$out.log" 2>&1
@@ -72,7 +88,7 @@ run() {
 kill_and_resume() {
   local case=$1 ranks=$2 clean=$3 point=$4
   shift 4
-  local out=$WORK/$case-${point//:/-}
+  local out=$WORK/$case-${point//[:@]/-}
   rm -rf "$out" "$out.partial"
   run "$ranks" "$out" "$point" "$@"
   local rc=$?
@@ -84,15 +100,42 @@ kill_and_resume() {
   [ -e "$out" ] && { fail "$case $point: a final directory exists after the kill"; return; }
   local had_ckpt=no
   [ -d "$out.partial/.checkpoint" ] && had_ckpt=yes
-  if ! run "$ranks" "$out" "" --resume "$@"; then
-    fail "$case $point: --resume failed"; tail -5 "$out.log"; return
+  if [ -n "${MAX_GENERATIONS:-}" ]; then  # data mode: generations per rank on disk
+    local r n
+    for r in $(seq 0 $((ranks - 1))); do
+      n=$(find "$out.partial/.checkpoint" -name "rank-$r.next-*.h5" 2>/dev/null | wc -l)
+      [ "$n" -le "$MAX_GENERATIONS" ] || fail "$case $point: rank $r keeps $n generations"
+      had_ckpt+=" r$r:$n"
+    done
   fi
-  if [ -e "$out.partial" ]; then fail "$case $point: $out.partial left after the resume"; fi
+  resume_matches "$case $point" "$ranks" "$clean" "$out" "$@" &&
+    echo "ok: $case killed at $point (rc $rc, checkpoint: $had_ckpt; $RESUMED block(s)" \
+      "resumed), byte-identical"
+}
+
+# resume_matches WHAT RANKS CLEAN OUT FLAGS...: `--resume` into OUT finishes, leaves no partial
+# directory and gives CLEAN's files; sets RESUMED (the summary's resumed blocks). Non-zero (and
+# a FAIL line naming WHAT) otherwise.
+resume_matches() {
+  local what=$1 ranks=$2 clean=$3 out=$4
+  shift 4
+  RESUMED=0
+  run "$ranks" "$out" "" --resume "$@" || { fail "$what: --resume failed"; tail -5 "$out.log"; return 1; }
+  [ -e "$out.partial" ] && { fail "$what: $out.partial left after the resume"; return 1; }
   if ! diff <(digest "$clean") <(digest "$out") >"$out.diff"; then
-    fail "$case $point: resumed output differs from the clean run:"; cat "$out.diff"
-  else
-    echo "ok: $case killed at $point (rc $rc, checkpoint: $had_ckpt), resumed byte-identical"
+    fail "$what: resumed output differs from the clean run:"; cat "$out.diff"; return 1
   fi
+  RESUMED=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1])).resume;
+    process.stdout.write(String(r ? r.resumed_blocks : 0))' "$out/shardquant_summary.json")
+}
+
+# kill_all CASE RANKS CLEAN "POINTS" FLAGS...: kill_and_resume at each of POINTS (or at
+# $RESUME_POINTS when set).
+kill_all() {
+  local case=$1 ranks=$2 clean=$3 p points
+  read -rd '' -a points <<<"${RESUME_POINTS:-$4}"  # (every line: -d '')
+  shift 4
+  for p in "${points[@]}"; do kill_and_resume "$case" "$ranks" "$clean" "$p" "$@"; done
 }
 
 clean_run() {  # clean_run NAME RANKS FLAGS...
@@ -113,12 +156,11 @@ case $PART in
       gptq) FLAGS=(--gptq --bits 4) ;;
       gptq-asym) FLAGS=(--gptq --bits 4 --zero-point) ;;
     esac
-    POINTS=(load calibration solve:0 write:1 checkpointed:2 solve:3 write:4 solve:5
-            merge merged uncheckpointed)
-    [ "$PART" = gptq-asym ] && POINTS=(solve:1 write:3 checkpointed:5 merge merged)
-    [ -n "${RESUME_POINTS:-}" ] && read -ra POINTS <<<"$RESUME_POINTS"
+    POINTS="load calibration solve:0 write:1 checkpointed:2 solve:3 write:4 solve:5
+            merge merged uncheckpointed"
+    [ "$PART" = gptq-asym ] && POINTS="solve:1 write:3 checkpointed:5 merge merged"
     CLEAN=$(clean_run "$PART" 1 "${FLAGS[@]}") || exit 1
-    for p in "${POINTS[@]}"; do kill_and_resume "$PART" 1 "$CLEAN" "$p" "${FLAGS[@]}"; done
+    kill_all "$PART" 1 "$CLEAN" "$POINTS" "${FLAGS[@]}"
     ;;
   refuse)
     out=$WORK/refuse
@@ -176,8 +218,7 @@ case $PART in
     grep -Eq "interrupted after block [0-9] of 6; rerun with --resume" "$out.log" ||
       { fail "SIGTERM: no 'interrupted after block i of 6; rerun with --resume' line"; tail -3 "$out.log"; }
     [ -f "$out.partial/.checkpoint/rank-0.h5" ] || fail "SIGTERM: no checkpoint flushed"
-    run 1 "$out" "" --awq --resume || fail "SIGTERM: --resume failed"
-    diff <(digest "$CLEAN") <(digest "$out") || fail "SIGTERM: resumed output differs"
+    resume_matches SIGTERM 1 "$CLEAN" "$out" --awq
     [ "$FAILS" -eq 0 ] && echo "ok: SIGTERM exits 143 with the message, --resume byte-identical"
     ;;
   mpi2-awq | mpi2-gptq)
@@ -186,9 +227,7 @@ case $PART in
     # (rank 1's input kept in its checkpoint).
     if [ "$PART" = mpi2-awq ]; then FLAGS=(--awq); else FLAGS=(--gptq --bits 4); fi
     CLEAN=$(clean_run "$PART" 1 "${FLAGS[@]}") || exit 1
-    for p in solve:1 checkpointed:2 solve:4 merge; do
-      kill_and_resume "$PART" 2 "$CLEAN" "$p" --parallel blocks "${FLAGS[@]}"
-    done
+    kill_all "$PART" 2 "$CLEAN" "solve:1 checkpointed:2 solve:4 merge" --parallel blocks "${FLAGS[@]}"
     [ "$PART" = mpi2-gptq ] && { [ "$FAILS" -eq 0 ] && echo "pass: $PART"; exit $((FAILS > 0)); }
     out=$WORK/mpi-ranks
     run 2 "$out" solve:4 --parallel blocks --awq
@@ -197,6 +236,71 @@ case $PART in
     [ "$rc" -ne 0 ] || fail "resume at 3 ranks of a 2-rank checkpoint succeeded"
     grep -q "ranks: checkpoint 2, now 3" "$out.log" || fail "3-rank resume does not name the rank count"
     [ "$FAILS" -eq 0 ] && echo "ok: a resume at another rank count is refused naming it"
+    ;;
+  mpi2-sigterm)
+    command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
+    CLEAN_AWQ=$(clean_run sigterm-awq 1 --awq) || exit 1
+    CLEAN_GPTQ=$(clean_run sigterm-gptq 1 --gptq --bits 4) || exit 1
+    # term CASE TARGET CLEAN FLAGS...: TARGET mpirun | ranks
+    term() {
+      local case=$1 target=$2 clean=$3
+      shift 3
+      local out=$WORK/$case pid ranks rc
+      rm -rf "$out" "$out.partial" "$out.log"
+      # Not --quiet: the block lines tell when the first block is done.
+      SQ_TEST_KILL_AT= timeout -s KILL 300 "${MPIRUN[@]}" -n 2 "$BINARY" \
+        "${COMMON[@]/--quiet/--verbose}" --output_dir "$out" --parallel blocks "$@" >"$out.log" 2>&1 &
+      pid=$!
+      for _ in $(seq 1200); do grep -q "block 1/6" "$out.log" 2>/dev/null && break; sleep 0.05; done
+      ranks=$(pgrep -P "$(pgrep -P "$pid" -x mpirun || echo "$pid")" | tr '\n' ' ')
+      if [ "$target" = mpirun ]; then
+        kill -TERM "$(pgrep -P "$pid" -x mpirun || echo "$pid")"
+      else
+        # shellcheck disable=SC2086
+        kill -TERM $ranks
+      fi
+      wait "$pid"
+      rc=$?
+      [ "$rc" -ne 0 ] || { fail "$case: exit 0 after SIGTERM to $target"; return; }
+      [ "$target" = mpirun ] || [ "$rc" -eq 143 ] || fail "$case: exit $rc, expected 143"
+      grep -Eq "interrupted after block [0-9] of 6; rerun with --resume" \
+        "$out.log" "$out.partial/quantize.log" 2>/dev/null ||
+        { fail "$case: no 'interrupted after block i of 6; rerun with --resume' line"; tail -3 "$out.log"; }
+      sleep 0.5
+      # shellcheck disable=SC2086
+      # (zombies do not count: the ranks' parent, mpirun, is gone, and whoever inherits them reaps)
+      ps -o stat=,pid=,args= -p ${ranks:-0} | grep -v '^Z' && fail "$case: a rank is still running"
+      [ -e "$out" ] && fail "$case: a final directory exists after the stop"
+      ls "$out.partial/.checkpoint/"rank-*.h5 >/dev/null 2>&1 || fail "$case: no checkpoint kept"
+      local line
+      line=$(grep -Eoh "interrupted after block [0-9] of 6" "$out.log" "$out.partial/quantize.log" \
+        2>/dev/null | head -1)
+      resume_matches "$case" 2 "$clean" "$out" --parallel blocks "$@" &&
+        echo "ok: $case: SIGTERM to $target, exit $rc, $line, --resume byte-identical"
+    }
+    term awq-mpirun mpirun "$CLEAN_AWQ" --awq
+    term awq-ranks ranks "$CLEAN_AWQ" --awq
+    term gptq-relay-ranks ranks "$CLEAN_GPTQ" --gptq --bits 4
+    ;;
+  mpi2-data)
+    command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
+    FLAGS=(--parallel data --gptq --bits 4)
+    CLEAN=$(clean_run "$PART" 2 "${FLAGS[@]}") || exit 1
+    MAX_GENERATIONS=3 kill_all "$PART" 2 "$CLEAN" \
+      "load solve:1 write:2@0 checkpointed:2 checkpointed:3@1 solve:4 merge" "${FLAGS[@]}"
+    out=$WORK/data-ranks
+    run 2 "$out" solve:3 "${FLAGS[@]}"
+    run 3 "$out" "" "${FLAGS[@]}" --resume
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "resume at 3 ranks of a 2-rank data checkpoint: exit $rc, expected 2"
+    grep -q "ranks: checkpoint 2, now 3" "$out.log" || fail "3-rank resume does not name the rank count"
+    : >"$out.log"
+    run 2 "$out" "" --parallel blocks --gptq --bits 4 --resume
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "blocks-mode resume of a data checkpoint: exit $rc, expected 2"
+    grep -q 'parallel: checkpoint "data", now "blocks"' "$out.log" ||
+      fail "blocks-mode resume of a data checkpoint does not name the mode"
+    [ "$FAILS" -eq 0 ] && echo "ok: a resume at another rank count or mode is refused naming it"
     ;;
   *) echo "unknown part $PART" >&2; exit 2 ;;
 esac

@@ -8,6 +8,11 @@
 #     fault     SHARDQUANT_FAULT kills rank 1's work mid-run: the job ends non-zero within the
 #               timeout and no shardquant process is left running
 #     defaults  with 8 fake GPUs the script's own #SBATCH lines are accepted as written
+#     requeue   preemption (issue 22): `scancel --signal=TERM` reaches both ranks of a running
+#               2-rank job during its blocks (as --signal=TERM@600 or a preemption does); they
+#               exit 143 with "interrupted after block i of n", the script requeues the job, its
+#               second start (restart count 1) resumes from the checkpoints and the final output
+#               is byte-identical to one process
 #     down      stop the daemons (ctest fixture cleanup)
 # Exit 77 (ctest: skipped) when not root (Slurm daemons need it here), or when the house model or
 # the binary is missing.
@@ -116,6 +121,48 @@ defaults)
   msg2=$(cd "$WORK" && sbatch --test-only --gpus-per-node=9 "$ROOT/slurm/quantize.sbatch" "$HOUSE" 2>&1)
   [ $? -ne 0 ] || fail "9 GPUs per node accepted on an 8-GPU node: the check proves nothing"
   pass "#SBATCH defaults accepted on 1 node x 8 GPUs: $msg"
+  ;;
+requeue)
+  rm -rf "$WORK/requeue-single" "$WORK/requeue-out" "$WORK/requeue-out.partial" "$WORK"/requeue-*.out
+  OMP_NUM_THREADS=1 "$BIN" --model_path "$HOUSE" --output_dir "$WORK/requeue-single" "${ARGS[@]}" \
+    >"$WORK/requeue-single.log" 2>&1 || { tail "$WORK/requeue-single.log"; fail "single-process run failed"; }
+  t0=$(date +%s)
+  # Not --wait: the job ends once, is requeued and runs again. --verbose: the block lines tell
+  # when the first block is done.
+  job=$(cd "$WORK" && SHARDQUANT="$BIN" sbatch --parsable --output="$WORK/requeue-%j.out" \
+    --nodes=1 --gpus-per-node=2 "$ROOT/slurm/quantize.sbatch" "$HOUSE" \
+    --output_dir "$WORK/requeue-out" "${ARGS[@]}" --verbose) || fail "sbatch failed"
+  out="$WORK/requeue-$job.out"
+  for _ in $(seq 1500); do grep -q "block 1/" "$out" 2>/dev/null && break; sleep 0.2; done
+  grep -q "block 1/" "$out" || { scancel "$job"; fail "job $job did not reach its first block"; }
+  scancel --signal=TERM "$job" || fail "scancel --signal=TERM $job failed"
+  # Slurm holds a requeued job back (BeginTime about two minutes on): once it is pending again
+  # after its first run, let it start now.
+  state="" released=no
+  for _ in $(seq 400); do
+    state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
+    restarts=$(scontrol show job "$job" 2>/dev/null | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
+    if [ "$state" = PENDING ] && [ "${restarts:-0}" -ge 1 ] && [ $released = no ]; then
+      scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 && released=yes
+    fi
+    case "$state" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | "") break ;; esac
+    sleep 1
+  done
+  t1=$(date +%s)
+  [ "$state" = COMPLETED ] || { tail -30 "$out"; scancel "$job"; fail "job $job ended $state"; }
+  [ "${restarts:-0}" -eq 1 ] || fail "job $job restarted ${restarts:-0} times, expected 1"
+  grep -q "shardquant: restart count 1" "$out" || fail "no second start in $out"
+  grep -Eq "\[r0/2\] \[error\] interrupted: .*interrupted after block [0-9] of 6; rerun with --resume" "$out" ||
+    { tail -30 "$out"; fail "the first run did not stop with 'interrupted after block i of 6'"; }
+  grep -q "interrupted (exit 143); requeueing job $job" "$out" || fail "the script did not requeue on exit 143"
+  grep -Eq "rank [01]: resuming after block" "$out" || fail "the second run did not resume a checkpoint"
+  r=$(files_equal "$WORK/requeue-single" "$WORK/requeue-out") ||
+    fail "requeued job's output differs from one process: $r"
+  resumed=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1])).resume;
+    process.stdout.write(String(r ? r.resumed_blocks : 0))' "$WORK/requeue-out/shardquant_summary.json")
+  [ "$resumed" -gt 0 ] || fail "the summary records no resumed blocks"
+  pass "job $job: SIGTERM after the first block, exit 143, requeued, $resumed block(s) resumed;" \
+    "$((t1 - t0)) s in all; $r with the single-process run"
   ;;
 *)
   echo "unknown check '$CHECK'" >&2

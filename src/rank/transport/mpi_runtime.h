@@ -11,7 +11,8 @@ class MpiRuntime {
   // Initializes MPI on first use (MPI_THREAD_FUNNELED). BackendError if MPI was already
   // finalized in this process.
   static std::shared_ptr<MpiRuntime> acquire();
-  // After a timed-out request MPI_Finalize could block forever: skip it at shutdown.
+  // After a timed-out request MPI_Finalize could block forever, and on a stop by signal the
+  // launcher may be gone before its fence completes: skip it at shutdown.
   static void mark_poisoned();
   ~MpiRuntime();
   MpiRuntime(const MpiRuntime&) = delete;

@@ -15,6 +15,7 @@ std::unique_ptr<Transport> make_mpi_transport(const TransportOptions&) {
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -119,6 +120,7 @@ class MpiTransport final : public Transport {
     MpiRuntime::mark_poisoned();
     MPI_Abort(MPI_COMM_WORLD, code == 0 ? 1 : code);
   }
+  void leave_unsynchronized() noexcept override { MpiRuntime::mark_poisoned(); }
 
   void all_reduce_sum(at::Tensor& t) override {
     require_reducible(t, "mpi", rank_, "all_reduce_sum");
@@ -165,7 +167,12 @@ class MpiTransport final : public Transport {
     for_chunks(s.nbytes(), [&](int64_t off, int len) {
       MPI_Request req;
       call(op, MPI_Isend(s.data() + off, len, MPI_BYTE, dst, tag, p2p_, &req));
-      wait(op, req, -1, dst);
+      wait(op, req, -1, dst, [&] {
+        // Abandoned (see wait): MPI cannot reliably cancel a send, so the request is released
+        // to complete on its own and its buffer kept for the life of the transport.
+        abandoned_.push_back(s.host());
+        MPI_Request_free(&req);
+      });
     });
   }
 
@@ -176,7 +183,10 @@ class MpiTransport final : public Transport {
     for_chunks(s.nbytes(), [&](int64_t off, int len) {
       MPI_Request req;
       call(op, MPI_Irecv(s.data() + off, len, MPI_BYTE, src, tag, p2p_, &req));
-      wait(op, req, len, src);
+      wait(op, req, len, src, [&] {  // abandoned (see wait): the receive is withdrawn
+        MPI_Cancel(&req);
+        MPI_Wait(&req, MPI_STATUS_IGNORE);
+      });
     });
     s.write_back();
   }
@@ -272,8 +282,12 @@ class MpiTransport final : public Transport {
 
   // Polls `req` until done or the deadline; expect_bytes >= 0 checks a receive's size. peer_rank
   // (when >= 0) is the one rank this wait depends on, named on timeout. A rank of this host whose
-  // process ended fails the wait at once, naming it (fail_if_peers_died).
-  void wait(const Op& op, MPI_Request& req, int expect_bytes, int peer_rank = -1) {
+  // process ended fails the wait at once, naming it (fail_if_peers_died). With `abandon`
+  // (point-to-point), a signal inside an AbandonScope (common/interrupt.h: the relay between
+  // blocks-mode ranks) gives the wait up: `abandon` settles the request and Interrupted is thrown,
+  // so that a rank waiting for a neighbour that stopped joins the agreement to stop.
+  void wait(const Op& op, MPI_Request& req, int expect_bytes, int peer_rank = -1,
+            const std::function<void()>& abandon = {}) {
     const auto deadline = op.start + std::chrono::duration<double>(timeout_s_);
     auto nap = std::chrono::microseconds(1);
     auto last_look = op.start;
@@ -287,6 +301,14 @@ class MpiTransport final : public Transport {
       }
       const auto now = Clock::now();
       if (now > deadline) timeout(op, peer_rank);
+      if (abandon) {
+        try {
+          abandon_point();
+        } catch (const Interrupted&) {
+          abandon();
+          throw;
+        }
+      }
       if (now - last_look >= (interrupt_signal() != 0 ? kLookEveryAfterSignal : kLookEvery)) {
         last_look = now;
         fail_if_peers_died(op);
@@ -401,7 +423,8 @@ class MpiTransport final : public Transport {
   int world_ = 1;
   int local_rank_ = 0;
   bool healthy_ = true;
-  PeerLiveness peers_;  // the other ranks of this host
+  PeerLiveness peers_;                 // the other ranks of this host
+  std::vector<at::Tensor> abandoned_;  // buffers of abandoned sends (see send)
 };
 
 }  // namespace

@@ -20,6 +20,7 @@ std::unique_ptr<Transport> make_nccl_transport(const TransportOptions&) {
 #include <sstream>
 #include <thread>
 
+#include "common/interrupt.h"
 #include "rank/device/cuda_check.h"
 #include "rank/transport/mpi_transport.h"
 #include "rank/transport/nccl_check.h"
@@ -115,6 +116,11 @@ class NcclTransport final : public Transport {
     comm_ = nullptr;
     control_->abort_job(code);
   }
+  void leave_unsynchronized() noexcept override {
+    if (comm_ != nullptr) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    control_->leave_unsynchronized();
+  }
 
   void all_reduce_sum(at::Tensor& t) override {
     require_reducible(t, "nccl", rank(), "all_reduce_sum");
@@ -137,18 +143,23 @@ class NcclTransport final : public Transport {
   void send(const at::Tensor& t, int dst, int tag) override {
     check_peer("send", dst, true);
     at::Tensor copy = t;
-    run(Op{"send", "rank " + std::to_string(dst) + " tag " + std::to_string(tag), Clock::now()},
-        copy, [&](void* p, size_t n, ncclDataType_t type) {
+    run(
+        Op{"send", "rank " + std::to_string(dst) + " tag " + std::to_string(tag), Clock::now()},
+        copy,
+        [&](void* p, size_t n, ncclDataType_t type) {
           return ncclSend(p, n, type, dst, comm_, stream_);
-        });
+        },
+        true);
   }
 
   void recv(at::Tensor& t, int src, int tag) override {
     check_peer("recv", src, true);
-    run(Op{"recv", "rank " + std::to_string(src) + " tag " + std::to_string(tag), Clock::now()}, t,
+    run(
+        Op{"recv", "rank " + std::to_string(src) + " tag " + std::to_string(tag), Clock::now()}, t,
         [&](void* p, size_t n, ncclDataType_t type) {
           return ncclRecv(p, n, type, src, comm_, stream_);
-        });
+        },
+        true);
   }
 
   std::vector<std::string> gather_bytes(const std::string& mine, int root) override {
@@ -182,8 +193,10 @@ class NcclTransport final : public Transport {
 
   // Stages t on this rank's GPU (contiguous), enqueues `enqueue` on the dedicated stream after
   // the default stream's pending work, waits with the deadline, and copies back if staged.
+  // `abandonable` (point-to-point): a signal inside an AbandonScope (common/interrupt.h) aborts
+  // the communicator and throws Interrupted, as the mpi transport's wait does.
   template <typename F>
-  void run(const Op& op, at::Tensor& t, F&& enqueue) {
+  void run(const Op& op, at::Tensor& t, F&& enqueue, bool abandonable = false) {
     SQ_CHECK(healthy(), where(op) << ": the transport is unusable after an earlier timeout or "
                                      "NCCL failure; the job must be aborted");
     const bool direct = t.device() == device() && t.is_contiguous();
@@ -202,11 +215,11 @@ class NcclTransport final : public Transport {
     // A nonblocking communicator may still be enqueueing: until it leaves ncclInProgress the
     // stream can look idle although the operation is not on it yet.
     if (rc == ncclInProgress) poll_comm(op);
-    poll_stream(op);
+    poll_stream(op, abandonable);
     if (!direct) t.copy_(dev);
   }
 
-  void poll_stream(const Op& op) {
+  void poll_stream(const Op& op, bool abandonable = false) {
     const auto deadline = op.start + std::chrono::duration<double>(timeout_s_);
     auto nap = std::chrono::microseconds(1);
     for (;;) {
@@ -218,6 +231,16 @@ class NcclTransport final : public Transport {
       }
       check_async(op);
       if (Clock::now() > deadline) timeout(op);
+      if (abandonable) {
+        try {
+          abandon_point();
+        } catch (const Interrupted&) {
+          healthy_ = false;  // the operation stays enqueued: only the abort ends it
+          ncclCommAbort(comm_);
+          comm_ = nullptr;
+          throw;
+        }
+      }
       std::this_thread::sleep_for(nap);
       nap = std::min(nap * 2, std::chrono::microseconds(200));
     }

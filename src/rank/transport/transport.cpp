@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/check.h"
+#include "common/interrupt.h"
 #include "rank/transport/mpi_transport.h"
 #include "rank/transport/nccl_transport.h"
 #include "rank/transport/transport_fault.h"
@@ -62,6 +63,15 @@ constexpr RaiseRow kRaise[] = {
     {static_cast<int>(ExitCode::kInternal),
      [](const std::string& m) { throw Agreed<InternalError>(m); }},
 };
+
+// Exit codes 128 + signal are interruptions (common/interrupt.h): a rank stopped on SIGTERM /
+// SIGINT. Any error is worse (it says more about the run than that the job was being stopped).
+bool interruption(int code) {
+  return code > 128;
+}
+int severity(int code) {
+  return interruption(code) ? 1 : code;
+}
 
 // Wire format of a Status: code, rank and failed_ranks as int32, then the message bytes.
 constexpr size_t kHead = 3 * sizeof(int32_t);
@@ -126,10 +136,14 @@ Status Status::from_exception(const std::exception& e, int rank) {
 void Status::raise(const std::string& step) const {
   if (is_ok()) return;
   std::ostringstream msg;
-  msg << "rank " << rank << " failed";
+  const char* verb = interruption(code) ? "stopped" : "failed";
+  msg << "rank " << rank << " " << verb;
   if (!step.empty()) msg << " in step '" << step << "'";
-  if (failed_ranks > 1) msg << " (" << failed_ranks << " ranks failed; showing the worst)";
+  if (failed_ranks > 1) msg << " (" << failed_ranks << " ranks " << verb << "; showing the worst)";
   msg << ": " << message;
+  // Every rank exits 128 + the signal, as a single process does (Slurm and the job script see
+  // 143 / 130, not an internal error).
+  if (interruption(code)) throw Agreed<Interrupted>(msg.str(), code - 128);
   for (const auto& r : kRaise)
     if (r.code == code) r.raise(msg.str());
   kRaise[2].raise(msg.str() + " [unknown status code " + std::to_string(code) + "]");
@@ -153,7 +167,8 @@ Status Transport::agree(const Status& mine) {
       Status s = decode(all[r], r);
       if (s.is_ok()) continue;
       ++failed;
-      if (s.code > worst.code) worst = s;  // strict: among equal codes the lowest rank wins
+      // strict: among equal severities the lowest rank wins
+      if (severity(s.code) > severity(worst.code)) worst = s;
     }
     worst.failed_ranks = failed;
     verdict = encode(worst);

@@ -16,8 +16,8 @@
 //   * mpi (and nccl's MPI control channel): a waiting call also fails, before the deadline, when
 //     the process of another rank on this host has ended (SIGKILL, OOM killer, crash): a
 //     BackendError naming that rank and its pid, transport unhealthy as after a timeout. Looked
-//     for every second, every 20 ms after SIGTERM/SIGINT (rank/transport/peer_liveness.h). Ranks on other
-//     hosts are only caught by the deadline.
+//     for every second, every 20 ms after SIGTERM/SIGINT (rank/transport/peer_liveness.h). Ranks on
+//     other hosts are only caught by the deadline.
 //   * all_reduce_sum is in place and bit-identical on every rank; for floating point the result is
 //     also independent of message timing (MPI: summed on rank 0 in rank order, then broadcast).
 //     Supported dtypes: float32, float64, int64. Tensors of any layout/device are accepted; the
@@ -25,8 +25,10 @@
 //   * recv / broadcast fill a preallocated tensor; its dtype and element count must match what
 //     the sender has (a size mismatch is a BackendError naming both sizes).
 //   * agree(mine): every rank passes its own Status and every rank gets back the same worst one
-//     (highest code; among equals the lowest rank) with the failing rank and its message.
-//     Status::raise() turns a failed agreed status into the matching sq::Error on every rank.
+//     (highest code, an interruption — 128 + signal, sq::Interrupted — below every error; among
+//     equals the lowest rank) with the failing rank and its message.
+//     Status::raise() turns a failed agreed status into the matching sq::Error on every rank
+//     (an interruption into sq::Interrupted of the same signal).
 //     Errors thrown by raise() are "agreed": all_ranks_know(e) is true, so the caller may exit
 //     normally (every rank exits non-zero on its own). For any other error in a multi-rank job
 //     the caller calls abort_job() so that no rank is left waiting.
@@ -58,7 +60,8 @@ struct TransportOptions {
 };
 
 // A rank's outcome of one step. code uses the process exit codes (0 ok, 2 input, 3 system,
-// 4 internal); worse = larger.
+// 4 internal, 128 + signal interrupted); worse = larger, except that an interruption is below
+// every error.
 struct Status {
   int code = 0;
   int rank = -1;         // the rank that reported it (set by agree when failed)
@@ -105,6 +108,12 @@ class Transport {
   // Kills every rank of the job with `code` (MPI_Abort). Returns only where there is nothing to
   // kill (local transport); the caller then exits normally.
   virtual void abort_job(int code) noexcept {}
+  // The ranks agreed to stop on a signal (sq::Interrupted): the launcher that sent it may be
+  // tearing the job down already (Open MPI's mpirun does on SIGTERM, and SIGKILLs the ranks a
+  // second later), so this process's shutdown must not wait for any other: mpi skips
+  // MPI_Finalize (its fence waited for the dying launcher until the SIGKILL), nccl aborts its
+  // communicator. Collectives are not allowed afterwards. Default: nothing.
+  virtual void leave_unsynchronized() noexcept {}
 };
 
 std::unique_ptr<Transport> make_transport(TransportKind kind, const TransportOptions& options);

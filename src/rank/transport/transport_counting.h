@@ -46,6 +46,7 @@ class CountingTransport final : public Transport {
   Status agree(const Status& mine) override;
   bool healthy() const override { return inner_->healthy(); }
   void abort_job(int code) noexcept override { inner_->abort_job(code); }
+  void leave_unsynchronized() noexcept override { inner_->leave_unsynchronized(); }
 
  private:
   std::unique_ptr<Transport> inner_;

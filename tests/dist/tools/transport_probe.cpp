@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "common/errors.h"
+#include "common/interrupt.h"
 #include "rank/transport/reduce.h"
 #include "rank/transport/transport.h"
 #include "solvers/quant_grid.h"
@@ -169,6 +170,16 @@ void check_contract(Transport& t, const std::string& kind) {
     PROBE_EXPECT(s.code == (w > 2 ? 3 : 2), "agree worst code, got " << s.code);
     PROBE_EXPECT(s.failed_ranks == (w > 2 ? 2 : 1), "agree failed count, got " << s.failed_ranks);
     PROBE_EXPECT(s.message == (w > 2 ? "disk full here" : "bad input here"), "agree message");
+  }
+  {  // an interruption (exit 143) on the last rank is below an input error (2) on rank 0
+    sq::rank::Status mine;
+    if (r == w - 1) mine = sq::rank::Status::from_exception(sq::Interrupted("stopped here", 15), r);
+    if (w > 1 && r == 0)
+      mine = sq::rank::Status::from_exception(sq::InputError("bad input here"), r);
+    const auto s = t.agree(mine);
+    PROBE_EXPECT(s.code == (w > 1 ? 2 : 143),
+                 "agree: an error beats an interruption, got " << s.code);
+    PROBE_EXPECT(s.rank == (w > 1 ? 0 : w - 1), "agree: interruption ranked last, got " << s.rank);
   }
   PROBE_EXPECT(t.healthy(), "healthy after the contract");
 }

@@ -2,9 +2,11 @@
 // parsing, Status agreement semantics, agreed steps and fault injection.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 
 #include "common/errors.h"
+#include "common/interrupt.h"
 #include "rank/transport/transport.h"
 #include "rank/transport/transport_fault.h"
 
@@ -103,6 +105,23 @@ TEST(TransportStatus, AgreeAndRaiseKeepClassAndRank) {
   EXPECT_FALSE(all_ranks_know(BackendError("x")));
   // Non-sq exceptions are internal errors.
   EXPECT_EQ(Status::from_exception(std::runtime_error("boom"), 0).code, 4);
+}
+
+TEST(TransportStatus, AnInterruptionIsRaisedAsInterruptedWithItsExitCode) {
+  auto t = local();
+  const Status mine = Status::from_exception(
+      sq::Interrupted("SIGTERM: interrupted after block 2 of 6", SIGTERM), 0);
+  EXPECT_EQ(mine.code, 128 + SIGTERM);
+  const Status agreed = t->agree(mine);
+  try {
+    agreed.raise("quantize");
+    FAIL() << "raise must throw";
+  } catch (const sq::Interrupted& e) {
+    EXPECT_TRUE(all_ranks_know(e));
+    EXPECT_EQ(sq::exit_code_for(e), 143);
+    EXPECT_EQ(std::string(e.what()),
+              "rank 0 stopped in step 'quantize': SIGTERM: interrupted after block 2 of 6");
+  }
 }
 
 TEST(TransportStatus, AgreedStepPropagatesFailureAndFault) {
