@@ -19,23 +19,12 @@
 # (default 560) bounds the script; results: stdout and $OUT/big_bench.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-B=${B:-build-gpu}
-OUT=${OUT:-/tmp/sq-out}
-WORK=${SQ_BENCH_DIR:-/tmp/sq-big}
-BUDGET=${BENCH_BUDGET_S:-560}
+. bench/lib_bench.sh
+bench_setup big_bench /tmp/sq-big
 METHODS=${METHODS:-awq gptq}
 EXTRA=${BENCH_EXTRA_ARGS:-}  # appended to every run, e.g. "--force-cpu" for a smoke run
 ARGS_OVERRIDE=${BENCH_ARGS:-}  # replaces the method's calibration arguments (smoke runs)
-export SQ_SHARED_DIR=${SQ_SHARED_DIR:-$PWD/.carry/shared}
-export LD_LIBRARY_PATH=$PWD/.carry/boost/lib:${LD_LIBRARY_PATH:-}
-SQ=${SHARDQUANT:-$PWD/$B/shardquant}
 MD=$OUT/big_bench.md
-T0=$(date +%s)
-mkdir -p "$OUT" "$WORK"
-[ -x "$SQ" ] || { echo "big_bench: $SQ not built"; exit 1; }
-left() { echo $((BUDGET - ($(date +%s) - T0))); }
-now() { date +%s.%N; }
-have_smi() { command -v nvidia-smi >/dev/null; }
 
 {
   echo "# Big-model slices ($(date -u +%F' '%H:%MZ))"
@@ -46,19 +35,6 @@ have_smi() { command -v nvidia-smi >/dev/null; }
   echo "|---|---|---|---|---|---|---|---|---|---|"
 } >"$MD"
 
-POLL_PID=""
-start_poll() {
-  rm -f "$WORK/smi.txt"
-  have_smi || return 0
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$WORK/smi.txt" 2>/dev/null &
-  POLL_PID=$!
-}
-stop_poll() {
-  [ -n "$POLL_PID" ] && kill "$POLL_PID" 2>/dev/null && wait "$POLL_PID" 2>/dev/null
-  POLL_PID=""
-  sort -n "$WORK/smi.txt" 2>/dev/null | tail -1
-}
-
 # slice SHAPE LAYERS → $WORK/SHAPE-LAYERS (removed after its case: the disk holds one slice)
 slice() {
   local dir
@@ -67,7 +43,7 @@ slice() {
   rm -rf "$dir"
   local t=$(now)
   timeout "$(left)" "$SQ" synth --shape "$1" --layers "$2" --out "$dir" --seed 1 >&2 || return 1
-  echo "synth $1 --layers $2: $(awk -v a="$t" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s, $(du -sh "$dir" | cut -f1)" >&2
+  echo "synth $1 --layers $2: $(since "$t") s, $(du -sh "$dir" | cut -f1)" >&2
   echo "$dir"
 }
 
@@ -83,19 +59,18 @@ run() {
     echo "| $case | $method | | | | | | | $goal | skipped (budget) |" >>"$MD"
     return 0
   fi
-  start_poll
+  start_poll 200
   local t=$(now)
   # shellcheck disable=SC2086
   timeout "$budget" "$SQ" --model_path "$model" --output_dir "$out" "$@" $EXTRA >"$WORK/$case-$method.log" 2>&1
   local rc=$?
   local wall
-  wall=$(awk -v a="$t" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
+  wall=$(since "$t")
   local smi
   smi=$(stop_poll)
   tail -8 "$WORK/$case-$method.log"
-  local status=ok
-  [ $rc -eq 0 ] || status="exit $rc"
-  [ $rc -eq 124 ] && status="timeout after ${budget}s"
+  local status
+  status=$(run_status $rc "$budget")
   local row
   row=$(python3 - "$out/shardquant_summary.json" "$wall" "$total" "${smi:-0}" <<'PY'
 import json, sys, os

@@ -17,24 +17,12 @@
 # skipped, a run is cut at the remaining budget. Results: stdout and $OUT/gpu_bench.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-B=${B:-build-gpu}
-OUT=${OUT:-/tmp/sq-out}
-WORK=${SQ_BENCH_DIR:-/tmp/sq-bench}
-BUDGET=${BENCH_BUDGET_S:-560}
-export SQ_SHARED_DIR=${SQ_SHARED_DIR:-$PWD/.carry/shared}
-export LD_LIBRARY_PATH=$PWD/.carry/boost/lib:${LD_LIBRARY_PATH:-}
-SQ=${SHARDQUANT:-$PWD/$B/shardquant}
+. bench/lib_bench.sh
+bench_setup gpu_bench /tmp/sq-bench
 HOUSE=$SQ_SHARED_DIR/models/house-llama-13m
 MD=$OUT/gpu_bench.md
 NOTES=$WORK/notes.md
-T0=$(date +%s)
-mkdir -p "$OUT" "$WORK"
 : >"$NOTES"
-[ -x "$SQ" ] || { echo "gpu_bench: $SQ not built (run scripts/device_run.sh build first)"; exit 1; }
-
-left() { echo $((BUDGET - ($(date +%s) - T0))); }
-now() { date +%s.%N; }
-gib() { awk -v m="$1" 'BEGIN{printf "%.2f", m/1024}'; }
 
 {
   echo "# GPU benchmarks ($(date -u +%F' '%H:%MZ))"
@@ -45,19 +33,6 @@ gib() { awk -v m="$1" 'BEGIN{printf "%.2f", m/1024}'; }
   echo "|---|---|---|---|---|---|---|---|"
 } >"$MD"
 
-# Peak of nvidia-smi's memory.used (MiB) while a command runs.
-POLL_PID=""
-start_poll() {
-  rm -f "$WORK/smi.txt"
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$WORK/smi.txt" 2>/dev/null &
-  POLL_PID=$!
-}
-stop_poll() {
-  kill "$POLL_PID" 2>/dev/null
-  wait "$POLL_PID" 2>/dev/null
-  sort -n "$WORK/smi.txt" 2>/dev/null | tail -1
-}
-
 # synth_model SHAPE → $WORK/SHAPE (kept between stages of one call)
 synth_model() {
   local shape=$1 dir=$WORK/$1
@@ -65,7 +40,7 @@ synth_model() {
   rm -rf "$dir"
   local t=$(now)
   timeout "$(left)" "$SQ" synth --shape "$shape" --out "$dir" --seed 1 || return 1
-  echo "synth $shape: $(awk -v a="$t" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}') s, $(du -sh "$dir" | cut -f1)"
+  echo "synth $shape: $(since "$t") s, $(du -sh "$dir" | cut -f1)"
 }
 
 # quant NAME REFERENCE MODEL_DIR ARGS... — one timed run, figures to stdout and the table.
@@ -80,18 +55,17 @@ quant() {
     echo "| $name | | | | | | $ref | skipped (budget) |" >>"$MD"
     return 0
   fi
-  start_poll
+  start_poll 100
   local t=$(now)
   timeout "$budget" "$SQ" --model_path "$model" --output_dir "$out" "$@" >"$WORK/$name.log" 2>&1
   local rc=$?
   local wall
-  wall=$(awk -v a="$t" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}')
+  wall=$(since "$t")
   local peak
   peak=$(stop_poll)
   tail -25 "$WORK/$name.log"
-  local status="ok"
-  [ $rc -eq 0 ] || status="exit $rc"
-  [ $rc -eq 124 ] && status="timeout after ${budget}s"
+  local status
+  status=$(run_status $rc "$budget")
   local q="" l="" w="" pa=""
   if [ -f "$out/shardquant_summary.json" ]; then
     read -r q l w pa < <(python3 -c '

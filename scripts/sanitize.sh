@@ -11,15 +11,8 @@
 # registries are suppressed (tests/sanitize/lsan.supp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
+. scripts/lib/test_env.sh  # ROOT, JOBS, run(); setup.sh; ccache and locale (as scripts/test.sh)
 BUILD=${SANITIZE_BUILD_DIR:-$ROOT/build-asan}
-JOBS=${JOBS:-$(nproc)}
-run() { echo "+ $*"; "$@"; }
-
-run scripts/setup.sh
-export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}
-export LANG=C.UTF-8
-unset LC_ALL LC_CTYPE LC_MESSAGES
 # Set before the build too: gtest_discover_tests runs each test binary when it is linked.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/sanitize/lsan.supp:print_suppressions=0}

@@ -70,3 +70,14 @@ struct BackendTraits<Posix> {
                                   SqTraits_::describe(sq_rc_));               \
     }                                                                         \
   } while (0)
+
+// SQ_CHECK_OR_REQUIRE(from_input, cond, "message " << value): one check for data we made and
+// data we read — SQ_REQUIRE (InputError) when `from_input` (the value came from a file or the
+// user), else SQ_CHECK (InternalError, with the expression, file and line).
+#define SQ_CHECK_OR_REQUIRE(from_input, cond, msg) \
+  do {                                             \
+    if (from_input)                                \
+      SQ_REQUIRE(cond, msg);                       \
+    else                                           \
+      SQ_CHECK(cond, msg);                         \
+  } while (0)

@@ -194,6 +194,7 @@ Plan make_plan(const Options& opts) {
   check_output_dir(opts.output_dir, opts.model_path, plan.input_files);
 
   plan.on_cpu = opts.force_cpu || opts.device == "cpu" || !rank::cuda_available();
+  if (!plan.on_cpu) plan.gpu_memory = rank::device_total_memory(at::Device(at::kCUDA, 0));
   plan.compute_dtype_bytes = opts.compute_dtype == "fp32"   ? 4
                              : opts.compute_dtype != "auto" ? 2
                              : plan.on_cpu                  ? 4
@@ -222,7 +223,7 @@ Plan make_plan(const Options& opts) {
     uint64_t limit = opts.gpu_mem_limit_bytes;
     std::string what = "--gpu-mem-limit";
     if (limit == 0) {
-      limit = rank::device_total_memory(at::Device(at::kCUDA, 0));
+      limit = plan.gpu_memory;
       what = "the GPU's memory";
     }
     if (limit != 0 && fixed > limit) {

@@ -21,8 +21,8 @@
 //   block_w   = max over blocks of (block parameters × dt)
 //   act       = 2 × calib_size × seq_len × hidden × dt          (block inputs and outputs)
 //   work      = 4 × (out × in) of the largest quantized linear   (fp32 working copy)
-//               + Σ over the block's quantized linears of out × in × 4 (int32 codes held until
-//               the block is exported)
+//               + codes = Σ over the block's quantized linears of out × in (uint8 codes held
+//               until the block is exported, rank::ResultStore)
 //   AWQ:  stats = calib_size × seq_len × (max in_features + hidden) × dt
 //               (one scaling group's captured input + its inspect-scope output at a time)
 //   GPTQ: stats = Σ over the block's quantized linears of in² × 8 (float64 Hessian sums — an
@@ -36,6 +36,10 @@
 //                 to disk at once, io/safetensors_writer.h)
 //               + mapped shard pages of two blocks (the one loaded and the one prefetched, in the
 //                 checkpoint's bytes per parameter; pages of loaded blocks are released)
+//               + on a GPU, the codes of the largest block whose linears' weights (kept ones
+//                 included) exceed a sixteenth of the GPU's memory (gpu_memory): such a block
+//                 keeps its codes in host memory until its export (rank::codes_wait_on_host,
+//                 ResultStore::kCompactHost: huge MoE blocks)
 // Nothing grows with the number of blocks. Checked against /proc on CPU slices of 4 and 8 blocks
 // (tests/cli/test_host_memory_cli.cpp, within 25 %; bench/NOTES.md "Host memory flat").
 #pragma once
@@ -74,6 +78,7 @@ struct MemoryEstimate {
   uint64_t working = 0;
   uint64_t statistics = 0;
   uint64_t device_peak = 0;  // GPU bytes (0 when the run is on CPU)
+  uint64_t host_codes = 0;   // codes waiting in host memory (kCompactHost), part of host_peak
   uint64_t host_peak = 0;
 };
 
@@ -105,6 +110,7 @@ struct Plan {
   int64_t kept_tensors = 0;  // every tensor written unchanged (non-linear + kept linears)
 
   bool on_cpu = true;
+  uint64_t gpu_memory = 0;  // total memory of the run's GPU (cuda:0); 0 on CPU or when unknown
   int compute_dtype_bytes = 4;
   MemoryEstimate memory;
   std::vector<std::string> warnings;  // printed by the caller

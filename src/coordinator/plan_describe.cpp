@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "coordinator/plan_internal.h"
+#include "rank/device.h"
 
 namespace sq::coordinator {
 
@@ -34,10 +35,11 @@ void estimate_memory(Plan& plan, const Options& opts) {
   for (const auto& blk : plan.blocks) {
     m.block_weights = std::max<uint64_t>(m.block_weights, blk.params * dt);
     max_params = std::max<uint64_t>(max_params, blk.params);
-    uint64_t hessians = 0, block_max_in = 0, codes = 0;
+    uint64_t hessians = 0, block_max_in = 0, codes = 0, weights = 0;
     for (const auto& l : blk.linears) {
-      if (!l.quantized) continue;
       const uint64_t in = l.ref.in_features, out = l.ref.out_features;
+      weights += in * out;
+      if (!l.quantized) continue;
       max_in = std::max(max_in, in);
       max_linear = std::max(max_linear, in * out);
       hessians += in * in * 8;  // float64 running sums (solvers/gptq.h)
@@ -50,6 +52,11 @@ void estimate_memory(Plan& plan, const Options& opts) {
     hessians += block_max_in * block_max_in * (6 * hb + 4);
     max_hessians = std::max(max_hessians, hessians);
     max_codes = std::max(max_codes, codes);
+    // The worker's rule (rank/block_step.cpp result_store) weighs every linear of the block,
+    // kept ones included; the plan's list lacks only the never-quantized routers and
+    // shared-expert gates (well under 1 % of an MoE block). On CPU the codes are in `device`.
+    if (!plan.on_cpu && rank::codes_wait_on_host(weights, plan.gpu_memory))
+      m.host_codes = std::max(m.host_codes, codes);
   }
   m.activations = 2 * tokens * hidden * dt;
   m.working = 4 * max_linear + max_codes;
@@ -69,7 +76,7 @@ void estimate_memory(Plan& plan, const Options& opts) {
   const auto mapped = static_cast<uint64_t>(2.0 * double(max_params) * stored_per_param);
   m.device_peak = plan.on_cpu ? 0 : device;
   m.host_peak = kHostRuntimeBytes + non_block + m.block_weights +
-                (plan.on_cpu ? device : m.activations) + out_buffer + mapped;
+                (plan.on_cpu ? device : m.activations) + out_buffer + mapped + m.host_codes;
 }
 
 }  // namespace detail

@@ -46,4 +46,31 @@ void H5Handle::reset() {
   id_ = -1;
 }
 
+std::string read_string_attribute(hid_t obj, const char* name, const std::string& what) {
+  hid_t id;
+  SQ_CALL(Hdf5, id = H5Aopen(obj, name, H5P_DEFAULT));
+  H5Handle attr(id, H5Aclose);
+  SQ_CALL(Hdf5, id = H5Aget_type(attr.get()));
+  H5Handle ftype(id, H5Tclose);
+  // A variable-length string would be read as a pointer into memory HDF5 allocated: refuse it
+  // rather than read it as characters.
+  htri_t variable;
+  SQ_CALL(Hdf5, variable = H5Tis_variable_str(ftype.get()));
+  if (H5Tget_class(ftype.get()) != H5T_STRING || variable > 0) {
+    SQ_THROW(BackendError, what << ": attribute " << name << " is not a fixed-length string");
+  }
+  const size_t size = H5Tget_size(ftype.get());
+  std::string text(size, '\0');
+  SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
+  H5Handle mtype(id, H5Tclose);
+  SQ_CALL(Hdf5, H5Tset_size(mtype.get(), size));
+  // HDF5 converts no strings between character sets: read in the file's own.
+  H5T_cset_t cset;
+  SQ_CALL(Hdf5, cset = H5Tget_cset(ftype.get()));
+  SQ_CALL(Hdf5, H5Tset_cset(mtype.get(), cset));
+  SQ_CALL(Hdf5, H5Aread(attr.get(), mtype.get(), text.data()));
+  while (!text.empty() && text.back() == '\0') text.pop_back();
+  return text;
+}
+
 }  // namespace sq::io

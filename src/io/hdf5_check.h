@@ -1,6 +1,7 @@
 // HDF5 C API calls go through SQ_CALL(Hdf5, expr) (common/check.h): every HDF5 return value
 // (herr_t, hid_t, htri_t, hssize_t) is negative on failure. The BackendError message carries the
-// innermost descriptions of HDF5's error stack. Also: an RAII handle for hid_t.
+// innermost descriptions of HDF5's error stack. Also: an RAII handle for hid_t and the read of a
+// fixed-length string attribute.
 #pragma once
 
 #include <hdf5.h>
@@ -45,5 +46,13 @@ class H5Handle {
   hid_t id_ = -1;
   Closer close_ = nullptr;
 };
+
+// Reads the fixed-length string attribute `name` of the HDF5 object `obj` (a file, group or
+// dataset) in the character set it was stored in, without its trailing NULs. `what` names the
+// file for messages (e.g. "checkpoint /x/block_3.h5"). Throws BackendError
+// "<what>: attribute <name> is not a fixed-length string" when it has another type (a
+// variable-length string included), and BackendError with HDF5's error stack when it is missing
+// or unreadable.
+std::string read_string_attribute(hid_t obj, const char* name, const std::string& what);
 
 }  // namespace sq::io

@@ -147,20 +147,7 @@ std::optional<Record> read_record(const std::string& path, bool tensors) {
   hid_t id;
   SQ_CALL(Hdf5, id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
   H5Handle file(id, H5Fclose);
-  SQ_CALL(Hdf5, id = H5Aopen(file.get(), kMeta, H5P_DEFAULT));
-  H5Handle attr(id, H5Aclose);
-  SQ_CALL(Hdf5, id = H5Aget_type(attr.get()));
-  H5Handle ftype(id, H5Tclose);
-  const size_t size = H5Tget_size(ftype.get());
-  std::string text(size, '\0');
-  SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
-  H5Handle mtype(id, H5Tclose);
-  SQ_CALL(Hdf5, H5Tset_size(mtype.get(), size));
-  H5T_cset_t cset;
-  SQ_CALL(Hdf5, cset = H5Tget_cset(ftype.get()));
-  SQ_CALL(Hdf5, H5Tset_cset(mtype.get(), cset));
-  SQ_CALL(Hdf5, H5Aread(attr.get(), mtype.get(), text.data()));
-  while (!text.empty() && text.back() == '\0') text.pop_back();
+  const std::string text = read_string_attribute(file.get(), kMeta, "checkpoint " + path);
   Record r;
   try {
     r.meta = nlohmann::json::parse(text);

@@ -127,28 +127,8 @@ std::optional<TokenCache> read_token_cache(const std::string& path) {
                                                 << "x" << mshape.second);
   }
 
-  SQ_CALL(Hdf5, id = H5Aopen(file.get(), kProvenance, H5P_DEFAULT));
-  H5Handle attr(id, H5Aclose);
-  SQ_CALL(Hdf5, id = H5Aget_type(attr.get()));
-  H5Handle ftype(id, H5Tclose);
-  htri_t variable;
-  SQ_CALL(Hdf5, variable = H5Tis_variable_str(ftype.get()));
-  if (H5Tget_class(ftype.get()) != H5T_STRING || variable > 0) {
-    SQ_THROW(BackendError, "calibration cache " << path
-                                                << ": attribute provenance is not a fixed-length "
-                                                   "string");
-  }
-  const size_t size = H5Tget_size(ftype.get());
-  std::string text(size, '\0');
-  SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
-  H5Handle mtype(id, H5Tclose);
-  SQ_CALL(Hdf5, H5Tset_size(mtype.get(), size));
-  // HDF5 converts no strings between character sets: read in the file's own.
-  H5T_cset_t cset;
-  SQ_CALL(Hdf5, cset = H5Tget_cset(ftype.get()));
-  SQ_CALL(Hdf5, H5Tset_cset(mtype.get(), cset));
-  SQ_CALL(Hdf5, H5Aread(attr.get(), mtype.get(), text.data()));
-  while (!text.empty() && text.back() == '\0') text.pop_back();
+  const std::string text =
+      read_string_attribute(file.get(), kProvenance, "calibration cache " + path);
 
   TokenCache out;
   try {

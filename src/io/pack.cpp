@@ -39,28 +39,27 @@ const at::Tensor& PackedLinear::get(const std::string& suffix) const {
 // `from_file`: the linear was unpacked from a checkpoint, so a violation is the file's fault
 // (InputError) rather than a broken invariant of our own packer (InternalError).
 void check_quant_linear(const QuantLinear& q, const char* context, bool from_file) {
-#define SQ_QCHECK(cond, msg) \
-  do {                       \
-    if (from_file)           \
-      SQ_REQUIRE(cond, msg); \
-    else                     \
-      SQ_CHECK(cond, msg);   \
-  } while (0)
-  SQ_QCHECK(q.codes.defined() && q.zeros.defined() && q.scales.defined() && q.g_idx.defined(),
-            context << ": codes, zeros, scales and g_idx must all be set");
-  SQ_QCHECK(q.codes.dim() == 2, context << ": codes must be [N, K], got " << q.codes.sizes());
+  SQ_CHECK_OR_REQUIRE(
+      from_file, q.codes.defined() && q.zeros.defined() && q.scales.defined() && q.g_idx.defined(),
+      context << ": codes, zeros, scales and g_idx must all be set");
+  SQ_CHECK_OR_REQUIRE(from_file, q.codes.dim() == 2,
+                      context << ": codes must be [N, K], got " << q.codes.sizes());
   const int64_t n = q.codes.size(0), k = q.codes.size(1);
   const int64_t groups = num_groups(k, q.scheme.group_size);
-  SQ_QCHECK(q.zeros.dim() == 2 && q.zeros.size(0) == groups && q.zeros.size(1) == n,
-            context << ": zeros must be [" << groups << ", " << n << "], got " << q.zeros.sizes());
-  SQ_QCHECK(q.scales.sizes() == q.zeros.sizes(), context << ": scales must be [" << groups << ", "
-                                                         << n << "], got " << q.scales.sizes());
-  SQ_QCHECK(q.scales.is_floating_point(), context << ": scales must be floating point");
-  SQ_QCHECK(q.g_idx.dim() == 1 && q.g_idx.numel() == k,
-            context << ": g_idx must be [" << k << "], got " << q.g_idx.sizes());
+  SQ_CHECK_OR_REQUIRE(
+      from_file, q.zeros.dim() == 2 && q.zeros.size(0) == groups && q.zeros.size(1) == n,
+      context << ": zeros must be [" << groups << ", " << n << "], got " << q.zeros.sizes());
+  SQ_CHECK_OR_REQUIRE(
+      from_file, q.scales.sizes() == q.zeros.sizes(),
+      context << ": scales must be [" << groups << ", " << n << "], got " << q.scales.sizes());
+  SQ_CHECK_OR_REQUIRE(from_file, q.scales.is_floating_point(),
+                      context << ": scales must be floating point");
+  SQ_CHECK_OR_REQUIRE(from_file, q.g_idx.dim() == 1 && q.g_idx.numel() == k,
+                      context << ": g_idx must be [" << k << "], got " << q.g_idx.sizes());
   if (k > 0)
-    SQ_QCHECK(q.g_idx.min().item<int64_t>() >= 0 && q.g_idx.max().item<int64_t>() < groups,
-              context << ": g_idx values must lie in 0.." << groups - 1);
+    SQ_CHECK_OR_REQUIRE(
+        from_file, q.g_idx.min().item<int64_t>() >= 0 && q.g_idx.max().item<int64_t>() < groups,
+        context << ": g_idx values must lie in 0.." << groups - 1);
   if (from_file) {
     const auto in_range = [&](const at::Tensor& t) {
       return t.numel() == 0 ||
@@ -72,7 +71,6 @@ void check_quant_linear(const QuantLinear& q, const char* context, bool from_fil
   }
   check_range(q.codes, q.scheme.bits, context, "codes");
   check_range(q.zeros, q.scheme.bits, context, "zeros");
-#undef SQ_QCHECK
 }
 
 PackedLinear pack(const QuantLinear& q, Format format, const PackOptions& opts) {

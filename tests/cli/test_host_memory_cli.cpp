@@ -2,14 +2,12 @@
 // `shardquant synth` (hidden 1536, intermediate 4096, 3 blocks, bf16), CPU GPTQ w4 at 8 × 128
 // calibration tokens:
 // - the plan's "peak host memory" (--dry-run) is within 25 % of the peak the kernel measured for
-//   the run (ru_maxrss from wait4, not the run's own report), and the run's summary splits it into
-//   anonymous and file-backed peaks;
+//   the run (ru_maxrss from wait4 in run_binary.h, not the run's own report), and the run's summary
+//   splits it into anonymous and file-backed peaks;
 // - under a memory cgroup (v1 memory.limit_in_bytes or v2 memory.max, created here; skipped where
 //   this process may not create one) below the estimate the run stops before any work with exit
 //   3 naming the limit and the estimate; under one a little above the estimate it succeeds.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -23,44 +21,6 @@ namespace sq::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Measured {
-  int code = -1;
-  uint64_t max_rss = 0;  // bytes, the kernel's (ru_maxrss)
-  std::string output;
-};
-
-// Runs shardquant with `args`; when `cgroup_procs` is set the child first moves itself into that
-// cgroup. The peak resident size comes from wait4, i.e. from the kernel.
-Measured run_measured(const std::vector<std::string>& args, const std::string& log,
-                      const std::string& cgroup_procs = "") {
-  pid_t pid = fork();
-  if (pid == 0) {
-    for (const auto& n : shardquant_env_names()) unsetenv(n.c_str());
-    if (!cgroup_procs.empty()) {
-      std::ofstream p(cgroup_procs);
-      p << getpid() << std::flush;
-      if (!p) _exit(126);
-    }
-    if (!freopen(log.c_str(), "w", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(127);
-    std::vector<char*> argv;
-    std::string bin = binary();
-    argv.push_back(bin.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  Measured m;
-  int status = 0;
-  struct rusage ru {};
-  wait4(pid, &status, 0, &ru);
-  m.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  m.max_rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
-  m.output = slurp(log);
-  return m;
-}
 
 uint64_t planned_peak(const std::string& dry_run_output) {
   const std::string key = "peak host memory: ";
@@ -119,8 +79,8 @@ class HostMemoryRun : public ::testing::Test {
 
 TEST_F(HostMemoryRun, DryRunPredictsTheMeasuredPeakWithin25Percent) {
   const uint64_t predicted = estimate();
-  const Measured m = run_measured(args(tmp_ / "out", false), tmp_ / "log");
-  ASSERT_EQ(m.code, 0) << m.output;
+  const RunResult m = run_shardquant(args(tmp_ / "out", false));
+  ASSERT_EQ(m.code, 0) << m.all();
   ASSERT_GT(m.max_rss, 0u);
   const double ratio = double(predicted) / double(m.max_rss);
   EXPECT_GE(ratio, 0.75) << "predicted " << predicted << " measured " << m.max_rss;
@@ -137,7 +97,7 @@ TEST_F(HostMemoryRun, DryRunPredictsTheMeasuredPeakWithin25Percent) {
   EXPECT_LE(anon, peak * 1.001);
   EXPECT_LE(file, peak * 1.001);
   EXPECT_NEAR(peak, double(m.max_rss), 0.05 * double(m.max_rss)) << "VmHWM vs ru_maxrss";
-  EXPECT_NE(m.output.find("sampled peaks"), std::string::npos) << m.output;
+  EXPECT_NE(m.all().find("sampled peaks"), std::string::npos) << m.all();
 }
 
 // A memory cgroup of our own, below ours; "" when this process may not create one.
@@ -193,21 +153,21 @@ TEST_F(HostMemoryRun, CgroupLimitBelowTheEstimateFailsUpFrontAndOneAboveItSuccee
   const uint64_t predicted = estimate();
 
   ASSERT_TRUE(cg.set_limit(predicted / 2)) << cg.dir;
-  const Measured low = run_measured(args(tmp_ / "low", false), tmp_ / "low.log", cg.procs());
-  EXPECT_EQ(low.code, 3) << low.output;
-  EXPECT_NE(low.output.find("the plan's estimated peak is " + std::to_string(predicted)),
+  const RunResult low = run_shardquant(args(tmp_ / "low", false), {}, cg.procs());
+  EXPECT_EQ(low.code, 3) << low.all();
+  EXPECT_NE(low.all().find("the plan's estimated peak is " + std::to_string(predicted)),
             std::string::npos)
-      << low.output;
-  EXPECT_NE(low.output.find("cgroup memory."), std::string::npos) << low.output;
-  EXPECT_EQ(low.output.find("calibration:"), std::string::npos) << "work started:\n" << low.output;
+      << low.all();
+  EXPECT_NE(low.all().find("cgroup memory."), std::string::npos) << low.all();
+  EXPECT_EQ(low.all().find("calibration:"), std::string::npos) << "work started:\n" << low.all();
   EXPECT_FALSE(fs::exists(tmp_ / "low")) << "no output for a run that never started";
 
   // A limit a little above the estimate: a few of this slice's blocks (each 50 MB stored, 100 MB
   // in float32) beyond what one block's solve needs. The run fits it: nothing grows per block.
   ASSERT_TRUE(cg.set_limit(predicted + predicted / 5)) << cg.dir;
-  const Measured ok = run_measured(args(tmp_ / "ok", false), tmp_ / "ok.log", cg.procs());
-  EXPECT_EQ(ok.code, 0) << ok.output;
-  EXPECT_TRUE(fs::exists(tmp_ / "ok/model.safetensors")) << ok.output;
+  const RunResult ok = run_shardquant(args(tmp_ / "ok", false), {}, cg.procs());
+  EXPECT_EQ(ok.code, 0) << ok.all();
+  EXPECT_TRUE(fs::exists(tmp_ / "ok/model.safetensors")) << ok.all();
 }
 
 }  // namespace

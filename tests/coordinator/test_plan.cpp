@@ -8,6 +8,7 @@
 
 #include "common/errors.h"
 #include "coordinator/plan.h"
+#include "coordinator/plan_internal.h"
 #include "test_paths.h"
 
 namespace sq::coordinator {
@@ -163,6 +164,58 @@ TEST(OutputDir, Rules) {
   // The probe file is gone.
   for (const auto& e : fs::directory_iterator(model))
     EXPECT_EQ(e.path().filename().string().find(".shardquant-probe"), std::string::npos);
+}
+
+// The host estimate adds a block's codes that wait in host memory (rank::ResultStore::
+// kCompactHost) exactly when the worker would put them there: the block's linear weights (kept
+// ones included) above a sixteenth of the GPU's memory. Every figure below by hand from plan.h.
+TEST(PlanMemory, CodesWaitingOnTheHostCountPastASixteenthOfTheGpu) {
+  Plan p;
+  p.config.hidden_size = 32;
+  p.on_cpu = false;
+  p.compute_dtype_bytes = 2;
+  p.total_params = 1500;
+  p.input_bytes = 3000;  // 2 stored bytes per parameter
+  PlannedBlock b;
+  b.params = 1000;
+  auto linear = [](int64_t out, int64_t in, bool quantized) {
+    PlannedLinear l;
+    l.ref.out_features = out;
+    l.ref.in_features = in;
+    l.quantized = quantized;
+    return l;
+  };
+  // Codes (quantized weights): 2048 + 2048 = 4096; weights the worker weighs: 4096 + 256 = 4352.
+  b.linears = {linear(64, 32, true), linear(32, 64, true), linear(16, 16, false)};
+  p.blocks = {b};
+  Options o;
+  o.method = Method::kGptq;
+  o.bits = 4;
+  o.calib_size = 2;
+  o.seq_len = 4;
+  // Without the codes: runtime + non-block (500 params × 2) 1000 + block weights (1000 × 2) 2000
+  // + activations (2 × 8 tokens × 32 × 2) 1024 + output buffer (2000 × 4 / 16) 500 + mapped pages
+  // (2 blocks × 1000 × 2) 4000.
+  const uint64_t without = kHostRuntimeBytes + 1000 + 2000 + 1024 + 500 + 4000;
+
+  p.gpu_memory = 16 * 4352;  // 4352 is not above a sixteenth: the codes stay on the GPU
+  detail::estimate_memory(p, o);
+  EXPECT_EQ(p.memory.host_codes, 0u);
+  EXPECT_EQ(p.memory.host_peak, without);
+
+  Plan host = p;
+  host.memory = {};
+  host.gpu_memory = 16 * 4352 - 1;  // a sixteenth is 4351: the codes wait on the host
+  detail::estimate_memory(host, o);
+  EXPECT_EQ(host.memory.host_codes, 4096u);
+  EXPECT_EQ(host.memory.host_peak, without + 4096);
+  EXPECT_EQ(host.memory.device_peak, p.memory.device_peak);
+
+  Plan cpu = host;  // on the CPU the codes are part of the solve's memory already
+  cpu.memory = {};
+  cpu.on_cpu = true;
+  detail::estimate_memory(cpu, o);
+  EXPECT_EQ(cpu.memory.host_codes, 0u);
 }
 
 TEST(HumanBytes, Units) {

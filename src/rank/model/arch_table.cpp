@@ -147,8 +147,16 @@ std::vector<ArchSpec> build_rows() {
   std::vector<ArchSpec> rows;
   rows.push_back(llama_like("llama"));
   rows.push_back(llama_like("mistral"));
-  rows.push_back(llama_like("qwen2"));
-  rows.push_back(llama_like("qwen3"));
+  {
+    ArchSpec s = llama_like("qwen2");
+    s.qkv_bias = true;
+    rows.push_back(s);
+  }
+  {
+    ArchSpec s = llama_like("qwen3");
+    s.qk_norm = QkNormLayout::PerHead;
+    rows.push_back(s);
+  }
   // SmolLM3: llama with NoPE layers (config no_rope_layers; the block reads it).
   rows.push_back(llama_like("smollm3"));
   {
@@ -169,6 +177,7 @@ std::vector<ArchSpec> build_rows() {
     s.norm = NormKind::RmsPlusOne;
     s.act = Activation::GeluTanh;
     s.residual = ResidualStyle::Sandwich;
+    if (std::string(mt) == "gemma3_text") s.qk_norm = QkNormLayout::PerHead;
     rows.push_back(s);
   }
   {
@@ -178,6 +187,7 @@ std::vector<ArchSpec> build_rows() {
                                                {"post_attn_norm", "post_attention_layernorm"},
                                                {"post_mlp_norm", "post_feedforward_layernorm"}}));
     s.residual = ResidualStyle::PostNorm;
+    s.qk_norm = QkNormLayout::Full;
     // No norm precedes q/k/v or gate/up: only linear → linear groups scale.
     s.awq = cat(awq_attn_separate(""), awq_mlp_gated(""));
     rows.push_back(s);
@@ -318,14 +328,28 @@ std::vector<ArchSpec> build_rows() {
     s.gptq = cat(kGptqAttnFused, kGptqMlpPlain);
     rows.push_back(s);
   }
-  rows.push_back(moe_row("mixtral", kMixtralMoe, RouterKind::SoftmaxTopK, false));
+  {
+    ArchSpec s = moe_row("mixtral", kMixtralMoe, RouterKind::SoftmaxTopK, false);
+    s.synth_experts = true;
+    rows.push_back(s);
+  }
   {
     ArchSpec s = moe_row("phimoe", kMixtralMoe, RouterKind::SparseMixer, false);
     s.norm = NormKind::LayerNorm;
     rows.push_back(s);
   }
-  rows.push_back(moe_row("qwen2_moe", kQwenMoe, RouterKind::SoftmaxTopK, true));
-  rows.push_back(moe_row("qwen3_moe", kQwenMoe, RouterKind::SoftmaxTopK, false));
+  {
+    ArchSpec s = moe_row("qwen2_moe", kQwenMoe, RouterKind::SoftmaxTopK, true);
+    s.qkv_bias = true;
+    s.synth_experts = true;
+    rows.push_back(s);
+  }
+  {
+    ArchSpec s = moe_row("qwen3_moe", kQwenMoe, RouterKind::SoftmaxTopK, false);
+    s.qk_norm = QkNormLayout::PerHead;
+    s.synth_experts = true;
+    rows.push_back(s);
+  }
   {
     Names n = with(kQwenMoe, {{"q", ""},
                               {"k", ""},
@@ -346,6 +370,7 @@ std::vector<ArchSpec> build_rows() {
                               {"kv_a_norm", "self_attn.kv_a_layernorm"},
                               {"kv_b", "self_attn.kv_b_proj"}});
     ArchSpec s = moe_row("deepseek_v3", n, RouterKind::SigmoidGrouped, true);
+    s.synth_experts = true;
     s.family = BlockFamily::Mla;
     s.attn = AttnKind::Mla;
     s.rope_style = RopeStyle::Interleaved;

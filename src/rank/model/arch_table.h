@@ -12,7 +12,8 @@
 //                           linears that share one input (and therefore one Hessian).
 // Names in a row are relative to the block prefix ("self_attn.q_proj"); "{e}" stands for an
 // expert index. Per-checkpoint traits (biases, head_dim, rope, sliding window, parallel residual
-// switches) come from config.json, never from the row.
+// switches) come from config.json, never from the row; the row's checkpoint-layout columns
+// (qkv_bias, qk_norm) say only what a family's checkpoints hold where config.json is silent.
 #pragma once
 
 #include <cstdint>
@@ -62,6 +63,9 @@ enum class RouterKind {
 // on the output). None: per-expert linears ({e} roles) or no experts. (Llama 4's fused experts
 // are read per expert, io/expert_split.h, and quantized: see routing_weight_on_input.)
 enum class FusedExperts { None, GptOss };
+// The q/k norms a family's checkpoints hold: none, one per head ([head_dim]: qwen3, gemma3) or
+// one over the whole projection ([heads × head_dim]: olmo2).
+enum class QkNormLayout { None, PerHead, Full };
 
 // When an AWQ group applies: Always; EqualShapes (v→o only when v and o weights have equal
 // shape, i.e. not under GQA); ActScales (prev_op is an activation: needs a persistent *.scales
@@ -109,6 +113,17 @@ struct ArchSpec {
   // qwen3_next: q_proj emits [query | gate] per head; the attention output is multiplied by
   // σ(gate) before o_proj.
   bool gated_attention = false;
+  // Checkpoint layout that config.json does not state. The block code finds biases and norms by
+  // their presence; the synthetic-model writer (synth.h) writes what these say:
+  //   qkv_bias  q/k/v carry biases, o_proj none (qwen2), unless config attention_bias is false
+  //             (in the other rows attention_bias: true gives q/k/v and o_proj biases);
+  //   qk_norm   the q/k norms of every block (see QkNormLayout);
+  //   synth_experts  MoE rows whose per-expert layout synth writes completely (checked against
+  //             the family's fixture, ArchSources.SynthLayoutsAreTheFixtures); the other MoE rows
+  //             have family tensors synth does not write.
+  bool qkv_bias = false;
+  QkNormLayout qk_norm = QkNormLayout::None;
+  bool synth_experts = false;
   // Block tensors by role (relative to the block prefix). Roles: attn_norm, mlp_norm,
   // post_attn_norm, post_mlp_norm, q_norm, k_norm, q, k, v, qkv, o, gate, up, gate_up, down,
   // router, router_bias, expert_gate, expert_up, expert_down ({e}), shared_gate, shared_up,

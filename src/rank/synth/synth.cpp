@@ -7,7 +7,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <set>
 
 #include "common/check.h"
 #include "io/model_config.h"
@@ -18,25 +17,6 @@
 namespace sq::rank {
 namespace fs = std::filesystem;
 namespace {
-
-// Checkpoint traits of a family that its config.json does not state (every other row has none):
-// q/k/v biases (o_proj without; attention_bias: false turns them off) and q/k norms, per head
-// ([head_dim]) or over the whole projection ([heads × head_dim]).
-enum class QkNorm { kNone, kPerHead, kFull };
-struct FamilyTraits {
-  const char* model_type;
-  bool qkv_bias;
-  QkNorm qk_norm;
-};
-const FamilyTraits kTraits[] = {
-    {"qwen2", true, QkNorm::kNone},
-    {"qwen3", false, QkNorm::kPerHead},
-    {"qwen2_moe", true, QkNorm::kNone},
-    {"qwen3_moe", false, QkNorm::kPerHead},
-    {"gemma3_text", false, QkNorm::kPerHead},
-    {"gemma3", false, QkNorm::kPerHead},  // multimodal: its language model is gemma3_text
-    {"olmo2", false, QkNorm::kFull},
-};
 
 // The order synth writes a block's roles in (the row names them; absent roles are skipped).
 // An MoE block's routed experts are written expert by expert (gate, up, down) at "expert_gate".
@@ -71,12 +51,6 @@ const char* const kBlockOrder[] = {"attn_norm",
 // Files copied from the tokenizer directory (the first is required).
 const char* const kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json",
                                        "special_tokens_map.json", "generation_config.json"};
-
-FamilyTraits traits_of(const std::string& model_type) {
-  for (const auto& f : kTraits)
-    if (model_type == f.model_type) return f;
-  return {"", false, QkNorm::kNone};
-}
 
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 1469598103934665603ULL;
@@ -275,11 +249,8 @@ nlohmann::json synth_fp8(nlohmann::json j) {
 
 bool synth_writes(const ArchSpec& s) {
   const bool attn = s.attn == AttnKind::Separate || s.attn == AttnKind::Mla;
-  // MoE rows whose checkpoint layout synth has been checked against (their fixtures, test
-  // ArchSources.SynthLayoutsAreTheFixtures); others have family tensors synth does not write.
-  static const std::set<std::string> kMoe = {"mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3"};
   const bool mlp =
-      s.mlp == MlpKind::Gated || (s.mlp == MlpKind::Moe && kMoe.count(s.model_type) &&
+      s.mlp == MlpKind::Gated || (s.mlp == MlpKind::Moe && s.synth_experts &&
                                   s.role("expert_gate").find("{e}") != std::string::npos);
   return attn && mlp && !s.conv1d && s.pos_embed.empty() && s.norm != NormKind::LayerNorm;
 }
@@ -303,9 +274,8 @@ std::vector<SynthTensor> synth_tensors(const nlohmann::json& j) {
                                                  "or per-expert MoE MLP: "
                                               << list << ")");
   }
-  const FamilyTraits traits = traits_of(c.model_type);
-  const bool qkv_bias = c.get_bool("attention_bias", traits.qkv_bias);
-  const bool o_bias = !traits.qkv_bias && c.attention_bias;
+  const bool qkv_bias = c.get_bool("attention_bias", s.qkv_bias);
+  const bool o_bias = !s.qkv_bias && c.attention_bias;
   const int64_t H = c.hidden_size, hd = c.head_dim;
   const bool fp8 = c.has("quantization_config") && c.raw["quantization_config"].is_object() &&
                    c.raw["quantization_config"].value("quant_method", "") == "fp8";
@@ -332,10 +302,10 @@ std::vector<SynthTensor> synth_tensors(const nlohmann::json& j) {
       const std::string r = role;
       if (s.role(r).empty()) continue;
       if (r == "q_norm" || r == "k_norm") {
-        if (traits.qk_norm == QkNorm::kNone) continue;
+        if (s.qk_norm == QkNormLayout::None) continue;
         const int64_t full = r == "q_norm" ? shape("q", i)[0] : shape("k", i)[0];
         t.push_back(
-            {p + s.role(r) + ".weight", {traits.qk_norm == QkNorm::kFull ? full : hd}, true});
+            {p + s.role(r) + ".weight", {s.qk_norm == QkNormLayout::Full ? full : hd}, true});
       } else if (r == "q_a_norm" || r == "kv_a_norm") {
         // An MLA norm sits on the low-rank side of its projection (q_a / kv_a without the rope
         // part).

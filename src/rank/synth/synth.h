@@ -11,13 +11,14 @@
 //   block-scaled FP8 quantization_config (e4m3, dynamic activations, 128×128 blocks).
 //   synth_model_types() / synth_writes(row) — the model_types synth writes: the ArchSpec rows
 //   (arch_table.h) with separate q/k/v or MLA attention, a gated MLP or per-expert MoE MLP, and
-//   bias-free norms, whose every linear has a shape rule. synth_tensors(cfg) — every tensor of
-//   the checkpoint in write order, with its shape: names from the row, shapes from arch_shapes.h
-//   (every expert of an MoE block; dense blocks where the config says so), biases per
-//   attention_bias / mlp_bias (and the family's own, e.g. qwen2's q/k/v). Norms are ones, a
-//   router's correction bias float32, every other tensor std-normal × 0.02. With an FP8
-//   quantization_config (quant_method fp8, weight_block_size [r, c]) every block linear but the
-//   routers is marked fp8: stored F8_E4M3 with a float32 `weight_scale_inv` of one scale per
+//   bias-free norms, whose every linear has a shape rule (MoE rows: those with synth_experts).
+//   synth_tensors(cfg) — every tensor of the checkpoint in write order, with its shape: names from
+//   the row, shapes from arch_shapes.h (every expert of an MoE block; dense blocks where the config
+//   says so), biases per attention_bias / mlp_bias and the row's qkv_bias / qk_norm columns
+//   (qwen2's q/k/v biases, qwen3's per-head q/k norms) — synth keeps no model_type list of its own.
+//   Norms are ones, a router's correction bias float32, every other tensor std-normal × 0.02. With
+//   an FP8 quantization_config (quant_method fp8, weight_block_size [r, c]) every block linear but
+//   the routers is marked fp8: stored F8_E4M3 with a float32 `weight_scale_inv` of one scale per
 //   r×c block (amax / 448), as DeepSeek-V3 is released.
 //   InputError for a model_type without a row or one synth does not write (listing
 //   synth_model_types()). write_synth_model() — writes config.json, the sharded safetensors

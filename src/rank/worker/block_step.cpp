@@ -86,8 +86,8 @@ ResultStore result_store(const Block& block) {
   uint64_t codes = 0;
   for (const auto& name : block.linear_names())
     codes += static_cast<uint64_t>(block.linear(name).weight.numel());
-  return codes > device_total_memory(block.device()) / 16 ? ResultStore::kCompactHost
-                                                          : ResultStore::kCompact;
+  return codes_wait_on_host(codes, device_total_memory(block.device())) ? ResultStore::kCompactHost
+                                                                        : ResultStore::kCompact;
 }
 
 }  // namespace
