@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "coordinator/plan_internal.h"
-#include "rank/device.h"
+#include "rank/device/device.h"
 
 namespace sq::coordinator {
 
@@ -52,7 +52,7 @@ void estimate_memory(Plan& plan, const Options& opts) {
     hessians += block_max_in * block_max_in * (6 * hb + 4);
     max_hessians = std::max(max_hessians, hessians);
     max_codes = std::max(max_codes, codes);
-    // The worker's rule (rank/block_step.cpp result_store) weighs every linear of the block,
+    // The worker's rule (rank/worker/block_step.cpp result_store) weighs every linear of the block,
     // kept ones included; the plan's list lacks only the never-quantized routers and
     // shared-expert gates (well under 1 % of an MoE block). On CPU the codes are in `device`.
     if (!plan.on_cpu && rank::codes_wait_on_host(weights, plan.gpu_memory))
