@@ -346,7 +346,7 @@ std::string RunSummary::table() const {
   }
   os << "  fallbacks to RTN: " << fallbacks << ", damping escalations: " << escalations << "\n";
   if (j_.contains("host_memory")) {
-    char line[160];
+    char line[320];  // the line is ~150 characters with GiB figures of any size
     const auto& hm = j_["host_memory"];
     std::snprintf(line, sizeof line,
                   "  host memory: peak RSS %.3f GiB, sampled peaks %.3f GiB anonymous and %.3f "
