@@ -452,6 +452,9 @@ int run_on(rank::Transport& t, const Options& o) {
         test_kill_point("checkpointed", next - 1);
         for (const auto& f : prune) std::filesystem::remove(f);
       });
+      // A stop's checkpoint is on disk before this rank joins the agreement to stop: once the
+      // first rank exits, srun --kill-on-bad-exit (or mpirun) may SIGKILL the others.
+      if (force) ckpt_writer.flush();
     };
   }
   run::RankOutcome res;
