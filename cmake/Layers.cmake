@@ -34,16 +34,18 @@ set(SQ_SUBLAYERS
     "rank/quant:device,model,transport"
     "rank/worker:device,model,quant,transport")
 
-# Every sub-folder `lib`/`sub` may include: itself and the closure of its row's arrows; empty
-# `out` when lib/sub has no row.
-function(sq_sublayers_reachable lib sub out)
+# The closure of `start` along the arrows of the table in variable `rows` (rows
+# "<prefix><name>:<name>,<name>..."): `start` and every name reachable from it; empty when
+# `start` has no row.
+function(sq_rows_closure rows prefix start out)
   set(_seen "")
-  set(_todo ${sub})
+  set(_todo ${start})
   while(_todo)
     list(POP_FRONT _todo _cur)
     set(_found FALSE)
-    foreach(_row ${SQ_SUBLAYERS})
-      if(_row MATCHES "^${lib}/${_cur}:(.*)$")
+    set(_next "")
+    foreach(_row ${${rows}})
+      if(_row MATCHES "^${prefix}${_cur}:(.*)$")
         set(_found TRUE)
         string(REPLACE "," ";" _next "${CMAKE_MATCH_1}")
       endif()
@@ -53,11 +55,18 @@ function(sq_sublayers_reachable lib sub out)
     endif()
     list(APPEND _seen ${_cur})
     foreach(_n ${_next})
-      if(NOT _n IN_LIST _seen)
+      if(NOT _n IN_LIST _seen AND NOT _n IN_LIST _todo)
         list(APPEND _todo ${_n})
       endif()
     endforeach()
   endwhile()
+  set(${out} ${_seen} PARENT_SCOPE)
+endfunction()
+
+# Every sub-folder `lib`/`sub` may include: itself and the closure of its row's arrows; empty
+# `out` when lib/sub has no row.
+function(sq_sublayers_reachable lib sub out)
+  sq_rows_closure(SQ_SUBLAYERS "${lib}/" ${sub} _seen)
   set(${out} ${_seen} PARENT_SCOPE)
 endfunction()
 
@@ -109,18 +118,10 @@ endfunction()
 
 # Every library `lib` may include: itself and the transitive closure of its arrows.
 function(sq_layers_reachable lib out)
-  set(_seen ${lib})
-  set(_todo ${lib})
-  while(_todo)
-    list(POP_FRONT _todo _cur)
-    sq_layers_direct(${_cur} _next)
-    foreach(_n ${_next})
-      if(NOT _n IN_LIST _seen)
-        list(APPEND _seen ${_n})
-        list(APPEND _todo ${_n})
-      endif()
-    endforeach()
-  endwhile()
+  sq_rows_closure(SQ_LAYERS "" ${lib} _seen)
+  if(NOT _seen)
+    set(_seen ${lib})  # a library without a row reaches only itself
+  endif()
   set(${out} ${_seen} PARENT_SCOPE)
 endfunction()
 

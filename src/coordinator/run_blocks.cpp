@@ -123,15 +123,10 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
     // written; one during the last block of the range lets the range finish.
     // With --checkpoint-every > 0 the last checkpoint may lie blocks back: a stop writes one
     // now, at block i, whose input `a` still is (an abandoned step leaves it untouched).
-    try {
-      stop_if_interrupted(i, L);
-    } catch (const Interrupted&) {
-      if (run.checkpoint && i > start) run.checkpoint(i, chain ? &a : nullptr, out, true);
-      throw;
-    }
-    rank::fault_point(r, "solve_block");
     rank::StepResult res;
     try {
+      stop_if_interrupted(i, L);
+      rank::fault_point(r, "solve_block");
       res = worker.step(i, a, next, std::move(built));
     } catch (const Interrupted&) {
       if (run.checkpoint && i > start) run.checkpoint(i, chain ? &a : nullptr, out, true);

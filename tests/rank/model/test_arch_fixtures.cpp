@@ -20,6 +20,7 @@
 #include "rank/model/arch_table.h"
 #include "rank/model/block.h"
 #include "rank/model/model.h"
+#include "rank/arch_reference.h"
 #include "test_paths.h"
 
 namespace fs = std::filesystem;
@@ -27,14 +28,10 @@ using namespace sq;
 
 namespace {
 
-// The two fixture roots: the shared folder's and the repository's (variant names are distinct).
-std::vector<fs::path> fixture_roots() {
-  return {test::shared("fixtures/arch"), fs::path(test::source_dir()) / "tests/fixtures/arch"};
-}
-
+// Every variant with reference activations in either root (rank/arch_reference.h).
 std::vector<std::string> fixture_variants() {
   std::vector<std::string> out;
-  for (const auto& root : fixture_roots()) {
+  for (const auto& root : test::arch_fixture_roots()) {
     if (!fs::exists(root)) continue;
     for (const auto& e : fs::directory_iterator(root))
       if (e.is_directory() && fs::exists(e.path() / "reference.safetensors"))
@@ -45,12 +42,6 @@ std::vector<std::string> fixture_variants() {
   return out;
 }
 
-// The directory of a variant (the first root holding it; "" when none does).
-std::string fixture_dir(const std::string& variant) {
-  for (const auto& root : fixture_roots())
-    if (fs::exists(root / variant / "reference.safetensors")) return (root / variant).string();
-  return "";
-}
 
 // Where and in what precision the fixtures run: CPU fp32 by default (CI); the GPU run sets
 // SQ_TEST_DEVICE=cuda and SQ_TEST_DTYPE=fp32|bf16|fp16. Tolerances are relative L2 errors:
@@ -169,7 +160,7 @@ bool has_row(const std::string& dir) {
 class ArchFixture : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    dir_ = fixture_dir(GetParam());
+    dir_ = test::arch_fixture_dir(GetParam());
     if (dir_.empty()) GTEST_SKIP() << "fixture " << GetParam() << " absent";
     // The repository's issue-23 fixtures include architectures whose rows are still to come;
     // those are reported skipped (a shared fixture without a row fails below instead).
@@ -257,7 +248,7 @@ TEST(ArchTable, EveryRowHasAFixture) {
   if (!test::have_shared("fixtures/arch")) GTEST_SKIP() << "no fixtures";
   std::set<std::string> covered;
   for (const auto& v : fixture_variants())
-    if (has_row(fixture_dir(v))) covered.insert(io::load_model_config(fixture_dir(v)).model_type);
+    if (has_row(test::arch_fixture_dir(v))) covered.insert(io::load_model_config(test::arch_fixture_dir(v)).model_type);
   for (const auto& r : rank::arch_specs())
     EXPECT_TRUE(covered.count(r.model_type)) << "row " << r.model_type << " has no fixture";
 }

@@ -6,8 +6,6 @@
 // Run on the MoE fixtures (hidden 32, 4–8 experts), whose expert groups are the case at stake.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "io/tensor.h"
@@ -15,28 +13,16 @@
 #include "rank/quant/block_export.h"
 #include "rank/quant/block_quant.h"
 #include "rank/worker/block_step.h"
+#include "rank/arch_reference.h"
 #include "test_paths.h"
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace sq;
 
 const rank::KeepFp keep_none = [](const std::string&) { return false; };
 
-class BlockResults : public ::testing::TestWithParam<const char*> {
- protected:
-  void SetUp() override {
-    dir_ = test::shared(std::string("fixtures/arch/") + GetParam());
-    if (!fs::exists(dir_ + "/reference.safetensors")) GTEST_SKIP() << dir_ << " absent";
-    ref_ = io::SafetensorsFile::open(dir_ + "/reference.safetensors");
-  }
-  at::Tensor input(int64_t i) const {
-    return io::view(ref_, ref_->at("block." + std::to_string(i) + ".input")).clone();
-  }
-  std::string dir_;
-  std::shared_ptr<io::SafetensorsFile> ref_;
-};
+using BlockResults = test::ArchReference;
 
 // --q-group-size 8 divides every fixture's widths (deepseek_v3's q_b input is 24).
 solvers::QuantScheme scheme() {

@@ -8,38 +8,21 @@
 // the last sample (the shared expert's Hessians mask it).
 #include <gtest/gtest.h>
 
-#include <filesystem>
-
 #include "io/model_config.h"
 #include "io/model_weights.h"
 #include "io/tensor.h"
 #include "rank/model/block.h"
 #include "rank/quant/block_quant.h"
+#include "rank/arch_reference.h"
 #include "test_paths.h"
 
 namespace {
 
-namespace fs = std::filesystem;
 using namespace sq;
 
 const rank::KeepFp keep_none = [](const std::string&) { return false; };
 
-class GptqMoePasses : public ::testing::TestWithParam<const char*> {
- protected:
-  void SetUp() override {
-    // In the repository (tests/fixtures/arch) or in the shared folder.
-    const std::string rel = std::string("fixtures/arch/") + GetParam();
-    dir_ = test::source_dir() + "/tests/" + rel;
-    if (!fs::exists(dir_)) dir_ = test::shared(rel);
-    if (!fs::exists(dir_ + "/reference.safetensors")) GTEST_SKIP() << dir_ << " absent";
-    ref_ = io::SafetensorsFile::open(dir_ + "/reference.safetensors");
-  }
-  at::Tensor input(int64_t i) const {
-    return io::view(ref_, ref_->at("block." + std::to_string(i) + ".input")).clone();
-  }
-  std::string dir_;
-  std::shared_ptr<io::SafetensorsFile> ref_;
-};
+using GptqMoePasses = test::ArchReference;
 
 // --q-group-size 8 divides every fixture's widths; act order exercises the permuted path too.
 rank::GptqSettings settings(bool act_order) {
@@ -132,9 +115,7 @@ TEST_P(GptqMoePasses, ReplayedPassesMatchOnePass) {
 }
 
 INSTANTIATE_TEST_SUITE_P(MoeFixtures, GptqMoePasses,
-                         ::testing::Values("mixtral", "qwen3_moe", "qwen2_moe", "deepseek_v3",
-                                           "phimoe", "llama4_text", "glm4_moe", "ernie4_5_moe",
-                                           "qwen3_next"),
+                         ::testing::ValuesIn(test::kMoeFixtures),
                          [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
