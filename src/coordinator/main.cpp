@@ -5,6 +5,7 @@
 
 #include "common/crash_report.h"
 #include "common/errors.h"
+#include "common/exit_status.h"
 #include "common/log.h"
 #include "coordinator/app.h"
 
@@ -14,15 +15,18 @@ int main(int argc, char** argv) {
   // naming the file, exit 3, output left as <out>.partial — instead of killing the process with
   // SIGXFSZ and no message.
   std::signal(SIGXFSZ, SIG_IGN);
+  int code = 0;
   try {
-    return sq::coordinator::run_app(argc, argv);
+    code = sq::coordinator::run_app(argc, argv);
   } catch (const sq::Error& e) {
     sq::log()->error("{}: {}", e.kind(), e.what());
     sq::flush_logs();
-    return sq::exit_code_for(e);
+    code = sq::exit_code_for(e);
   } catch (const std::exception& e) {
     sq::log()->error("internal error: {}", e.what());
     sq::flush_logs();
-    return sq::exit_code_for(e);
+    code = sq::exit_code_for(e);
   }
+  sq::write_exit_status(code);
+  return code;
 }

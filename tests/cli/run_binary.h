@@ -28,8 +28,9 @@ struct RunResult {
 
 // The env variables shardquant reads; cleared in the child unless the test sets them.
 inline const std::vector<std::string>& shardquant_env_names() {
-  static const std::vector<std::string> n = {"MODEL_PATH", "SEQ_LEN", "FORCE_CPU", "MAX_QUALITY",
-                                             "OUTPUT_DIR", "METHOD",  "BITS",      "EXTRA_ARGS"};
+  static const std::vector<std::string> n = {"MODEL_PATH",  "SEQ_LEN",    "FORCE_CPU",
+                                             "MAX_QUALITY", "OUTPUT_DIR", "METHOD",
+                                             "BITS",        "EXTRA_ARGS", "SHARDQUANT_STATUS_FILE"};
   return n;
 }
 

@@ -137,6 +137,17 @@ TEST(BadFlags, UnknownFlag) {
   EXPECT_NE(r.err.find("--frobnicate"), std::string::npos) << r.err;
 }
 
+// The exit code reaches $SHARDQUANT_STATUS_FILE too (slurm/quantize.sbatch reads it: srun exits
+// 0 when its step never launched).
+TEST(BadFlags, ExitCodeIsWrittenToTheStatusFile) {
+  TempDir dir;
+  const std::string status = dir / "status";
+  auto r = run_shardquant({"--model_path", "/x", "--frobnicate", "3"},
+                          {{"SHARDQUANT_STATUS_FILE", status}});
+  EXPECT_EQ(r.code, 2) << r.all();
+  EXPECT_EQ(slurp(status), "2\n");
+}
+
 TEST(BadFlags, AbbreviationsAreNotGuessed) {
   auto r = run_shardquant({"--model_path", "/x", "--bit", "4", "--dry-run"});
   EXPECT_EQ(r.code, 2) << r.all();
