@@ -63,7 +63,8 @@ stage_quality() {
   SHARDQUANT=$B/shardquant NOTES=$OUT/NOTES.md QUALITY_LABEL="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" \
     bash bench/quality.sh
 }
-stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh; }
+# GPU_BENCH_CASES picks stages of bench/gpu_bench.sh (default all).
+stage_gpubench() { SHARDQUANT=$B/shardquant bash bench/gpu_bench.sh ${GPU_BENCH_CASES:-}; }
 # Issue 21's big-model slices (bench/big_bench.sh; BIG_CASES picks cases, default all).
 stage_big() { SHARDQUANT=$PWD/$B/shardquant bash bench/big_bench.sh ${BIG_CASES:-}; }
 # The FP8/MXFP4 source tests (issue 21), a crash's stack resolved to source lines.
