@@ -4,27 +4,24 @@
 # (one GPU per rank, NCCL), for a synthetic llama-8b (bench/gpu_bench.sh makes the same one).
 # Usage (on the device, after scripts/device_run.sh build):
 #   bash bench/gpu_scaling.sh [RANKS...]          default: 1 2 4 8, capped at the GPU count
-# Env: B (build dir, build-gpu), SQ_BENCH_DIR (/tmp/sq-bench), SHAPE (llama-8b),
+# Env (bench/lib_bench.sh): B (build dir, build-gpu), SHARDQUANT, SQ_BENCH_DIR (/tmp/sq-bench), SHAPE (llama-8b),
 #      CASES ("awq-blocks gptq-data awq-data gptq-blocks"), TRANSPORT (nccl), BENCH_BUDGET_S (540).
 # Prints a markdown table; the per-rank figures come from shardquant_summary.json's
 # distributed.ranks (rank/transport/transport_counting.h for what "payload" counts).
 set -uo pipefail
-B=${B:-build-gpu}
-SQ=$PWD/$B/shardquant
-WORK=${SQ_BENCH_DIR:-/tmp/sq-bench}
+cd "$(dirname "$0")/.."
+. bench/lib_bench.sh
+BENCH_BUDGET_S=${BENCH_BUDGET_S:-540}
+bench_setup gpu_scaling /tmp/sq-bench
 SHAPE=${SHAPE:-llama-8b}
 MODEL=$WORK/$SHAPE
 TRANSPORT=${TRANSPORT:-nccl}
-BUDGET=${BENCH_BUDGET_S:-540}
-T0=$(date +%s)
-left() { echo $((BUDGET - ($(date +%s) - T0))); }
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 
 ngpu=$(nvidia-smi -L 2>/dev/null | wc -l)
 [ "$ngpu" -ge 1 ] || { echo "no GPU"; exit 1; }
 ranks=()
 for n in "${@:-1 2 4 8}"; do for m in $n; do [ "$m" -le "$ngpu" ] && ranks+=("$m"); done; done
-mkdir -p "$WORK"
 if [ ! -f "$MODEL/config.json" ]; then
   timeout "$(left)" "$SQ" synth --shape "$SHAPE" --out "$MODEL" --seed 1 || exit 1
 fi
@@ -45,17 +42,16 @@ for c in ${CASES:-awq-blocks gptq-data awq-data gptq-blocks}; do
     if [ "$(left)" -lt 30 ]; then echo "| $c | $n | | | | | | | skipped (budget) |"; continue; fi
     out=$WORK/scale-$c-$n
     rm -rf "$out" "$out.partial"
-    s=$(date +%s.%N)
+    s=$(now)
     # shellcheck disable=SC2086
     timeout "$(left)" mpirun --allow-run-as-root --bind-to none -n "$n" \
       -x NCCL_NVLS_ENABLE -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x NVSHMEM_DISABLE_NVLS \
       "$SQ" --model_path "$MODEL" --output_dir "$out" ${ARGS[$c]} --transport "$TRANSPORT" --quiet \
       >"$WORK/scale-$c-$n.log" 2>&1
     rc=$?
-    e=$(date +%s.%N)
-    wall=$(echo "$e - $s" | bc)
-    status=ok
-    [ $rc -ne 0 ] && status="failed rc=$rc: $(tail -1 "$WORK/scale-$c-$n.log" | cut -c1-80)"
+    wall=$(since "$s")
+    status=$(run_status $rc "$(left)")
+    [ $rc -ne 0 ] && status="$status: $(tail -1 "$WORK/scale-$c-$n.log" | cut -c1-80)"
     [ -z "$base" ] && [ $rc -eq 0 ] && base=$wall
     read -r q pk mb < <(python3 - "$out/shardquant_summary.json" <<'PY' 2>/dev/null || echo "- - -"
 import json, sys

@@ -1,5 +1,5 @@
-# Sourced, not run: the set-up and helpers bench/gpu_bench.sh and bench/big_bench.sh share. The
-# caller has cd'ed to the checkout root.
+# Sourced, not run: the set-up and helpers bench/gpu_bench.sh, big_bench.sh and gpu_scaling.sh
+# share. The caller has cd'ed to the checkout root.
 #
 # bench_setup NAME DEFAULT_WORK — the common environment: B (build dir, default build-gpu), OUT
 # (results, /tmp/sq-out), WORK (SQ_BENCH_DIR, else DEFAULT_WORK), BUDGET (BENCH_BUDGET_S, 560 s

@@ -76,6 +76,13 @@ stage_fp8() {
   done
   $B/tests/test_io --gtest_filter='*Fp8*:*Mxfp4*:*SourceFormat*' 2>&1 | bash scripts/resolve_stack.sh | tail -30
 }
+# GPTQ on one DeepSeek-V3 MoE block (synth slice, 4 layers), replayed vs forward Hessian passes
+# (issue 21; tests/rank/tools/gptq_moe_bench.cpp). MOE_BENCH_ARGS: samples seq budget_mib.
+stage_moebench() {
+  local m=/tmp/sq-bench/deepseek-v3-4
+  [ -f $m/config.json ] || timeout 300 $B/shardquant synth --shape deepseek-v3 --layers 4 --out $m --seed 1 || return 1
+  timeout 400 $B/tools/sq_gptq_moe_bench $m ${MOE_BENCH_ARGS:-128 512 0} 2>&1 | tail -20
+}
 # The multi-process tests on this machine (ranks share its GPU(s)), failures in full.
 stage_distgpu() {
   (cd $B && ctest -L dist -j4 --timeout 200 --output-on-failure) 2>&1 | grep -vE "^\s+Start|Passed" | tail -120

@@ -1,6 +1,9 @@
 // HDF5 error descriptions and handle management (contract in hdf5_check.h).
 #include "io/hdf5_check.h"
 
+#include <algorithm>
+#include <string>
+
 namespace sq::detail {
 namespace {
 
@@ -71,6 +74,21 @@ std::string read_string_attribute(hid_t obj, const char* name, const std::string
   SQ_CALL(Hdf5, H5Aread(attr.get(), mtype.get(), text.data()));
   while (!text.empty() && text.back() == '\0') text.pop_back();
   return text;
+}
+
+void write_string_attribute(hid_t obj, const char* name, const std::string& text) {
+  hid_t id;
+  SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
+  H5Handle type(id, H5Tclose);
+  SQ_CALL(Hdf5, H5Tset_size(type.get(), std::max<size_t>(1, text.size())));
+  SQ_CALL(Hdf5, H5Tset_cset(type.get(), H5T_CSET_UTF8));
+  SQ_CALL(Hdf5, id = H5Screate(H5S_SCALAR));
+  H5Handle scalar(id, H5Sclose);
+  SQ_CALL(Hdf5, id = H5Acreate2(obj, name, type.get(), scalar.get(), H5P_DEFAULT, H5P_DEFAULT));
+  H5Handle attr(id, H5Aclose);
+  // An empty text is written as one NUL (the type's one byte), which the reader strips.
+  const std::string bytes = text.empty() ? std::string(1, '\0') : text;
+  SQ_CALL(Hdf5, H5Awrite(attr.get(), type.get(), bytes.data()));
 }
 
 }  // namespace sq::io

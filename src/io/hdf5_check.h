@@ -1,7 +1,7 @@
 // HDF5 C API calls go through SQ_CALL(Hdf5, expr) (common/check.h): every HDF5 return value
 // (herr_t, hid_t, htri_t, hssize_t) is negative on failure. The BackendError message carries the
-// innermost descriptions of HDF5's error stack. Also: an RAII handle for hid_t and the read of a
-// fixed-length string attribute.
+// innermost descriptions of HDF5's error stack. Also: an RAII handle for hid_t and the read and
+// write of a fixed-length string attribute.
 #pragma once
 
 #include <hdf5.h>
@@ -54,5 +54,10 @@ class H5Handle {
 // variable-length string included), and BackendError with HDF5's error stack when it is missing
 // or unreadable.
 std::string read_string_attribute(hid_t obj, const char* name, const std::string& what);
+
+// Creates the fixed-length UTF-8 string attribute `name` on `obj` holding `text` (at least one
+// byte long: HDF5 refuses a zero-size string type, and the reader above strips the NUL).
+// BackendError with HDF5's error stack on failure (e.g. the attribute exists).
+void write_string_attribute(hid_t obj, const char* name, const std::string& text);
 
 }  // namespace sq::io

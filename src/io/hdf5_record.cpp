@@ -89,17 +89,7 @@ void write_record(const std::string& path, const Record& r) {
       c = at::Tensor();  // its bytes are in the image now
     }
     const std::string text = meta.dump();
-    SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
-    H5Handle str_type(id, H5Tclose);
-    SQ_CALL(Hdf5, H5Tset_size(str_type.get(), std::max<size_t>(1, text.size())));
-    SQ_CALL(Hdf5, H5Tset_cset(str_type.get(), H5T_CSET_UTF8));
-    SQ_CALL(Hdf5, id = H5Screate(H5S_SCALAR));
-    H5Handle scalar(id, H5Sclose);
-    SQ_CALL(Hdf5, id = H5Acreate2(file.get(), kMeta, str_type.get(), scalar.get(), H5P_DEFAULT,
-                                  H5P_DEFAULT));
-    H5Handle attr(id, H5Aclose);
-    SQ_CALL(Hdf5, H5Awrite(attr.get(), str_type.get(), text.data()));
-    attr.reset();
+    write_string_attribute(file.get(), kMeta, text);
     SQ_CALL(Hdf5, H5Fflush(file.get(), H5F_SCOPE_GLOBAL));
     ssize_t size;
     SQ_CALL(Hdf5, size = H5Fget_file_image(file.get(), nullptr, 0));

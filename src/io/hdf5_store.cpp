@@ -87,17 +87,7 @@ void write_token_cache(const std::string& path, const TokenCache& cache) {
     write_matrix(file.get(), kMask, H5T_STD_U8LE, H5T_NATIVE_UINT8, mask.data_ptr(), rows, cols);
 
     const std::string text = cache.provenance.dump();
-    SQ_CALL(Hdf5, id = H5Tcopy(H5T_C_S1));
-    H5Handle str_type(id, H5Tclose);
-    SQ_CALL(Hdf5, H5Tset_size(str_type.get(), text.size()));
-    SQ_CALL(Hdf5, H5Tset_cset(str_type.get(), H5T_CSET_UTF8));
-    SQ_CALL(Hdf5, id = H5Screate(H5S_SCALAR));
-    H5Handle scalar(id, H5Sclose);
-    SQ_CALL(Hdf5, id = H5Acreate2(file.get(), kProvenance, str_type.get(), scalar.get(),
-                                  H5P_DEFAULT, H5P_DEFAULT));
-    H5Handle attr(id, H5Aclose);
-    SQ_CALL(Hdf5, H5Awrite(attr.get(), str_type.get(), text.data()));
-    attr.reset();
+    write_string_attribute(file.get(), kProvenance, text);
     SQ_CALL(Hdf5, H5Fflush(file.get(), H5F_SCOPE_GLOBAL));
     file.reset();
     SQ_CALL(Posix, ::rename(tmp.c_str(), path.c_str()));

@@ -2,6 +2,7 @@
 # libFuzzer targets of tests/fuzz (issue 24): build them and run one for a bounded time.
 #   fuzz.sh build [BUILD_DIR]                      configure + build the clang/ASan/UBSan tree
 #   fuzz.sh run TARGET SECONDS [BUILD_DIR] [-- libFuzzer flags...]
+#                      (FUZZ_CPU_SECONDS=N: stop after N seconds of the fuzzer's CPU time)
 # BUILD_DIR defaults to build-fuzz/ in the checkout. Exit 77 (ctest: skipped) when clang or its
 # libFuzzer runtime is missing. `run` fuzzes a scratch copy of the committed seeds
 # (tests/fuzz/corpus/TARGET) plus the shared folder's real files (house model, fixtures) where
@@ -75,13 +76,29 @@ run)
   # -max_len: the largest seed (the house tokenizer.json is 540 kB) may be mutated whole.
   max_len=$(find "$work/corpus" -type f -printf '%s\n' | sort -n | tail -1)
   [ "$max_len" -lt 4096 ] && max_len=4096
+  # FUZZ_CPU_SECONDS=N: stop once the fuzzer has used N seconds of CPU (user + system) rather
+  # than of wall time, for a fair hour on a shared machine; SECONDS then only bounds the wall
+  # time. libFuzzer answers the SIGINT with its final stats and exit 72, counted as a clean end.
+  cpu_limit=${FUZZ_CPU_SECONDS:-0}
   set +e
-  (cd "$BUILD/findings" && ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+  (cd "$BUILD/findings" && exec env ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
     "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=4096 -error_exitcode=1 -timeout_exitcode=1 \
-    -max_len="$max_len" "$@" "$work/corpus")
+    -interrupt_exitcode=72 -max_len="$max_len" "$@" "$work/corpus") &
+  pid=$!
+  if [ "$cpu_limit" -gt 0 ]; then
+    tck=$(getconf CLK_TCK)
+    while kill -0 "$pid" 2>/dev/null; do
+      # utime + stime of the fuzzer (fields 14 and 15 of /proc/PID/stat, after the "(comm)").
+      used=$(awk -v t="$tck" '{sub(/^.*\) /, ""); print int(($12 + $13) / t)}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+      if [ "$used" -ge "$cpu_limit" ]; then kill -INT "$pid"; break; fi
+      sleep 5
+    done
+  fi
+  wait "$pid"
   rc=$?
   set -e
-  echo "fuzz_$target: libFuzzer exit $rc after ${seconds}s"
+  [ "$cpu_limit" -gt 0 ] && [ "$rc" -eq 72 ] && { echo "fuzz_$target: stopped after ${cpu_limit} CPU seconds"; rc=0; }
+  echo "fuzz_$target: libFuzzer exit $rc (wall limit ${seconds}s)"
   exit $rc
   ;;
 *)

@@ -70,3 +70,22 @@ TEST(Hdf5Check, MissingAttributeIsBackendError) {
   ASSERT_GE(file.get(), 0);
   EXPECT_THROW(io::read_string_attribute(file.get(), "absent", "test file"), BackendError);
 }
+
+TEST(Hdf5Check, WrittenStringAttributeIsFixedUtf8AndReadsBack) {
+  test::TempDir dir;
+  auto file = create_file(dir / "w.h5");
+  ASSERT_GE(file.get(), 0);
+  const std::string text = "{\"k\":\"ünïcode ✓\"}";
+  io::write_string_attribute(file.get(), "meta", text);
+  io::write_string_attribute(file.get(), "empty", "");
+  EXPECT_EQ(io::read_string_attribute(file.get(), "meta", "test file"), text);
+  EXPECT_EQ(io::read_string_attribute(file.get(), "empty", "test file"), "");
+  // Stored as the reader requires: a fixed-length UTF-8 string of exactly the text's bytes.
+  io::H5Handle attr(H5Aopen(file.get(), "meta", H5P_DEFAULT), H5Aclose);
+  io::H5Handle type(H5Aget_type(attr.get()), H5Tclose);
+  EXPECT_EQ(H5Tis_variable_str(type.get()), 0);
+  EXPECT_EQ(H5Tget_cset(type.get()), H5T_CSET_UTF8);
+  EXPECT_EQ(H5Tget_size(type.get()), text.size());
+  // A second attribute of the same name is HDF5's error, reported as BackendError.
+  EXPECT_THROW(io::write_string_attribute(file.get(), "meta", "x"), BackendError);
+}
