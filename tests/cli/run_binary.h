@@ -30,7 +30,7 @@ struct RunResult {
 inline const std::vector<std::string>& shardquant_env_names() {
   static const std::vector<std::string> n = {"MODEL_PATH",  "SEQ_LEN",    "FORCE_CPU",
                                              "MAX_QUALITY", "OUTPUT_DIR", "METHOD",
-                                             "BITS",        "EXTRA_ARGS", "SHARDQUANT_STATUS_FILE"};
+                                             "BITS",        "EXTRA_ARGS", "SHARDQUANT_STATUS_DIR"};
   return n;
 }
 

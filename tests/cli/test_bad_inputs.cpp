@@ -137,15 +137,14 @@ TEST(BadFlags, UnknownFlag) {
   EXPECT_NE(r.err.find("--frobnicate"), std::string::npos) << r.err;
 }
 
-// The exit code reaches $SHARDQUANT_STATUS_FILE too (slurm/quantize.sbatch reads it: srun exits
-// 0 when its step never launched).
-TEST(BadFlags, ExitCodeIsWrittenToTheStatusFile) {
+// The exit code reaches $SHARDQUANT_STATUS_DIR too (slurm/quantize.sbatch reads it: srun exits 0
+// when its step never launched).
+TEST(BadFlags, ExitCodeIsWrittenToTheStatusDirectory) {
   TempDir dir;
-  const std::string status = dir / "status";
   auto r = run_shardquant({"--model_path", "/x", "--frobnicate", "3"},
-                          {{"SHARDQUANT_STATUS_FILE", status}});
+                          {{"SHARDQUANT_STATUS_DIR", dir.path()}});
   EXPECT_EQ(r.code, 2) << r.all();
-  EXPECT_EQ(slurp(status), "2\n");
+  EXPECT_EQ(slurp(dir / "rank-0.status"), "2\n");
 }
 
 TEST(BadFlags, AbbreviationsAreNotGuessed) {

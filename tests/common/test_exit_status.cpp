@@ -1,4 +1,4 @@
-// write_exit_status (common/exit_status.h): which process writes the file, and what it holds.
+// write_exit_status (common/exit_status.h): which file each process writes, and what it holds.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -22,48 +22,51 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
+size_t files_in(const std::string& dir) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+
 // Sets and restores the variables the function reads.
 class ExitStatus : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* v : kRankVars) unsetenv(v);
-    path_ = dir_ / "status";
-    setenv("SHARDQUANT_STATUS_FILE", path_.c_str(), 1);
+    setenv("SHARDQUANT_STATUS_DIR", dir_.path().c_str(), 1);
   }
   void TearDown() override {
     for (const char* v : kRankVars) unsetenv(v);
-    unsetenv("SHARDQUANT_STATUS_FILE");
+    unsetenv("SHARDQUANT_STATUS_DIR");
   }
   test::TempDir dir_;
-  std::string path_;
 };
 
-TEST_F(ExitStatus, WithoutLauncherTheProcessWritesItsCode) {
+TEST_F(ExitStatus, WithoutLauncherTheProcessIsRankZero) {
   write_exit_status(143);
-  EXPECT_EQ(read_all(path_), "143\n");
-  EXPECT_FALSE(std::filesystem::exists(path_ + ".tmp"));
-  write_exit_status(0);  // a later write replaces the earlier one
-  EXPECT_EQ(read_all(path_), "0\n");
+  EXPECT_EQ(read_all(dir_ / "rank-0.status"), "143\n");
+  EXPECT_EQ(files_in(dir_.path()), 1u);  // no temporary file left
+  write_exit_status(0);                  // a later write replaces the earlier one
+  EXPECT_EQ(read_all(dir_ / "rank-0.status"), "0\n");
 }
 
-TEST_F(ExitStatus, OnlyRankZeroWritesUnderEachLauncher) {
+TEST_F(ExitStatus, EachLauncherRankWritesItsOwnFile) {
+  int code = 2;
   for (const char* v : kRankVars) {
-    setenv(v, "1", 1);
-    write_exit_status(2);
-    EXPECT_FALSE(std::filesystem::exists(path_)) << v << "=1 wrote the file";
-    setenv(v, "0", 1);
-    write_exit_status(2);
-    EXPECT_EQ(read_all(path_), "2\n") << v << "=0";
-    std::filesystem::remove(path_);
+    setenv(v, "3", 1);
+    write_exit_status(code);
+    EXPECT_EQ(read_all(dir_ / "rank-3.status"), std::to_string(code) + "\n") << v;
     unsetenv(v);
+    ++code;
   }
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "rank-0.status"));
 }
 
 TEST_F(ExitStatus, UnsetOrUnwritableIsNotAnError) {
-  unsetenv("SHARDQUANT_STATUS_FILE");
+  unsetenv("SHARDQUANT_STATUS_DIR");
   write_exit_status(3);
-  EXPECT_FALSE(std::filesystem::exists(path_));
-  setenv("SHARDQUANT_STATUS_FILE", (dir_ / "no-such-dir/status").c_str(), 1);
+  EXPECT_EQ(files_in(dir_.path()), 0u);
+  setenv("SHARDQUANT_STATUS_DIR", (dir_ / "no-such-dir").c_str(), 1);
   testing::internal::CaptureStderr();
   write_exit_status(3);
   const std::string err = testing::internal::GetCapturedStderr();

@@ -142,7 +142,13 @@ requeue)
   for _ in $(seq 400); do
     state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
     restarts=$(scontrol show job "$job" 2>/dev/null | grep -o 'Restarts=[0-9]*' | cut -d= -f2)
-    if [ "$state" = PENDING ] && [ "${restarts:-0}" -ge 1 ] && [ $released = no ]; then
+    # Not before the first run's slurmstepd processes are gone: released while they were still
+    # finishing, the second start met the old step's PMIx socket (srun: "task 0 launch failed",
+    # then the script's relaunch) or slurmd's revoked credential ("Killing non-startable batch
+    # JobId: Job credential revoked", the job FAILED) — what Slurm's own hold avoids.
+    if [ "$state" = PENDING ] && [ "${restarts:-0}" -ge 1 ] && [ $released = no ] &&
+      ! pgrep -f "slurmstepd: \[$job\." >/dev/null; then
+      sleep 2
       scontrol update JobId="$job" StartTime=now >/dev/null 2>&1 && released=yes
     fi
     case "$state" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | "") break ;; esac
@@ -162,8 +168,6 @@ requeue)
   resumed=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1])).resume;
     process.stdout.write(String(r ? r.resumed_blocks : 0))' "$WORK/requeue-out/shardquant_summary.json")
   [ "$resumed" -gt 0 ] || fail "the summary records no resumed blocks"
-  # Releasing the requeued job at once often restarts it while the first step's PMIx socket is
-  # still bound: srun then exits 0 without launching, and the script launches again.
   relaunch=$(grep -c "the job step did not start" "$out")
   pass "job $job: SIGTERM after the first block, exit 143, requeued, $resumed block(s) resumed" \
     "($relaunch relaunch(es) after a step that did not start); $((t1 - t0)) s in all; $r with the" \
