@@ -148,15 +148,58 @@ std::optional<int32_t> Bpe::lookup(std::string_view key) const {
 
 void Bpe::initial_symbols(std::string_view word, std::vector<int32_t>& ids,
                           std::vector<uint32_t>& lens) const {
+  std::optional<std::pair<int32_t, uint32_t>> pending_unk;
   if (byte_level_) {
+    // A vocab normally holds all 256 byte symbols; one that lacks some (a hostile or damaged
+    // tokenizer.json: the fuzzer found it) gets the library's chain for any unknown symbol:
+    // byte fallback on the symbol's UTF-8 bytes, else the unk token (fused when fuse_unk), else
+    // the byte is dropped (checked against the tokenizers library: tests/io, MissingByteSymbol).
     for (unsigned char c : word) {
-      SQ_CHECK(byte_ids_[c] >= 0, "byte-level vocab lacks byte " << int(c));
-      ids.push_back(byte_ids_[c]);
-      lens.push_back(1);
+      if (byte_ids_[c] >= 0) {
+        if (pending_unk) {
+          ids.push_back(pending_unk->first);
+          lens.push_back(pending_unk->second);
+          pending_unk.reset();
+        }
+        ids.push_back(byte_ids_[c]);
+        lens.push_back(1);
+        continue;
+      }
+      if (byte_fallback_) {
+        std::string symbol;
+        unicode::append_utf8(symbol, unicode::byte_to_cp()[c]);
+        bool all = true;
+        for (unsigned char b : symbol) all = all && fallback_ids_[b] >= 0;
+        if (all) {
+          if (pending_unk) {
+            ids.push_back(pending_unk->first);
+            lens.push_back(pending_unk->second);
+            pending_unk.reset();
+          }
+          for (unsigned char b : symbol) {
+            ids.push_back(fallback_ids_[b]);
+            lens.push_back(1);
+          }
+          continue;
+        }
+      }
+      if (!unk_) continue;
+      if (pending_unk && fuse_unk_) {
+        pending_unk->second += 1;
+      } else {
+        if (pending_unk) {
+          ids.push_back(pending_unk->first);
+          lens.push_back(pending_unk->second);
+        }
+        pending_unk = std::make_pair(*unk_, 1u);
+      }
+    }
+    if (pending_unk) {
+      ids.push_back(pending_unk->first);
+      lens.push_back(pending_unk->second);
     }
     return;
   }
-  std::optional<std::pair<int32_t, uint32_t>> pending_unk;
   std::string key;
   for (size_t i = 0; i < word.size();) {
     size_t start = i;

@@ -240,4 +240,18 @@ TEST(HostileIndex, ShardNameTheFileSystemRefusesIsAnInputError) {
   EXPECT_NE(msg.find("cannot be looked up"), std::string::npos) << msg;
 }
 
+// Found by fuzz_tokenizer_load (session 13): a byte-level vocab lacking the symbol of byte 62
+// ('>') failed its encode with "check `byte_ids_[c] >= 0` failed" (an internal error, exit 4).
+// Such a byte now takes the library's path for any unknown symbol (no unk token here: dropped;
+// TokenizerOracleMissingBytes checks the ids against the library).
+TEST(HostileTokenizerVocab, MissingByteSymbolIsDroppedNotAnInternalError) {
+  const std::string path =
+      sq::test::source_dir() + "/tests/fuzz/corpus/tokenizer_load/missing_byte_symbol";
+  auto tok = Tokenizer::load(path);
+  const std::vector<int32_t> with_gt = tok->encode("a>b", false);
+  const std::vector<int32_t> without = tok->encode("ab", false);
+  EXPECT_EQ(with_gt, without);  // '>' contributes nothing; the rest encodes as without it
+  EXPECT_NO_THROW(tok->encode("Hello <|begin_of_text|> w\xc3\xb6rld >> \xff", true));
+}
+
 }  // namespace

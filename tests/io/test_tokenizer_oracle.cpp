@@ -140,4 +140,81 @@ TEST_P(TokenizerOracle, MatchesHuggingFaceTokenizers) {
 INSTANTIATE_TEST_SUITE_P(Families, TokenizerOracle, ::testing::ValuesIn(kFamilies),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// A byte-level vocab that lacks some byte symbols (here: space and 'z'; found by the fuzzer as an
+// internal error): the library's chain for an unknown symbol — byte fallback on the symbol's
+// UTF-8 bytes, else the unk token (fused or not), else the byte is dropped.
+json byte_level_tokenizer(bool unk, bool fuse, bool byte_fallback) {
+  json vocab = json::object();
+  int32_t id = 0;
+  if (unk) vocab["<unk>"] = id++;
+  std::string ab;
+  for (int b = 0; b < 256; ++b) {
+    std::string sym;
+    sq::io::unicode::append_utf8(sym, sq::io::unicode::byte_to_cp()[b]);
+    if (b == 'a' || b == 'b') ab += sym;
+    if (b == ' ' || b == 'z') continue;
+    vocab[sym] = id++;
+  }
+  vocab[ab] = id++;
+  if (byte_fallback)  // the UTF-8 bytes of U+0120 (the space's symbol, "Ġ") and of 'z'
+    for (const char* f : {"<0xC4>", "<0xA0>", "<0x7A>"}) vocab[f] = id++;
+  const json byte_level = {{"type", "ByteLevel"},
+                           {"add_prefix_space", false},
+                           {"trim_offsets", true},
+                           {"use_regex", true}};
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", json::array()},
+          {"normalizer", nullptr},
+          {"pre_tokenizer", byte_level},
+          {"post_processor", nullptr},
+          {"decoder", byte_level},
+          {"model",
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", unk ? json("<unk>") : json(nullptr)},
+            {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr},
+            {"fuse_unk", fuse},
+            {"byte_fallback", byte_fallback},
+            {"ignore_merges", false},
+            {"vocab", vocab},
+            {"merges", json::array({json::array({ab.substr(0, 1), ab.substr(1)})})}}}};
+}
+
+TEST(TokenizerOracleMissingBytes, UnknownByteSymbolsFollowTheLibrary) {
+  const std::string modules = sq::test::source_dir() + "/node_modules";
+  if (std::system("node --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "node not installed";
+  if (!fs::exists(modules + "/tokenizers")) GTEST_SKIP() << "npm package tokenizers absent";
+  sq::test::TempDir dir;
+  const std::vector<std::string> inputs = {"abz zzab", "zz", "ab", "a z b", "\xc3\xa9 zz", " ", ""};
+  std::ofstream(dir / "in.json") << json(inputs).dump();
+  struct Case {
+    const char* name;
+    bool unk, fuse, byte_fallback;
+  };
+  const Case cases[] = {{"dropped", false, false, false},
+                        {"unk", true, false, false},
+                        {"fused_unk", true, true, false},
+                        {"byte_fallback", true, false, true}};
+  std::string cmd = "node '" + sq::test::source_dir() + "/tests/oracle/encode.js' '" +
+                    (dir / "in.json") + "' '" + (dir / "out.json") + "'";
+  for (const Case& c : cases) {
+    std::ofstream(dir / (std::string(c.name) + ".json"))
+        << byte_level_tokenizer(c.unk, c.fuse, c.byte_fallback).dump();
+    cmd += " '" + (dir / (std::string(c.name) + ".json")) + "'";
+  }
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "oracle failed: " << cmd;
+  const json out = json::parse(slurp(dir / "out.json"));
+  for (const Case& c : cases) {
+    const std::string path = dir / (std::string(c.name) + ".json");
+    auto tok = sq::io::Tokenizer::load(path);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const auto want = out.at(path)["without"][i].get<std::vector<int32_t>>();
+      EXPECT_EQ(tok->encode(inputs[i], false), want) << c.name << ": " << short_text(inputs[i]);
+    }
+  }
+}
+
 }  // namespace
