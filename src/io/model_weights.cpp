@@ -111,6 +111,11 @@ void ModelWeights::init_quantized_view() {
   } catch (const nlohmann::json::exception& ex) {
     SQ_THROW(InputError, cfg_path.string() << ": invalid JSON (" << ex.what() << ")");
   }
+  // Every reader below looks keys up: a number, string or array here (nlohmann also ends the
+  // text at a NUL byte, so "9\0{...}" is the number 9; found by fuzz_quantized) is the file's
+  // fault.
+  SQ_REQUIRE(cfg.is_object(), cfg_path.string()
+                                  << ": expected a JSON object {...}, got " << cfg.type_name());
   init_expert_split(cfg);
   if (auto f = io::source_format(cfg, cfg_path.string())) {
     init_source_view(*f, cfg);

@@ -16,6 +16,7 @@
 #include "io/pack.h"
 #include "io/quantized_view.h"
 #include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 #include "io/tensor.h"
 #include "io/tokenizer.h"
 #include "test_paths.h"
@@ -252,6 +253,21 @@ TEST(HostileTokenizerVocab, MissingByteSymbolIsDroppedNotAnInternalError) {
   const std::vector<int32_t> without = tok->encode("ab", false);
   EXPECT_EQ(with_gt, without);  // '>' contributes nothing; the rest encodes as without it
   EXPECT_NO_THROW(tok->encode("Hello <|begin_of_text|> w\xc3\xb6rld >> \xff", true));
+}
+
+// Found by fuzz_quantized (session 13): a config.json that is valid JSON but not an object (here
+// "9", then a NUL byte, where nlohmann ends the text) reached config.value(...) beside a
+// safetensors file: "type_error.306: cannot use value() with number", an internal error.
+TEST(HostileConfig, ConfigThatIsNotAnObjectIsAnInputErrorNamingTheFile) {
+  sq::test::TempDir dir;
+  sq::io::write_safetensors(dir / "model.safetensors", {{"x", at::zeros({2, 2})}});
+  for (const std::string& text :
+       {std::string("9"), std::string("9") + '\0' + "{\"model_type\": \"llama\"}",
+        std::string("[1, 2]"), std::string("\"text\"")}) {
+    std::ofstream(dir / "config.json", std::ios::binary) << text;
+    const std::string msg = input_error_of([&] { sq::io::ModelWeights w(dir.path()); });
+    EXPECT_NE(msg.find("config.json: expected a JSON object"), std::string::npos) << msg;
+  }
 }
 
 }  // namespace
