@@ -80,6 +80,7 @@ run)
   # than of wall time, for a fair hour on a shared machine; SECONDS then only bounds the wall
   # time. libFuzzer answers the SIGINT with its final stats and exit 72, counted as a clean end.
   cpu_limit=${FUZZ_CPU_SECONDS:-0}
+  stopped_by_limit=0
   set +e
   (cd "$BUILD/findings" && exec env ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
     "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=4096 -error_exitcode=1 -timeout_exitcode=1 \
@@ -90,14 +91,27 @@ run)
     while kill -0 "$pid" 2>/dev/null; do
       # utime + stime of the fuzzer (fields 14 and 15 of /proc/PID/stat, after the "(comm)").
       used=$(awk -v t="$tck" '{sub(/^.*\) /, ""); print int(($12 + $13) / t)}' "/proc/$pid/stat" 2>/dev/null || echo 0)
-      if [ "$used" -ge "$cpu_limit" ]; then kill -INT "$pid"; break; fi
+      if [ "$used" -ge "$cpu_limit" ]; then
+        kill -INT "$pid"
+        stopped_by_limit=1
+        break
+      fi
       sleep 5
     done
   fi
   wait "$pid"
   rc=$?
   set -e
-  [ "$cpu_limit" -gt 0 ] && [ "$rc" -eq 72 ] && { echo "fuzz_$target: stopped after ${cpu_limit} CPU seconds"; rc=0; }
+  # 72 after our own SIGINT is the clean end of a CPU-bounded run; without it, the run was
+  # interrupted from outside before its limit (not a finding, but not a finished run either).
+  if [ "$rc" -eq 72 ]; then
+    if [ "$stopped_by_limit" -eq 1 ]; then
+      echo "fuzz_$target: stopped after ${cpu_limit} CPU seconds"
+      rc=0
+    else
+      echo "fuzz_$target: interrupted from outside before its limit"
+    fi
+  fi
   echo "fuzz_$target: libFuzzer exit $rc (wall limit ${seconds}s)"
   exit $rc
   ;;
