@@ -148,56 +148,56 @@ std::optional<int32_t> Bpe::lookup(std::string_view key) const {
 
 void Bpe::initial_symbols(std::string_view word, std::vector<int32_t>& ids,
                           std::vector<uint32_t>& lens) const {
+  // The library's chain for a symbol missing from the vocab: byte fallback on the symbol's
+  // UTF-8 bytes, else the unk token (runs fused when fuse_unk), else the symbol is dropped.
   std::optional<std::pair<int32_t, uint32_t>> pending_unk;
+  auto flush_unk = [&] {
+    if (!pending_unk) return;
+    ids.push_back(pending_unk->first);
+    lens.push_back(pending_unk->second);
+    pending_unk.reset();
+  };
+  auto known = [&](int32_t id, uint32_t len) {
+    flush_unk();
+    ids.push_back(id);
+    lens.push_back(len);
+  };
+  auto unknown = [&](std::string_view symbol, uint32_t len) {
+    if (byte_fallback_) {
+      bool all = true;
+      for (unsigned char b : symbol) all = all && fallback_ids_[b] >= 0;
+      if (all) {
+        // Before a pending unk, as the library adds them (it flushes the unk only on a known
+        // symbol).
+        for (unsigned char b : symbol) {
+          ids.push_back(fallback_ids_[b]);
+          lens.push_back(1);
+        }
+        return;
+      }
+    }
+    if (!unk_) return;
+    if (pending_unk && fuse_unk_) {
+      pending_unk->second += len;
+    } else {
+      flush_unk();
+      pending_unk = std::make_pair(*unk_, len);
+    }
+  };
   if (byte_level_) {
     // A vocab normally holds all 256 byte symbols; one that lacks some (a hostile or damaged
-    // tokenizer.json: the fuzzer found it) gets the library's chain for any unknown symbol:
-    // byte fallback on the symbol's UTF-8 bytes, else the unk token (fused when fuse_unk), else
-    // the byte is dropped (checked against the tokenizers library: tests/io, MissingByteSymbol).
+    // tokenizer.json: the fuzzer found it) takes the chain above with the byte's symbol
+    // (checked against the tokenizers library: tests/io, TokenizerOracleMissingBytes).
     for (unsigned char c : word) {
       if (byte_ids_[c] >= 0) {
-        if (pending_unk) {
-          ids.push_back(pending_unk->first);
-          lens.push_back(pending_unk->second);
-          pending_unk.reset();
-        }
-        ids.push_back(byte_ids_[c]);
-        lens.push_back(1);
+        known(byte_ids_[c], 1);
         continue;
       }
-      if (byte_fallback_) {
-        std::string symbol;
-        unicode::append_utf8(symbol, unicode::byte_to_cp()[c]);
-        bool all = true;
-        for (unsigned char b : symbol) all = all && fallback_ids_[b] >= 0;
-        if (all) {
-          if (pending_unk) {
-            ids.push_back(pending_unk->first);
-            lens.push_back(pending_unk->second);
-            pending_unk.reset();
-          }
-          for (unsigned char b : symbol) {
-            ids.push_back(fallback_ids_[b]);
-            lens.push_back(1);
-          }
-          continue;
-        }
-      }
-      if (!unk_) continue;
-      if (pending_unk && fuse_unk_) {
-        pending_unk->second += 1;
-      } else {
-        if (pending_unk) {
-          ids.push_back(pending_unk->first);
-          lens.push_back(pending_unk->second);
-        }
-        pending_unk = std::make_pair(*unk_, 1u);
-      }
+      std::string symbol;
+      unicode::append_utf8(symbol, unicode::byte_to_cp()[c]);
+      unknown(symbol, 1);
     }
-    if (pending_unk) {
-      ids.push_back(pending_unk->first);
-      lens.push_back(pending_unk->second);
-    }
+    flush_unk();
     return;
   }
   std::string key;
@@ -209,42 +209,12 @@ void Bpe::initial_symbols(std::string_view word, std::vector<int32_t>& ids,
     key.append(word.substr(start, len));
     if (i == word.size()) key.append(suffix_);
     if (auto id = lookup(key)) {
-      if (pending_unk) {
-        ids.push_back(pending_unk->first);
-        lens.push_back(pending_unk->second);
-        pending_unk.reset();
-      }
-      ids.push_back(*id);
-      lens.push_back(len);
+      known(*id, len);
       continue;
     }
-    if (byte_fallback_) {
-      bool all = true;
-      for (size_t k = start; k < i; ++k) all = all && fallback_ids_[(unsigned char)word[k]] >= 0;
-      if (all) {
-        for (size_t k = start; k < i; ++k) {
-          ids.push_back(fallback_ids_[(unsigned char)word[k]]);
-          lens.push_back(1);
-        }
-        continue;
-      }
-    }
-    if (unk_) {
-      if (pending_unk && fuse_unk_) {
-        pending_unk->second += len;
-      } else {
-        if (pending_unk) {
-          ids.push_back(pending_unk->first);
-          lens.push_back(pending_unk->second);
-        }
-        pending_unk = std::make_pair(*unk_, len);
-      }
-    }
+    unknown(word.substr(start, len), len);
   }
-  if (pending_unk) {
-    ids.push_back(pending_unk->first);
-    lens.push_back(pending_unk->second);
-  }
+  flush_unk();
 }
 
 void Bpe::merge_word(std::string_view word, std::vector<int32_t>& out) const {
