@@ -87,6 +87,16 @@ stage_moebench() {
 stage_distgpu() {
   (cd $B && ctest -L dist -j4 --timeout 200 --output-on-failure) 2>&1 | grep -vE "^\s+Start|Passed" | tail -120
 }
+# Resume on the GPU (issue 22): kill points and the recomputed chain, byte-identical to a clean
+# GPU run (RESUME_PARTS, default recompute gptq).
+stage_resume() {
+  for p in ${RESUME_PARTS:-recompute gptq}; do
+    echo "--- resume $p on cuda"
+    RESUME_DEVICE=cuda bash tests/resume/resume_test.sh $B/shardquant "$p" 2>&1 | grep -v Killed | tail -30
+  done
+}
+# bench/resume_bench.sh: kill + resume at 1b/8b, byte-identical check (RESUME_BENCH_CASES).
+stage_resumebench() { SHARDQUANT=$PWD/$B/shardquant bash bench/resume_bench.sh ${RESUME_BENCH_CASES:-8b-gptq}; }
 # bench/quality_sweep.sh with this build (DTYPES, SEEDS, CELLS from the environment).
 stage_sweep() {
   SHARDQUANT=$B/shardquant bash bench/quality_sweep.sh

@@ -53,6 +53,20 @@ nlohmann::json result_options(const Options& o) {
           {"output_layout", o.output_layout}};
 }
 
+// The k of every "<head><k>.h5" in the checkpoint directory (ascending).
+std::vector<int64_t> generations(const std::string& partial_dir, const std::string& head) {
+  std::vector<int64_t> out;
+  for (const auto& p : checkpoint_files(partial_dir)) {
+    const std::string f = fs::path(p).filename().string();
+    if (f.rfind(head, 0) != 0) continue;
+    const std::string k = f.substr(head.size(), f.size() - head.size() - 3);  // minus ".h5"
+    if (!k.empty() && k.find_first_not_of("0123456789") == std::string::npos)
+      out.push_back(std::stoll(k));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace
 
 std::string checkpoint_dir(const std::string& partial_dir) {
@@ -81,17 +95,7 @@ std::string data_checkpoint_path(const std::string& partial_dir, int rank, int64
 }
 
 std::vector<int64_t> data_checkpoint_generations(const std::string& partial_dir, int rank) {
-  std::vector<int64_t> out;
-  const std::string head = "rank-" + std::to_string(rank) + ".next-";
-  for (const auto& p : checkpoint_files(partial_dir)) {
-    const std::string f = fs::path(p).filename().string();
-    if (f.rfind(head, 0) != 0) continue;
-    const std::string k = f.substr(head.size(), f.size() - head.size() - 3);  // minus ".h5"
-    if (!k.empty() && k.find_first_not_of("0123456789") == std::string::npos)
-      out.push_back(std::stoll(k));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
+  return generations(partial_dir, "rank-" + std::to_string(rank) + ".next-");
 }
 
 void remove_data_checkpoints(const std::string& partial_dir, int rank, int64_t keep_first,
@@ -100,6 +104,30 @@ void remove_data_checkpoints(const std::string& partial_dir, int rank, int64_t k
     if (k < keep_first || k > keep_last) {
       std::error_code ec;  // a file already gone is what was wanted
       fs::remove(data_checkpoint_path(partial_dir, rank, k), ec);
+    }
+}
+
+std::string activations_path(const std::string& partial_dir, int rank, int64_t next) {
+  return checkpoint_dir(partial_dir) + "/rank-" + std::to_string(rank) + ".x-" +
+         std::to_string(next) + ".h5";
+}
+
+std::vector<int64_t> activations_generations(const std::string& partial_dir, int rank) {
+  return generations(partial_dir, "rank-" + std::to_string(rank) + ".x-");
+}
+
+int64_t newest_activations(const std::string& partial_dir, int rank, int64_t next) {
+  int64_t best = -1;
+  for (const int64_t k : activations_generations(partial_dir, rank))
+    if (k <= next) best = k;
+  return best;
+}
+
+void remove_activations_below(const std::string& partial_dir, int rank, int64_t keep) {
+  for (const int64_t k : activations_generations(partial_dir, rank))
+    if (k < keep) {
+      std::error_code ec;  // a file already gone is what was wanted
+      fs::remove(activations_path(partial_dir, rank, k), ec);
     }
 }
 
@@ -163,6 +191,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& c) {
             {"host_memory", c.host_memory},
             {"samples", c.samples},
             {"seq_len", c.seq_len},
+            {"seq_lens", c.seq_lens},
             {"times",
              {{"blocks", c.times.blocks},
               {"load", c.times.load},
@@ -193,6 +222,7 @@ std::optional<Checkpoint> read_checkpoint(const std::string& path, bool tensors)
     c.host_memory = m.at("host_memory");
     c.samples = m.at("samples");
     c.seq_len = m.at("seq_len");
+    c.seq_lens = m.value("seq_lens", std::vector<int64_t>{});
     const auto& t = m.at("times");
     c.times.blocks = t.at("blocks");
     c.times.load = t.at("load");

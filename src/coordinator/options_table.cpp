@@ -149,9 +149,10 @@ const std::vector<FlagRow>& flag_rows() {
             "when the model, result-changing options, calibration or rank count differ; without "
             "a checkpoint the run starts afresh)"),
       field("checkpoint_every", &Options::checkpoint_every_s, "SEC", "60",
-            "resume checkpoints: at most one per SEC seconds of quantization, skipped while the "
-            "previous one is still being written, so a kill redoes about SEC seconds of blocks "
-            "(0: after every block, waiting for the disk)")
+            "resume checkpoints hold the chain's activations at most once per SEC seconds, "
+            "skipped while the previous write is busy (a record follows every block anyway; a "
+            "resume forwards the blocks since the last activations again, about SEC seconds of "
+            "forwards at most; 0: after every block, waiting for the disk)")
           .in(0, 7 * 86400),
       unbound("awq", K::kBool, "", "on", "AWQ (activation-aware) quantization; excludes --gptq"),
       unbound("gptq", K::kBool, "", "", "GPTQ quantization; excludes --awq"),

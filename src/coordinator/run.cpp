@@ -23,6 +23,7 @@
 #include "coordinator/checkpoint.h"
 #include "coordinator/merge.h"
 #include "coordinator/run_internal.h"
+#include "io/hdf5_record.h"
 #include "io/output_dir.h"
 #include "io/release_pages.h"
 #include "io/tokenizer.h"
@@ -189,16 +190,25 @@ void merge_on_rank0(const Options& o, const Plan& plan, const DistPlan& dp, io::
   nlohmann::json sj = summary.json();
   // Blocks taken from checkpoints of interrupted runs, and the block time they had taken
   // (ranks work side by side: the longest rank's).
-  int64_t resumed = 0;
-  double saved_s = 0;
+  // Blocks forwarded again to rebuild the chain's input are counted apart (checkpoint.h).
+  int64_t resumed = 0, recomputed = 0;
+  double saved_s = 0, recompute_s = 0;
   for (const auto& s : ranks) {
     resumed += s.value("resumed_blocks", int64_t{0});
+    recomputed += s.value("recomputed_blocks", int64_t{0});
     saved_s = std::max(saved_s, s.value("resumed_s", 0.0));
+    recompute_s = std::max(recompute_s, s.value("recompute_s", 0.0));
   }
   if (resumed > 0) {
-    sj["resume"] = {{"resumed_blocks", resumed}, {"time_saved_s", saved_s}};
-    log()->info("resumed: {} of {} blocks from the checkpoint ({} of block time saved)", resumed,
-                plan.blocks.size(), human_seconds(saved_s));
+    sj["resume"] = {{"resumed_blocks", resumed},
+                    {"time_saved_s", saved_s},
+                    {"recomputed_blocks", recomputed},
+                    {"recompute_s", recompute_s}};
+    log()->info(
+        "resumed: {} of {} blocks from the checkpoint ({} of block time saved; {} block(s) "
+        "forwarded again in {} to rebuild the activations)",
+        resumed, plan.blocks.size(), human_seconds(saved_s), recomputed,
+        human_seconds(recompute_s));
   }
   if (dp.world > 1) {
     sj["distributed"] = {{"world", dp.world}, {"mode", to_string(dp.mode)}, {"ranks", ranks}};
@@ -390,30 +400,29 @@ int run_on(rank::Transport& t, const Options& o) {
   if (ckpt) rr.resumed = &*ckpt;
   CheckpointWriter ckpt_writer;  // joined before it is destroyed (a signal's unwinding included)
   // The checkpoint callback's state; it outlives the callback (captured by reference).
-  auto last_checkpoint = clock::now();
-  int64_t written_next = -1;  // `next` of the last checkpoint written
+  auto last_activations = clock::now();
+  int64_t written_next = -1;  // `next` of the last record written
+  double record_s = 0;        // time spent writing records (their cost to the run)
+  int64_t records = 0;
   {
-    // Blocks mode: the rank's range, one file rewritten after each block. Data mode: every
-    // block, one file per generation (checkpoint.h; run_data.cpp prunes them).
+    // Blocks mode: the rank's range, a record after each block plus activations generations
+    // (checkpoint.h). Data mode: every block, one file per generation (run_data.cpp prunes).
     const bool data = dp.mode == DistMode::kData;
     const int64_t L = static_cast<int64_t>(plan.blocks.size());
     const BlockRange range = data ? BlockRange{0, L} : dp.ranges.at(r);
     io::ShardedWriter* writer = direct.get();
     const std::string partial = dp.partial_dir;
     const CheckpointPolicy policy{static_cast<double>(o.checkpoint_every_s)};
-    rr.checkpoint = [&, data, range, L, writer, partial, policy](
+    const bool recompute = run::chain_recomputable(rr);
+    // Recomputing the chain under --propagate quant reads the blocks' fragments.
+    const bool needs_fragments = recompute && !rr.step.propagate_fp();
+    rr.checkpoint = [&, data, range, L, writer, partial, policy, recompute, needs_fragments](
                         int64_t next, const rank::CalibActivations* a,
                         const run::RankOutcome& so_far, bool force) {
       // The last block's output feeds nothing on the last rank; on an earlier rank of a relay
       // the next rank needs it again after a restart.
       const bool with_x = a != nullptr && (next < range.last || (!data && r + 1 < W));
-      // Data mode writes every generation: its pruning and the resume's choice (the largest
-      // generation every rank holds) count on all ranks writing the same ones.
-      if (!data && (force ? next == written_next
-                          : !policy.due(seconds_between(last_checkpoint, clock::now()), with_x,
-                                        ckpt_writer.busy())))
-        return;
-      last_checkpoint = clock::now();
+      if (!data && force && next == written_next) return;
       written_next = next;
       Checkpoint c;
       c.fingerprint = fingerprint;
@@ -427,34 +436,76 @@ int run_on(rank::Transport& t, const Options& o) {
       c.host_memory = so_far.blocks.host_memory;
       c.samples = so_far.samples;
       c.seq_len = so_far.seq_len;
+      c.seq_lens = so_far.seq_lens;
       c.times = so_far.times;
-      if (writer) c.writer = writer->closed_state();
-      if (with_x) {
-        c.x = a->x;
-        c.mask = a->mask;
+      if (data) {
+        // Every generation, whole: the pruning and the resume's choice (the largest generation
+        // every rank holds) count on all ranks writing the same ones.
+        if (with_x) {
+          c.x = a->x;
+          c.mask = a->mask;
+        }
+        ckpt_writer.write(data_checkpoint_path(partial, r, next), std::move(c),
+                          [next] { test_kill_point("checkpointed", next - 1); });
+        if (force) ckpt_writer.flush();
+        return;
       }
-      // Fragments whose tensors all sit in shards this checkpoint records as closed: removed
-      // once it is on disk (until then the previous checkpoint needs them).
-      std::vector<std::string> prune;
+      if (writer) c.writer = writer->closed_state();
+      // A chain that cannot be recomputed needs this block's output on disk before the record
+      // that says the block is done; one that can gets a generation now and then, never on a
+      // stop (a resume recomputes the rest).
+      const bool x_now =
+          with_x && (!recompute || (!force && policy.activations_due(
+                                                  seconds_between(last_activations, clock::now()),
+                                                  ckpt_writer.busy())));
+      Checkpoint gen;
+      if (x_now) {
+        gen.fingerprint = fingerprint;
+        gen.rank = r;
+        gen.first = range.first;
+        gen.last = range.last;
+        gen.next = next;
+        gen.blocks_total = L;
+        gen.samples = so_far.samples;
+        gen.seq_len = so_far.seq_len;
+        gen.x = a->x;
+        gen.mask = a->mask;
+      }
+      if (x_now && !recompute) {
+        ckpt_writer.write(activations_path(partial, r, next), std::move(gen), {});
+        ckpt_writer.flush();
+      }
+      const auto tr = clock::now();
+      if (!io::concurrent_records_safe()) ckpt_writer.flush();
+      write_checkpoint(checkpoint_path(partial, r), c);
+      record_s += seconds_between(tr, clock::now());
+      ++records;
+      test_kill_point("checkpointed", next - 1);
+      // What the record can resume from: the newest generation up to `next` (else the range's
+      // first block). Older generations go; in direct mode so do the fragments whose tensors all
+      // sit in closed shards, except those a recompute from that generation reads.
+      const int64_t from = std::max(range.first, newest_activations(partial, r, next));
+      remove_activations_below(partial, r, from);
       for (auto it = pending.begin(); writer != nullptr && it != pending.end();) {
-        bool closed = true;
+        bool closed = !needs_fragments || it->first < from;
         for (const auto& name : it->second) closed = closed && writer->is_closed(name);
         if (!closed) {
           ++it;
           continue;
         }
-        prune.push_back(fragment_path(partial, it->first));
+        std::error_code ec;  // a file already gone is what was wanted
+        std::filesystem::remove(fragment_path(partial, it->first), ec);
         it = pending.erase(it);
       }
-      const std::string path =
-          data ? data_checkpoint_path(partial, r, next) : checkpoint_path(partial, r);
-      ckpt_writer.write(path, std::move(c), [prune, next] {
-        test_kill_point("checkpointed", next - 1);
-        for (const auto& f : prune) std::filesystem::remove(f);
-      });
-      // A stop's checkpoint is on disk before this rank joins the agreement to stop: once the
-      // first rank exits, srun --kill-on-bad-exit (or mpirun) may SIGKILL the others.
-      if (force) ckpt_writer.flush();
+      if (x_now && recompute) {
+        last_activations = clock::now();
+        // Once on disk it is the newest generation the record (already written) can use.
+        ckpt_writer.write(activations_path(partial, r, next), std::move(gen), [partial, r, next] {
+          remove_activations_below(partial, r, next);
+          test_kill_point("activations", next - 1);
+        });
+        if (policy.every_s <= 0) ckpt_writer.flush();
+      }
     };
   }
   run::RankOutcome res;
@@ -479,10 +530,13 @@ int run_on(rank::Transport& t, const Options& o) {
   });
   if (inner_agreed) std::rethrow_exception(inner_agreed);
   rank::agreed_step(t, "checkpoint", [&] { ckpt_writer.flush(); });
-  const double checkpoint_s = ckpt_writer.seconds_waited();
+  const double checkpoint_s = ckpt_writer.seconds_waited() + record_s;
   if (r == 0)
-    log()->info("checkpoints: {:.2f} s waited for, {:.2f} s written in the background",
-                checkpoint_s, ckpt_writer.seconds_writing());
+    log()->info(
+        "checkpoints: {} records in {:.2f} s ({:.1f} ms each); activations: {:.2f} s waited for, "
+        "{:.2f} s written in the background",
+        records, record_s, records ? 1e3 * record_s / records : 0.0, ckpt_writer.seconds_waited(),
+        ckpt_writer.seconds_writing());
   if (W > 1 && res.seq_len != T)
     log()->warn(
         "rank {}: calibration seq_len finally used: {} ({} sequences here; requested {} x "
@@ -505,7 +559,9 @@ int run_on(rank::Transport& t, const Options& o) {
                           {"peak_gpu_allocated_gib", peak_gib},
                           {"checkpoint_s", checkpoint_s},
                           {"resumed_blocks", res.resumed_blocks},
-                          {"resumed_s", res.resumed_seconds}};
+                          {"resumed_s", res.resumed_seconds},
+                          {"recomputed_blocks", res.recomputed_blocks},
+                          {"recompute_s", res.recompute_seconds}};
   if (const auto* c = dynamic_cast<const rank::CountingTransport*>(&t)) {
     stats["bytes_out"] = c->counts().bytes_out;
     stats["bytes_in"] = c->counts().bytes_in;

@@ -13,7 +13,9 @@
 #include "common/check.h"
 #include "common/interrupt.h"
 #include "common/log.h"
+#include "coordinator/merge.h"
 #include "coordinator/run_internal.h"
+#include "rank/quant/block_export.h"
 #include "rank/transport/transport_fault.h"
 #include "rank/worker/worker.h"
 
@@ -79,7 +81,40 @@ auto abandonable(int64_t done, int64_t total, F&& transfer) {
   }
 }
 
+// Rebuilds the chain's input of block `to` from that of block `from` in `a` (checkpoint.h): each
+// block again as the interrupted run computed its output — the source block under full-precision
+// propagation, the block holding the written quantized weights otherwise — at the seq_len it was
+// solved at, in the solver's micro-batches.
+void recompute_chain(const RankRun& run, rank::CalibActivations& a, int64_t from, int64_t to,
+                     const std::vector<int64_t>& seq_lens, int64_t first) {
+  const bool fp = run.step.propagate_fp();
+  for (int64_t i = from; i < to; ++i) {
+    stop_if_interrupted(to, static_cast<int64_t>(run.plan.blocks.size()));  // `to` are done
+    SQ_REQUIRE(i - first < static_cast<int64_t>(seq_lens.size()),
+               "checkpoint of rank " << run.t.rank() << " lacks the seq_len of block " << i
+                                     << "; remove " << run.dp.partial_dir << " to start over");
+    rank::halve_to(a, seq_lens[i - first]);
+    rank::Block block(run.w, run.plan.config, i, run.dev, run.dtype);
+    if (!fp) {
+      const std::string path = fragment_path(run.dp.partial_dir, i);
+      SQ_REQUIRE(std::filesystem::exists(path),
+                 "resume: block " << i << "'s fragment " << path << ", needed to recompute the "
+                                  << "input of the blocks after it, is missing; remove "
+                                  << run.dp.partial_dir << " to start over");
+      const FragmentContent c = read_fragment(path);
+      rank::import_quantized(block, c.tensors, c.unpacked_qzeros, run.step.export_opts);
+    }
+    a.x = rank::run_block(block, a.x, a.mask,
+                          rank::micro_batch_for(run.step.micro_batch, a.seq_len()));
+  }
+}
+
 }  // namespace
+
+bool chain_recomputable(const RankRun& run) {
+  if (run.step.propagate_fp()) return true;
+  return !run.step.awq && rank::import_is_exact(run.step.export_opts);
+}
 
 rank::WorkerTimes plus(const rank::WorkerTimes& a, const rank::WorkerTimes& b) {
   return {a.blocks + b.blocks, a.load + b.load, a.quant_only + b.quant_only, a.export_ + b.export_};
@@ -135,11 +170,13 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
     out.blocks.add(i, res.result, res.seconds);
     out.samples = a.samples();
     out.seq_len = a.seq_len();
+    out.seq_lens.push_back(a.seq_len());
     out.times = plus(before, worker.times());
     if (run.checkpoint) run.checkpoint(i + 1, chain ? &a : nullptr, out, false);
   };
   out.samples = ck ? ck->samples : n;
   out.seq_len = ck ? ck->seq_len : T;
+  if (ck) out.seq_lens = ck->seq_lens;
   out.times = before;
 
   if (W > 1)
@@ -147,17 +184,42 @@ void run_blocks_mode(RankRun& run, RankOutcome& out) {
                 chain ? "relay of quantized activations" : "streamed FP activations");
   if (chain) {
     rank::CalibActivations a;
-    if (r == 0 && !ck) {
-      a = {embed(run, 0, n, rank::micro_batch_for(run.step.micro_batch, T)), run.mask};
-    } else if (r > 0) {
+    if (r > 0) {
       // (the relay protocol runs whatever this rank resumes)
       a = abandonable(start, L, [&] { return recv_relay(t, r - 1, run); });
     }
-    // A range done to its end on the last rank needs no input any more (none was kept).
-    if (ck && (start < range.last || r + 1 < W)) {
-      SQ_CHECK(ck->x.defined(),
-               "checkpoint of rank " << r << " lacks the activations of block " << ck->next);
-      a = {ck->x.to(run.dev), ck->mask.defined() ? ck->mask.to(run.dev) : at::Tensor()};
+    // A range done to its end on the last rank needs no input any more.
+    const bool need_input = !ck || start < range.last || r + 1 < W;
+    // Resumed: the newest activations generation up to `start`, else the range's input; the
+    // blocks between are forwarded again (checkpoint.h).
+    int64_t from = range.first;
+    if (ck && need_input) {
+      const int64_t g = newest_activations(run.dp.partial_dir, r, start);
+      if (g > range.first) {
+        const auto x = read_checkpoint(activations_path(run.dp.partial_dir, r, g));
+        SQ_REQUIRE(x && x->x.defined(), "activations " << activations_path(run.dp.partial_dir, r, g)
+                                                       << " hold no tensor; remove "
+                                                       << run.dp.partial_dir << " to start over");
+        a = {x->x.to(run.dev), x->mask.defined() ? x->mask.to(run.dev) : at::Tensor()};
+        from = g;
+      }
+      SQ_REQUIRE(from == start || chain_recomputable(run),
+                 "checkpoint of rank " << r << " lacks the activations of block " << start
+                                       << " (this run's chain cannot be recomputed); remove "
+                                       << run.dp.partial_dir << " to start over");
+    }
+    if (r == 0 && need_input && from == range.first)
+      a = {embed(run, 0, n, rank::micro_batch_for(run.step.micro_batch, T)), run.mask};
+    if (ck && need_input && from < start) {
+      const auto t0 = clock::now();
+      log()->info(
+          "rank {}: recomputing the input of block {} from block {}'s ({} block(s) forward)", r,
+          start, from, start - from);
+      recompute_chain(run, a, from, start, ck->seq_lens, range.first);
+      out.recomputed_blocks = start - from;
+      out.recompute_seconds = seconds_between(t0, clock::now());
+      log()->info("rank {}: {} block(s) recomputed in {}", r, start - from,
+                  human_seconds(out.recompute_seconds));
     }
     for (int64_t i = start; i < range.last; ++i)
       step(i, a, i + 1 < range.last ? i + 1 : -1, nullptr);

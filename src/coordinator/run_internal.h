@@ -40,8 +40,9 @@ struct RankRun {
   const Checkpoint* resumed = nullptr;
   // Called after each block with the first block not done, the chain's input of that block
   // (null where the next input is recomputed: the FP stream) and the rank's outcome so far;
-  // writes the checkpoint (blocks mode) when CheckpointPolicy says it is due, or always with
-  // `force` (a signal stopped the run: what was done since the last one is kept).
+  // writes the record (blocks mode) and an activations generation when CheckpointPolicy says
+  // one is due (checkpoint.h); `force`: a signal stopped the run (the record only, unless the
+  // chain cannot be recomputed).
   std::function<void(int64_t next, const rank::CalibActivations* chain_input,
                      const RankOutcome& so_far, bool force)>
       checkpoint;
@@ -51,9 +52,12 @@ struct RankRun {
 struct RankOutcome {
   BlockLog blocks;
   int64_t samples = 0, seq_len = 0;  // the calibration shape it ended with (OOM back-off)
+  std::vector<int64_t> seq_lens;     // seq_len each done block was solved at, from range.first
   rank::WorkerTimes times;
   int64_t resumed_blocks = 0;  // blocks taken from the checkpoint
   double resumed_seconds = 0;  // what they took in the interrupted run(s)
+  int64_t recomputed_blocks = 0;  // resumed blocks forwarded again to rebuild the chain's input
+  double recompute_seconds = 0;   // and the time that took
 };
 
 // Worker times of this run plus those of the checkpoint's blocks.
@@ -75,6 +79,10 @@ std::optional<Checkpoint> find_resume_checkpoint(rank::Transport& t, const Optio
 // Embeddings of samples [s0, s1) in micro-batches of `micro_batch` (the single process's
 // boundaries when s0 is a multiple of it).
 at::Tensor embed(const RankRun& run, int64_t s0, int64_t s1, int64_t micro_batch);
+
+// Whether the chain's activations can be recomputed from the source and the written tensors
+// (checkpoint.h); false: every block's record needs an activations generation on disk first.
+bool chain_recomputable(const RankRun& run);
 
 // --parallel blocks (and the single process): this rank's blocks.
 void run_blocks_mode(RankRun& run, RankOutcome& out);

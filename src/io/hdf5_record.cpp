@@ -127,6 +127,11 @@ void write_record(const std::string& path, const Record& r) {
   fsync_path(parent.empty() ? "." : parent.string(), true);
 }
 
+bool concurrent_records_safe() {
+  hbool_t safe = 0;
+  return H5is_library_threadsafe(&safe) >= 0 && safe;
+}
+
 std::optional<Record> read_record(const std::string& path, bool tensors) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;

@@ -30,6 +30,10 @@ struct Record {
 };
 
 void write_record(const std::string& path, const Record& r);
+// Whether two threads may call write_record at once: HDF5's thread-safe build (Debian's and
+// Ubuntu's serial libhdf5) serializes its calls itself; a caller linked against another build
+// must not overlap them.
+bool concurrent_records_safe();
 std::optional<Record> read_record(const std::string& path, bool tensors = true);
 
 std::string file_digest(const std::string& path);

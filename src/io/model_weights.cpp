@@ -54,6 +54,12 @@ ModelWeights::ModelWeights(const std::string& model_dir) : dir_(model_dir) {
       if (!there)
         SQ_THROW(InputError, index_path.string() << " lists shard \"" << s
                                                  << "\" which is missing from " << model_dir);
+      // "" or "." names the directory itself, which mmap refused with ENODEV: a system error
+      // (exit 3) for what is the index's fault (found by fuzz_index, session 14).
+      if (!fs::is_regular_file(fs::path(model_dir) / s, ec))
+        SQ_THROW(InputError, index_path.string()
+                                 << " lists shard \"" << s << "\" which is not a file in "
+                                 << model_dir << " (a directory?)");
     }
   } else {
     // Like transformers: without an index the weights are model.safetensors; only when that

@@ -206,23 +206,32 @@ TEST_F(Faults, DiskFullExits3NamingTheFileAndLeavesPartial) {
   EXPECT_FALSE(final_dir);
 }
 
-// Issue 22/25: with --checkpoint-every SEC > 0 a run shorter than SEC writes no checkpoint with
-// activations (each costs a device-to-host copy and a disk write of the block input); a kill then
-// leaves nothing to resume and --resume starts over, ending with the same bytes. With 0 every
-// block is checkpointed (what the kill-point tests of tests/resume rely on).
-TEST_F(Faults, CheckpointEverySkipsCheckpointsWithinTheInterval) {
+// Issue 22: a record after every block, whatever --checkpoint-every says; SEC > 0 only spaces
+// out the chain's activations generations (each a device-to-host copy and a disk write of the
+// block input). A run shorter than SEC writes none: a kill at solve:3 leaves the record of
+// block 2 and no rank-0.x-*.h5, and --resume forwards blocks 0..2 again instead of solving them.
+// With 0 a generation follows every block (the one for block 3's input is kept).
+TEST_F(Faults, CheckpointEverySpacesActivationsNotRecords) {
   Background killed("SQ_TEST_KILL_AT=solve:3", quantize_args(model_, out_), tmp_ / "log");
   ASSERT_NE(killed.wait(240), 0) << killed.output();
-  EXPECT_FALSE(fs::exists(out_ + ".partial/.checkpoint/rank-0.h5")) << killed.output();
+  const std::string ck = out_ + ".partial/.checkpoint/";
+  EXPECT_TRUE(fs::exists(ck + "rank-0.h5")) << killed.output();
+  for (const auto& e : fs::directory_iterator(ck))
+    EXPECT_EQ(e.path().filename().string().find(".x-"), std::string::npos) << e.path();
   Background resumed("", quantize_args(model_, out_) + " --resume", tmp_ / "log2");
   ASSERT_EQ(resumed.wait(240), 0) << resumed.output();
-  EXPECT_NE(resumed.output().find("no checkpoint"), std::string::npos) << resumed.output();
+  EXPECT_NE(resumed.output().find("recomputing the input of block 3 from block 0's"),
+            std::string::npos)
+      << resumed.output();
+  EXPECT_NE(resumed.output().find("resumed: 3 of 6 blocks"), std::string::npos) << resumed.output();
 
   const std::string out0 = tmp_ / "every0";
   Background every0("SQ_TEST_KILL_AT=solve:3",
                     quantize_args(model_, out0) + " --checkpoint-every 0", tmp_ / "log3");
   ASSERT_NE(every0.wait(240), 0) << every0.output();
   EXPECT_TRUE(fs::exists(out0 + ".partial/.checkpoint/rank-0.h5")) << every0.output();
+  EXPECT_TRUE(fs::exists(out0 + ".partial/.checkpoint/rank-0.x-3.h5")) << every0.output();
+  EXPECT_FALSE(fs::exists(out0 + ".partial/.checkpoint/rank-0.x-2.h5")) << every0.output();
 }
 
 // Issue 22: SIGTERM lets the block in progress finish, checkpoints it and exits 143 with the

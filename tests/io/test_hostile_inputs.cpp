@@ -241,6 +241,22 @@ TEST(HostileIndex, ShardNameTheFileSystemRefusesIsAnInputError) {
   EXPECT_NE(msg.find("cannot be looked up"), std::string::npos) << msg;
 }
 
+// Found by fuzz_index (session 14): {"weight_map": {"t": ""}} names the model directory itself
+// as the shard; mmap refused it ("mmap failed: No such device", a system error, exit 3). Any
+// listed shard that is not a regular file is the index's fault.
+TEST(HostileIndex, ShardNamingADirectoryIsAnInputError) {
+  sq::test::TempDir dir;
+  std::filesystem::create_directory(dir / "sub");
+  for (const std::string name : {"", ".", "sub"}) {
+    SCOPED_TRACE("\"" + name + "\"");
+    std::ofstream(dir / "model.safetensors.index.json")
+        << nlohmann::json{{"weight_map", {{"t", name}}}}.dump();
+    const std::string msg = input_error_of([&] { sq::io::ModelWeights w(dir.path()); });
+    EXPECT_NE(msg.find("lists shard \"" + name + "\" which is not a file"), std::string::npos)
+        << msg;
+  }
+}
+
 // Found by fuzz_tokenizer_load (session 13): a byte-level vocab lacking the symbol of byte 62
 // ('>') failed its encode with "check `byte_ids_[c] >= 0` failed" (an internal error, exit 4).
 // Such a byte now takes the library's path for any unknown symbol (no unk token here: dropped;

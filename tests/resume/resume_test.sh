@@ -9,6 +9,10 @@
 #       (quantize.log and shardquant_summary.json hold timings: the summary's non-timing content
 #       minus its "resume" record is compared instead). gptq is symmetric (the shards are
 #       written while the blocks are solved), gptq-asym writes fragments merged at the end.
+#     recompute: awq, gptq and gptq-asym with no activations generation (every resume forwards
+#       the done blocks again from the embeddings), and a chained case: generation 2 from a
+#       first run, a second run killed at solve:4 writing none, the third recomputes blocks 2..3
+#       (summary: recomputed_blocks 2); all byte-identical.
 #     refuse: a resume with a changed option, with a changed model (config.json), and a rerun
 #       without --resume are refused with exit 2 naming what differs / the hint; the partial
 #       directory is kept.
@@ -35,7 +39,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-# SHARED, MODEL, CORPUS, MPIRUN, house_fixtures_missing, summary_content
+# SHARED, MODEL, CORPUS, MPIRUN, house_fixtures_missing, summary_content, json_field
 . "$ROOT/tests/lib/house_env.sh"
 BINARY=${1:?usage: resume_test.sh BINARY PART}
 PART=${2:?usage: resume_test.sh BINARY PART}
@@ -43,10 +47,17 @@ if missing=$(house_fixtures_missing); then echo "skipped: $missing"; exit 77; fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sq-resume.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
-# --checkpoint-every 0: a checkpoint after every block, which the kill points below count on.
-BASE=(--force-cpu --calib-file "$CORPUS" --calib-size 4 --seq_len 64 --max-shard-size 2MB --quiet
-  --checkpoint-every 0)
-COMMON=(--model_path "$MODEL" --seed 42 "${BASE[@]}")
+# A record after every block always; CHECKPOINT_EVERY (default 0: after every block) says how
+# often the chain's activations are written too. With 3600 none are within these runs, so every
+# resume recomputes the chain's input from the embeddings (coordinator/checkpoint.h).
+CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-0}
+# RESUME_DEVICE=cuda: on the GPU instead (scripts/device_run.sh resume).
+DEVICE_FLAG=(--force-cpu)
+[ "${RESUME_DEVICE:-cpu}" = cuda ] && DEVICE_FLAG=()
+BASE=("${DEVICE_FLAG[@]}" --calib-file "$CORPUS" --calib-size 4 --seq_len 64 --max-shard-size 2MB
+  --quiet)
+every() { COMMON=(--model_path "$MODEL" --seed 42 "${BASE[@]}" --checkpoint-every "$1"); }
+every "$CHECKPOINT_EVERY"
 FAILS=0
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 
@@ -125,8 +136,7 @@ resume_matches() {
   if ! diff <(digest "$clean") <(digest "$out") >"$out.diff"; then
     fail "$what: resumed output differs from the clean run:"; cat "$out.diff"; return 1
   fi
-  RESUMED=$(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1])).resume;
-    process.stdout.write(String(r ? r.resumed_blocks : 0))' "$out/shardquant_summary.json")
+  RESUMED=$(json_field "$out/shardquant_summary.json" resume.resumed_blocks 0)
 }
 
 # kill_all CASE RANKS CLEAN "POINTS" FLAGS...: kill_and_resume at each of POINTS (or at
@@ -161,6 +171,43 @@ case $PART in
     [ "$PART" = gptq-asym ] && POINTS="solve:1 write:3 checkpointed:5 merge merged"
     CLEAN=$(clean_run "$PART" 1 "${FLAGS[@]}") || exit 1
     kill_all "$PART" 1 "$CLEAN" "$POINTS" "${FLAGS[@]}"
+    ;;
+  recompute)
+    # The chain's input rebuilt by forwarding the done blocks again (coordinator/checkpoint.h):
+    # from the embeddings when no activations generation exists (--checkpoint-every 3600: none
+    # within these runs), and from an older generation: a first run with generations after every
+    # block killed at solve:2 (generation 2 on disk), resumed without generations and killed at
+    # solve:4, resumed again: blocks 2 and 3 are forwarded again (GPTQ: from their fragments,
+    # which must have been kept), the output byte-identical.
+    for m in awq gptq gptq-asym; do
+      case $m in
+        awq) FLAGS=(--awq) ;;
+        gptq) FLAGS=(--gptq --bits 4) ;;
+        gptq-asym) FLAGS=(--gptq --bits 4 --zero-point) ;;
+      esac
+      every 3600
+      CLEAN=$(clean_run "recompute-$m" 1 "${FLAGS[@]}") || exit 1
+      kill_all "recompute-$m" 1 "$CLEAN" "solve:2 write:4 merge" "${FLAGS[@]}"
+      out=$WORK/chained-$m
+      rm -rf "$out" "$out.partial"
+      every 0
+      run 1 "$out" solve:2 "${FLAGS[@]}"
+      [ -f "$out.partial/.checkpoint/rank-0.x-2.h5" ] || fail "chained $m: no generation 2"
+      every 3600
+      run 1 "$out" solve:4 --resume "${FLAGS[@]}"
+      [ -f "$out.partial/.checkpoint/rank-0.x-2.h5" ] || fail "chained $m: generation 2 removed"
+      [ -n "$(ls "$out.partial"/.checkpoint/rank-0.x-[3-9].h5 2>/dev/null)" ] &&
+        fail "chained $m: a generation written within --checkpoint-every 3600"
+      : >"$out.log"
+      local_fails=$FAILS
+      if resume_matches "chained $m" 1 "$CLEAN" "$out" "${FLAGS[@]}"; then
+        # (--quiet: the log has no info lines; the summary says how many blocks were forwarded)
+        n=$(json_field "$out/shardquant_summary.json" resume.recomputed_blocks 0)
+        [ "$n" = 2 ] || fail "chained $m: summary records $n recomputed blocks, expected 2"
+        [ "$FAILS" -eq "$local_fails" ] && echo "ok: chained $m: generation 2, killed at solve:4, $RESUMED resumed, 2 recomputed," \
+          "byte-identical"
+      fi
+    done
     ;;
   refuse)
     out=$WORK/refuse
@@ -242,8 +289,9 @@ case $PART in
     # 8x the calibration of the other parts: Open MPI forwards a SIGTERM sent to mpirun seconds
     # late (below), and at 4 x 64 tokens the run after "block 1/6" can end before it lands (the
     # clean-clone CI check saw "done ... in 1.8s" with no stop).
-    COMMON=(--model_path "$MODEL" --seed 42 --force-cpu --calib-file "$CORPUS" --calib-size 16
-      --seq_len 128 --max-shard-size 2MB --quiet --checkpoint-every 0)
+    BASE=("${DEVICE_FLAG[@]}" --calib-file "$CORPUS" --calib-size 16 --seq_len 128
+      --max-shard-size 2MB --quiet)
+    every "$CHECKPOINT_EVERY"
     CLEAN_AWQ=$(clean_run sigterm-awq 1 --awq) || exit 1
     CLEAN_GPTQ=$(clean_run sigterm-gptq 1 --gptq --bits 4) || exit 1
     # term CASE TARGET CLEAN FLAGS...: TARGET mpirun | ranks

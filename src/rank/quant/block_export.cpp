@@ -1,7 +1,11 @@
 #include "rank/quant/block_export.h"
 
+#include <set>
+#include <unordered_map>
+
 #include "common/check.h"
 #include "io/format_registry.h"
+#include "io/quantized_view.h"
 #include "io/tensor.h"
 
 namespace sq::rank {
@@ -88,6 +92,50 @@ NamedTensors export_block(const Block& block,
         name, t.to(at::kCPU).to(io::to_scalar_type(info.dtype)).reshape(info.shape).contiguous());
   }
   return out;
+}
+
+bool import_is_exact(const ExportOptions& opts) {
+  if (opts.format != io::Format::kCompressedPack) return true;  // fp16 scales always
+  return opts.pack.scale_dtype == at::kHalf || opts.pack.scale_dtype == at::kFloat;
+}
+
+std::vector<std::string> import_quantized(Block& block, const NamedTensors& tensors,
+                                          const std::vector<std::string>& unpacked_qzeros,
+                                          const ExportOptions& opts) {
+  const io::FormatRow& row = io::format_row(opts.format);
+  const std::string marker = std::string(".") + row.marker;
+  std::unordered_map<std::string, at::Tensor> by_name;
+  for (const auto& [name, t] : tensors) by_name.emplace(name, t);
+  const std::set<std::string> unpacked(unpacked_qzeros.begin(), unpacked_qzeros.end());
+  std::vector<std::string> done;
+  for (const auto& [name, t] : tensors) {
+    if (!ends_with(name, marker)) continue;
+    const std::string base = name.substr(0, name.size() - marker.size());
+    const std::string zeros_name = base + ".qzeros";
+    // export_block packs a linear whose zeros it defers in the row that stores any zero, and
+    // returns the true zeros; they are packed again here with that row.
+    const bool deferred = unpacked.count(zeros_name) != 0;
+    io::QuantizedLayout layout;
+    layout.format = deferred ? row.widened.value_or(opts.format) : opts.format;
+    layout.scheme = opts.scheme;
+    const io::FormatRow& packed_row = io::format_row(layout.format);
+    const io::StoredLookup lookup = [&](const std::string& n) {
+      auto it = by_name.find(n);
+      if (it == by_name.end()) return at::Tensor();
+      if (deferred && n == zeros_name) return packed_row.pack_zeros(it->second, opts.scheme.bits);
+      return it->second;
+    };
+    SQ_CHECK(block.has_linear(base),
+             "import_quantized: block " << block.prefix() << " has no linear " << base);
+    Linear& l = block.linear(base);
+    at::Tensor w = io::dequantize_stored(layout, base, lookup);
+    SQ_CHECK(w.sizes() == l.weight.sizes(),
+             "import_quantized: " << base << " dequantizes to " << w.sizes() << ", the block holds "
+                                  << l.weight.sizes());
+    l.weight = w.to(l.weight.device()).to(l.weight.scalar_type());
+    done.push_back(base);
+  }
+  return done;
 }
 
 }  // namespace sq::rank

@@ -45,4 +45,21 @@ NamedTensors export_block(const Block& block,
                           const io::ModelWeights& w, const ExportOptions& opts,
                           std::vector<std::string>* unpacked_qzeros = nullptr);
 
+// The inverse for the quantized linears, used where a resume recomputes the chain's activations
+// from the written tensors instead of storing them (issue 22, coordinator/checkpoint.h): every
+// linear of the block whose format marker ("<L>.qweight", "<L>.weight_packed") is in `tensors`
+// (export_block's output for this block, with `opts` and `unpacked_qzeros` as export_block gave
+// them) gets the weight the solver left in the block: the dequantized float32 weight, cast to the
+// linear's dtype. (codes − zeros)·scales with fp16-representable scales is exact in float32, so
+// these are QuantizedLinear::dequant's bits (solvers/quant_grid.h). Nothing else of the block
+// changes; the names of the linears set are returned. InternalError for a marker naming a linear
+// the block lacks, or a weight of another shape.
+// Whether import_quantized gives the solver's bits for blocks exported with `opts`: the packed
+// scales must hold the fp16 values exactly — always for AWQ/GPTQ (fp16), for compressed-tensors
+// only when weight_scale is fp16 or fp32 (a bf16 model's bf16 scales are rounded).
+bool import_is_exact(const ExportOptions& opts);
+std::vector<std::string> import_quantized(Block& block, const NamedTensors& tensors,
+                                          const std::vector<std::string>& unpacked_qzeros,
+                                          const ExportOptions& opts);
+
 }  // namespace sq::rank

@@ -50,6 +50,8 @@ struct StepSettings {
   int64_t micro_batch = 0;            // --micro-batch; 0 = 16384 tokens' worth at the seq_len
   uint64_t gpu_mem_limit_bytes = 0;   // --gpu-mem-limit; 0 = none
   std::vector<std::string> prefixes;  // every block's prefix (for the prefetch)
+  // Whether the next block's input is this block's full-precision output (else the quantized one).
+  bool propagate_fp() const { return awq ? awq_settings.propagate_fp : gptq_settings.propagate_fp; }
 };
 
 // Halves a's sequences (halve_sequences) until its seq_len is at most `seq_len`.
