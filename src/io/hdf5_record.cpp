@@ -51,6 +51,38 @@ std::string hex(uint64_t h) {
   return buf;
 }
 
+// One 1-D uint8 dataset `name` holding n bytes.
+void write_bytes(hid_t file, const std::string& name, const void* data, size_t bytes) {
+  const hsize_t n = static_cast<hsize_t>(bytes);
+  hid_t id;
+  SQ_CALL(Hdf5, id = H5Screate_simple(1, &n, nullptr));
+  H5Handle space(id, H5Sclose);
+  SQ_CALL(Hdf5, id = H5Dcreate2(file, name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT,
+                                H5P_DEFAULT, H5P_DEFAULT));
+  H5Handle ds(id, H5Dclose);
+  if (n > 0)
+    SQ_CALL(Hdf5, H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+// The meta text: the "meta" dataset, or the root attribute of that name that records written
+// before session 14 hold.
+std::string read_meta(hid_t file, const std::string& path) {
+  htri_t has;
+  SQ_CALL(Hdf5, has = H5Lexists(file, kMeta, H5P_DEFAULT));
+  if (has <= 0) return read_string_attribute(file, kMeta, "checkpoint " + path);
+  hid_t id;
+  SQ_CALL(Hdf5, id = H5Dopen2(file, kMeta, H5P_DEFAULT));
+  H5Handle ds(id, H5Dclose);
+  SQ_CALL(Hdf5, id = H5Dget_space(ds.get()));
+  H5Handle space(id, H5Sclose);
+  hssize_t n;
+  SQ_CALL(Hdf5, n = H5Sget_simple_extent_npoints(space.get()));
+  std::string text(static_cast<size_t>(n), '\0');
+  if (n > 0)
+    SQ_CALL(Hdf5, H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()));
+  return text;
+}
+
 }  // namespace
 
 void write_record(const std::string& path, const Record& r) {
@@ -59,6 +91,7 @@ void write_record(const std::string& path, const Record& r) {
   meta["tensors"] = nlohmann::json::object();
   std::vector<std::pair<std::string, at::Tensor>> data;
   for (const auto& [name, t] : r.tensors) {
+    SQ_CHECK(name != kMeta, "write_record " << path << ": a tensor may not be named " << kMeta);
     const at::Tensor c = t.cpu().contiguous();
     meta["tensors"][name] = {{"dtype", c10::toString(c.scalar_type())}, {"shape", c.sizes().vec()}};
     data.emplace_back(name, c);
@@ -77,19 +110,14 @@ void write_record(const std::string& path, const Record& r) {
     SQ_CALL(Hdf5, id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
     H5Handle file(id, H5Fclose);
     for (auto& [name, c] : data) {
-      const hsize_t n = static_cast<hsize_t>(c.nbytes());
-      SQ_CALL(Hdf5, id = H5Screate_simple(1, &n, nullptr));
-      H5Handle space(id, H5Sclose);
-      SQ_CALL(Hdf5, id = H5Dcreate2(file.get(), name.c_str(), H5T_STD_U8LE, space.get(),
-                                    H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-      H5Handle ds(id, H5Dclose);
-      if (n > 0)
-        SQ_CALL(Hdf5,
-                H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.data_ptr()));
+      write_bytes(file.get(), name, c.data_ptr(), c.nbytes());
       c = at::Tensor();  // its bytes are in the image now
     }
+    // A dataset, not an attribute: an attribute in the object header may not exceed 64 KB, and
+    // the meta grows by ~0.3 KB per quantized linear (session 14: 200 000 bytes failed with
+    // "object header message is too large").
     const std::string text = meta.dump();
-    write_string_attribute(file.get(), kMeta, text);
+    write_bytes(file.get(), kMeta, text.data(), text.size());
     SQ_CALL(Hdf5, H5Fflush(file.get(), H5F_SCOPE_GLOBAL));
     ssize_t size;
     SQ_CALL(Hdf5, size = H5Fget_file_image(file.get(), nullptr, 0));
@@ -142,7 +170,7 @@ std::optional<Record> read_record(const std::string& path, bool tensors) {
   hid_t id;
   SQ_CALL(Hdf5, id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
   H5Handle file(id, H5Fclose);
-  const std::string text = read_string_attribute(file.get(), kMeta, "checkpoint " + path);
+  const std::string text = read_meta(file.get(), path);
   Record r;
   try {
     r.meta = nlohmann::json::parse(text);
@@ -166,7 +194,7 @@ std::optional<Record> read_record(const std::string& path, bool tensors) {
       r.tensors[name] = t;
     }
   } catch (const nlohmann::json::exception& e) {
-    SQ_THROW(BackendError, "checkpoint " << path << ": bad meta attribute (" << e.what() << ")");
+    SQ_THROW(BackendError, "checkpoint " << path << ": bad meta (" << e.what() << ")");
   }
   return r;
 }

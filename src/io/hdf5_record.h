@@ -2,8 +2,10 @@
 // a kill at any instant leaves either the previous record or the new one at `path`.
 //
 // CONTRACT
-//   * Layout: root attribute "meta" (fixed-length UTF-8 JSON string) and one 1-D uint8 dataset
-//     per tensor holding its bytes; the tensors' dtype and shape are in meta["tensors"][name]
+//   * Layout: a 1-D uint8 dataset "meta" holding the UTF-8 JSON (of any size; records of earlier
+//     builds hold it as a root fixed-length string attribute, which is still read) and one 1-D
+//     uint8 dataset per tensor holding its bytes (no tensor may be named "meta"); the tensors'
+//     dtype and shape are in meta["tensors"][name]
 //     ({"dtype": ATen name, "shape": [...]}), so any ATen dtype (bf16 included) round-trips
 //     bit for bit.
 //   * write_record: writes <path>.tmp-<pid>, fsyncs it, renames it over `path` and fsyncs the
