@@ -91,4 +91,33 @@ void write_string_attribute(hid_t obj, const char* name, const std::string& text
   SQ_CALL(Hdf5, H5Awrite(attr.get(), type.get(), bytes.data()));
 }
 
+void write_bytes_dataset(hid_t file, const char* name, const void* data, size_t bytes) {
+  const hsize_t n = static_cast<hsize_t>(bytes);
+  hid_t id;
+  SQ_CALL(Hdf5, id = H5Screate_simple(1, &n, nullptr));
+  H5Handle space(id, H5Sclose);
+  SQ_CALL(Hdf5, id = H5Dcreate2(file, name, H5T_STD_U8LE, space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                                H5P_DEFAULT));
+  H5Handle ds(id, H5Dclose);
+  if (n > 0)
+    SQ_CALL(Hdf5, H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+std::string read_text(hid_t file, const char* name, const std::string& what) {
+  htri_t has;
+  SQ_CALL(Hdf5, has = H5Lexists(file, name, H5P_DEFAULT));
+  if (has <= 0) return read_string_attribute(file, name, what);
+  hid_t id;
+  SQ_CALL(Hdf5, id = H5Dopen2(file, name, H5P_DEFAULT));
+  H5Handle ds(id, H5Dclose);
+  SQ_CALL(Hdf5, id = H5Dget_space(ds.get()));
+  H5Handle space(id, H5Sclose);
+  hssize_t n;
+  SQ_CALL(Hdf5, n = H5Sget_simple_extent_npoints(space.get()));
+  std::string text(static_cast<size_t>(n), '\0');
+  if (n > 0)
+    SQ_CALL(Hdf5, H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()));
+  return text;
+}
+
 }  // namespace sq::io

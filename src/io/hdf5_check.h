@@ -60,4 +60,12 @@ std::string read_string_attribute(hid_t obj, const char* name, const std::string
 // BackendError with HDF5's error stack on failure (e.g. the attribute exists).
 void write_string_attribute(hid_t obj, const char* name, const std::string& text);
 
+// Bytes as a 1-D uint8 dataset `name` of `file` (any size, unlike an attribute in the object
+// header: at most 64 KB there). BackendError with HDF5's error stack on failure.
+void write_bytes_dataset(hid_t file, const char* name, const void* data, size_t bytes);
+// A text stored by write_bytes_dataset under `name`; where `file` has no such dataset, the
+// fixed-length string attribute of that name that files of earlier builds hold
+// (read_string_attribute, same errors, `what` naming the file).
+std::string read_text(hid_t file, const char* name, const std::string& what);
+
 }  // namespace sq::io

@@ -51,38 +51,6 @@ std::string hex(uint64_t h) {
   return buf;
 }
 
-// One 1-D uint8 dataset `name` holding n bytes.
-void write_bytes(hid_t file, const std::string& name, const void* data, size_t bytes) {
-  const hsize_t n = static_cast<hsize_t>(bytes);
-  hid_t id;
-  SQ_CALL(Hdf5, id = H5Screate_simple(1, &n, nullptr));
-  H5Handle space(id, H5Sclose);
-  SQ_CALL(Hdf5, id = H5Dcreate2(file, name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT,
-                                H5P_DEFAULT, H5P_DEFAULT));
-  H5Handle ds(id, H5Dclose);
-  if (n > 0)
-    SQ_CALL(Hdf5, H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-}
-
-// The meta text: the "meta" dataset, or the root attribute of that name that records written
-// before session 14 hold.
-std::string read_meta(hid_t file, const std::string& path) {
-  htri_t has;
-  SQ_CALL(Hdf5, has = H5Lexists(file, kMeta, H5P_DEFAULT));
-  if (has <= 0) return read_string_attribute(file, kMeta, "checkpoint " + path);
-  hid_t id;
-  SQ_CALL(Hdf5, id = H5Dopen2(file, kMeta, H5P_DEFAULT));
-  H5Handle ds(id, H5Dclose);
-  SQ_CALL(Hdf5, id = H5Dget_space(ds.get()));
-  H5Handle space(id, H5Sclose);
-  hssize_t n;
-  SQ_CALL(Hdf5, n = H5Sget_simple_extent_npoints(space.get()));
-  std::string text(static_cast<size_t>(n), '\0');
-  if (n > 0)
-    SQ_CALL(Hdf5, H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()));
-  return text;
-}
-
 }  // namespace
 
 void write_record(const std::string& path, const Record& r) {
@@ -110,14 +78,14 @@ void write_record(const std::string& path, const Record& r) {
     SQ_CALL(Hdf5, id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
     H5Handle file(id, H5Fclose);
     for (auto& [name, c] : data) {
-      write_bytes(file.get(), name, c.data_ptr(), c.nbytes());
+      write_bytes_dataset(file.get(), name.c_str(), c.data_ptr(), c.nbytes());
       c = at::Tensor();  // its bytes are in the image now
     }
     // A dataset, not an attribute: an attribute in the object header may not exceed 64 KB, and
     // the meta grows by ~0.3 KB per quantized linear (session 14: 200 000 bytes failed with
     // "object header message is too large").
     const std::string text = meta.dump();
-    write_bytes(file.get(), kMeta, text.data(), text.size());
+    write_bytes_dataset(file.get(), kMeta, text.data(), text.size());
     SQ_CALL(Hdf5, H5Fflush(file.get(), H5F_SCOPE_GLOBAL));
     ssize_t size;
     SQ_CALL(Hdf5, size = H5Fget_file_image(file.get(), nullptr, 0));
@@ -170,7 +138,7 @@ std::optional<Record> read_record(const std::string& path, bool tensors) {
   hid_t id;
   SQ_CALL(Hdf5, id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
   H5Handle file(id, H5Fclose);
-  const std::string text = read_meta(file.get(), path);
+  const std::string text = read_text(file.get(), kMeta, "checkpoint " + path);
   Record r;
   try {
     r.meta = nlohmann::json::parse(text);

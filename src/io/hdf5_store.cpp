@@ -87,7 +87,9 @@ void write_token_cache(const std::string& path, const TokenCache& cache) {
     write_matrix(file.get(), kMask, H5T_STD_U8LE, H5T_NATIVE_UINT8, mask.data_ptr(), rows, cols);
 
     const std::string text = cache.provenance.dump();
-    write_string_attribute(file.get(), kProvenance, text);
+    // A dataset: the provenance lists every calibration source's paths and the reader's
+    // warnings, which may outgrow an attribute (64 KB).
+    write_bytes_dataset(file.get(), kProvenance, text.data(), text.size());
     SQ_CALL(Hdf5, H5Fflush(file.get(), H5F_SCOPE_GLOBAL));
     file.reset();
     SQ_CALL(Posix, ::rename(tmp.c_str(), path.c_str()));
@@ -117,8 +119,7 @@ std::optional<TokenCache> read_token_cache(const std::string& path) {
                                                 << "x" << mshape.second);
   }
 
-  const std::string text =
-      read_string_attribute(file.get(), kProvenance, "calibration cache " + path);
+  const std::string text = read_text(file.get(), kProvenance, "calibration cache " + path);
 
   TokenCache out;
   try {
