@@ -33,16 +33,6 @@ NOTES=$WORK/notes.md
   echo "|---|---|---|---|---|---|---|---|"
 } >"$MD"
 
-# synth_model SHAPE → $WORK/SHAPE (kept between stages of one call)
-synth_model() {
-  local shape=$1 dir=$WORK/$1
-  [ -f "$dir/config.json" ] && return 0
-  rm -rf "$dir"
-  local t=$(now)
-  timeout "$(left)" "$SQ" synth --shape "$shape" --out "$dir" --seed 1 || return 1
-  echo "synth $shape: $(since "$t") s, $(du -sh "$dir" | cut -f1)"
-}
-
 # quant NAME REFERENCE MODEL_DIR ARGS... — one timed run, figures to stdout and the table.
 quant() {
   local name=$1 ref=$2 model=$3

@@ -55,3 +55,13 @@ run_status() {
     echo ok
   fi
 }
+
+# synth_model SHAPE → $WORK/SHAPE (synthesized once, kept between stages and scripts of one call)
+synth_model() {
+  local shape=$1 dir=$WORK/$1
+  [ -f "$dir/config.json" ] && return 0
+  rm -rf "$dir"
+  local t=$(now)
+  timeout "$(left)" "$SQ" synth --shape "$shape" --out "$dir" --seed 1 || return 1
+  echo "synth $shape: $(since "$t") s, $(du -sh "$dir" | cut -f1)"
+}

@@ -12,15 +12,6 @@ cd "$(dirname "$0")/.."
 . bench/lib_bench.sh
 bench_setup resume_bench /tmp/sq-bench
 
-synth_model() {
-  local shape=$1 dir=$WORK/$1
-  [ -f "$dir/config.json" ] && return 0
-  rm -rf "$dir"
-  local t=$(now)
-  timeout "$(left)" "$SQ" synth --shape "$shape" --out "$dir" --seed 1 || return 1
-  echo "synth $shape: $(since "$t") s, $(du -sh "$dir" | cut -f1)"
-}
-
 digest() {  # every output file but the log and the summary (timings), "<name> <sha256>"
   (cd "$1" && for f in $(ls -A | sort); do
     case $f in quantize.log | shardquant_summary.json) ;; *) echo "$f $(sha256sum "$f" | cut -d' ' -f1)" ;; esac

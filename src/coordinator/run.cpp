@@ -458,16 +458,9 @@ int run_on(rank::Transport& t, const Options& o) {
           with_x && (!recompute || (!force && policy.activations_due(
                                                   seconds_between(last_activations, clock::now()),
                                                   ckpt_writer.busy())));
-      Checkpoint gen;
+      Checkpoint gen;  // the record's identity and shape, plus the activations
       if (x_now) {
-        gen.fingerprint = fingerprint;
-        gen.rank = r;
-        gen.first = range.first;
-        gen.last = range.last;
-        gen.next = next;
-        gen.blocks_total = L;
-        gen.samples = so_far.samples;
-        gen.seq_len = so_far.seq_len;
+        gen = c;
         gen.x = a->x;
         gen.mask = a->mask;
       }
