@@ -103,10 +103,7 @@ void write_bytes_dataset(hid_t file, const char* name, const void* data, size_t 
     SQ_CALL(Hdf5, H5Dwrite(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
 }
 
-std::string read_text(hid_t file, const char* name, const std::string& what) {
-  htri_t has;
-  SQ_CALL(Hdf5, has = H5Lexists(file, name, H5P_DEFAULT));
-  if (has <= 0) return read_string_attribute(file, name, what);
+void read_bytes_dataset(hid_t file, const char* name, const std::function<void*(size_t)>& dest) {
   hid_t id;
   SQ_CALL(Hdf5, id = H5Dopen2(file, name, H5P_DEFAULT));
   H5Handle ds(id, H5Dclose);
@@ -114,9 +111,20 @@ std::string read_text(hid_t file, const char* name, const std::string& what) {
   H5Handle space(id, H5Sclose);
   hssize_t n;
   SQ_CALL(Hdf5, n = H5Sget_simple_extent_npoints(space.get()));
-  std::string text(static_cast<size_t>(n), '\0');
+  void* data = dest(static_cast<size_t>(n));
   if (n > 0)
-    SQ_CALL(Hdf5, H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()));
+    SQ_CALL(Hdf5, H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+}
+
+std::string read_text(hid_t file, const char* name, const std::string& what) {
+  htri_t has;
+  SQ_CALL(Hdf5, has = H5Lexists(file, name, H5P_DEFAULT));
+  if (has <= 0) return read_string_attribute(file, name, what);
+  std::string text;
+  read_bytes_dataset(file, name, [&](size_t n) {
+    text.resize(n);
+    return static_cast<void*>(text.data());
+  });
   return text;
 }
 

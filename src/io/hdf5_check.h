@@ -6,6 +6,7 @@
 
 #include <hdf5.h>
 
+#include <functional>
 #include <string>
 
 #include "common/check.h"
@@ -63,6 +64,10 @@ void write_string_attribute(hid_t obj, const char* name, const std::string& text
 // Bytes as a 1-D uint8 dataset `name` of `file` (any size, unlike an attribute in the object
 // header: at most 64 KB there). BackendError with HDF5's error stack on failure.
 void write_bytes_dataset(hid_t file, const char* name, const void* data, size_t bytes);
+// Reads the dataset `name` of `file` as raw bytes: `dest(n)` is called once with its size in bytes
+// and returns where to put them (it may throw to refuse that size); nothing is read when n is 0.
+// BackendError with HDF5's error stack when the dataset is missing or unreadable.
+void read_bytes_dataset(hid_t file, const char* name, const std::function<void*(size_t)>& dest);
 // A text stored by write_bytes_dataset under `name`; where `file` has no such dataset, the
 // fixed-length string attribute of that name that files of earlier builds hold
 // (read_string_attribute, same errors, `what` naming the file).

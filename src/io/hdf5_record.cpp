@@ -147,18 +147,12 @@ std::optional<Record> read_record(const std::string& path, bool tensors) {
       const auto shape = info.at("shape").get<std::vector<int64_t>>();
       at::Tensor t =
           at::empty(shape, at::TensorOptions().dtype(dtype_from_name(path, info.at("dtype"))));
-      SQ_CALL(Hdf5, id = H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT));
-      H5Handle ds(id, H5Dclose);
-      SQ_CALL(Hdf5, id = H5Dget_space(ds.get()));
-      H5Handle space(id, H5Sclose);
-      hssize_t n;
-      SQ_CALL(Hdf5, n = H5Sget_simple_extent_npoints(space.get()));
-      if (static_cast<size_t>(n) != t.nbytes())
-        SQ_THROW(BackendError, "checkpoint " << path << ": dataset /" << name << " holds " << n
-                                             << " bytes, its shape needs " << t.nbytes());
-      if (n > 0)
-        SQ_CALL(Hdf5,
-                H5Dread(ds.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()));
+      read_bytes_dataset(file.get(), name.c_str(), [&](size_t n) {
+        if (n != t.nbytes())
+          SQ_THROW(BackendError, "checkpoint " << path << ": dataset /" << name << " holds " << n
+                                               << " bytes, its shape needs " << t.nbytes());
+        return t.data_ptr();
+      });
       r.tensors[name] = t;
     }
   } catch (const nlohmann::json::exception& e) {

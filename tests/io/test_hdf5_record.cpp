@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include <hdf5.h>
 
@@ -58,4 +59,28 @@ TEST(Hdf5Record, MetaAsARootAttributeStillReads) {
   const auto back = io::read_record(path);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->meta.at("next").get<int>(), 3);
+}
+
+// A dataset whose size disagrees with the shape the meta gives it (a damaged or hand-edited
+// record) is refused with the dataset and both sizes named, never read past its buffer.
+TEST(Hdf5Record, DatasetSizeDisagreeingWithItsShapeIsRefused) {
+  test::TempDir dir;
+  const std::string path = dir / "damaged.h5";
+  {
+    io::hdf5_silence_errors();
+    io::H5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    ASSERT_GE(file.get(), 0);
+    const std::string meta = R"({"tensors": {"x": {"dtype": "Float", "shape": [4, 5]}}})";
+    io::write_bytes_dataset(file.get(), "meta", meta.data(), meta.size());
+    const std::vector<float> x(3 * 5, 1.0f);  // 60 bytes where the shape needs 80
+    io::write_bytes_dataset(file.get(), "x", x.data(), x.size() * sizeof(float));
+  }
+  try {
+    io::read_record(path);
+    FAIL() << "read a 60-byte dataset into an 80-byte tensor";
+  } catch (const BackendError& e) {
+    EXPECT_NE(std::string(e.what()).find("dataset /x holds 60 bytes, its shape needs 80"),
+              std::string::npos)
+        << e.what();
+  }
 }
