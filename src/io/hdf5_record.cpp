@@ -147,9 +147,10 @@ std::optional<Record> read_record(const std::string& path, bool tensors) {
       const auto shape = info.at("shape").get<std::vector<int64_t>>();
       at::Tensor t =
           at::empty(shape, at::TensorOptions().dtype(dtype_from_name(path, info.at("dtype"))));
-      read_bytes_dataset(file.get(), name.c_str(), [&](size_t n) {
+      const std::string& ds = name;  // clang 14 cannot capture a structured binding
+      read_bytes_dataset(file.get(), ds.c_str(), [&](size_t n) {
         if (n != t.nbytes())
-          SQ_THROW(BackendError, "checkpoint " << path << ": dataset /" << name << " holds " << n
+          SQ_THROW(BackendError, "checkpoint " << path << ": dataset /" << ds << " holds " << n
                                                << " bytes, its shape needs " << t.nbytes());
         return t.data_ptr();
       });

@@ -38,7 +38,10 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 const rank::KeepFp keep_none = [](const std::string&) { return false; };
 
 // Block 0 and its calibration input exactly as the run builds them (same options → same
-// calibration, device, dtype and micro-batch).
+// calibration, device, dtype and micro-batch, and the same CPU threading: the run computes in
+// tiles with ATen and the BLAS at one thread inside them; with ATen's default intra-op threads
+// instead, OpenBLAS on an AMD Zen 3 box (no AVX-512) rounded block 0's down_proj input otherwise
+// and the comparison failed there, while it passed on the AVX-512 machines of earlier sessions).
 struct Block0Input {
   coordinator::Options o;
   io::ModelWeights w;
@@ -54,6 +57,7 @@ struct Block0Input {
         cfg(io::load_model_config(o.model_path)),
         dev(coordinator::run_device(o)),
         dtype(coordinator::compute_dtype(dev, cfg)) {
+    coordinator::prepare_host_for(dev);
     auto tok = io::Tokenizer::load(o.model_path);
     const io::CalibSet calib = io::build_calibration(coordinator::calib_options(o), *tok);
     const int64_t n = calib.tokens.size(0), T = calib.tokens.size(1);
