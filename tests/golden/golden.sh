@@ -33,6 +33,17 @@ TIMEOUT=${GOLDEN_TIMEOUT:-240}
 
 # No pinned thread count: since issue 19 the written bytes do not depend on the threads per
 # process or the rank count, so every run here uses the environment as a user's run would.
+#
+# Pinned CPU kernels. The bytes do depend on which kernels the libraries under LibTorch pick for
+# the CPU they start on: OpenBLAS (Debian's is built for every x86 core and picks at load time:
+# Cooperlake/SkylakeX on AVX-512, Zen or Haswell on AVX2, Sandybridge on AVX) rounds a GEMM
+# differently per kernel, and ATen's vectorised loops and reductions differ between its AVX-512,
+# AVX2 and plain builds. Recorded on a Zen 4 box (AVX-512), the hashes failed on a Zen 3 one
+# (session 16). So every run here uses the same kernels on any x86-64 with AVX2 and FMA:
+# OpenBLAS's Haswell kernels (OpenBLAS reads OPENBLAS_CORETYPE when it loads, before main) and
+# ATen's AVX2 build; oneDNN, which shardquant's fp32 CPU path does not use, is capped at AVX2 too.
+# A CPU without AVX2 and FMA cannot run those kernels: the check is skipped there (exit 77).
+export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 
 # <case>|<flags>: blocks mode, every rank count.
 BLOCK_CASES=(
@@ -138,6 +149,16 @@ command -v node >/dev/null 2>&1 || { echo "golden: node not found (scripts/setup
 if [ "$PART" != single ] && ! command -v mpirun >/dev/null 2>&1; then
   echo "golden: SKIPPED — mpirun not found (part $PART needs MPI)" >&2
   exit 77
+fi
+if ! grep -qw avx2 /proc/cpuinfo 2>/dev/null || ! grep -qw fma /proc/cpuinfo 2>/dev/null; then
+  echo "golden: SKIPPED — this CPU lacks AVX2 or FMA, which the pinned kernels (OpenBLAS Haswell, ATen avx2) need" >&2
+  exit 77
+fi
+# The pin must have taken: OpenBLAS names the core it loaded when OPENBLAS_VERBOSE=2.
+core=$(OPENBLAS_VERBOSE=2 "$BINARY" --version 2>&1 | sed -n 's/^Core: //p' | head -1)
+if [ -n "$core" ] && [ "$core" != Haswell ]; then
+  echo "golden: OpenBLAS loaded its '$core' kernels although OPENBLAS_CORETYPE=Haswell: the hashes were recorded with Haswell's" >&2
+  exit 1
 fi
 if [ -n "${GOLDEN_TMP:-}" ]; then
   SCRATCH=$GOLDEN_TMP && mkdir -p "$SCRATCH"
