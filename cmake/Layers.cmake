@@ -26,13 +26,24 @@ set(SQ_LAYERS
 # cmake/check_layers.cmake like the library arrows (src/ only: a test may include any part of
 # the library it tests).
 set(SQ_SUBLAYERS
+    "io/safetensors:"
+    "io/format:"
+    "io/tokenizer:"
+    "io/hdf5:"
+    "io/model:safetensors,format"
+    "io/output:model,safetensors"
+    "io/calib:tokenizer,hdf5"
     "rank/device:"
     "rank/transport:device"
     "rank/model:"
     "rank/eval:model"
     "rank/synth:model"
     "rank/quant:device,model,transport"
-    "rank/worker:device,model,quant,transport")
+    "rank/worker:device,model,quant,transport"
+    "coordinator/options:"
+    "coordinator/plan:options"
+    "coordinator/run:options,plan"
+    "coordinator/app:options,run")
 
 # The closure of `start` along the arrows of the table in variable `rows` (rows
 # "<prefix><name>:<name>,<name>..."): `start` and every name reachable from it; empty when

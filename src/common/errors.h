@@ -1,5 +1,5 @@
 // Error hierarchy of shardquant. Code inside the program throws; only
-// coordinator/main.cpp turns an exception into an exit code (exit_code_for).
+// coordinator/app/main.cpp turns an exception into an exit code (exit_code_for).
 //
 // Contract: every message names what a user needs to act on — the file, the tensor, the
 // expected and the actual value. Build messages with sq::fmt-style helpers or streams.

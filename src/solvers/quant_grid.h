@@ -1,5 +1,5 @@
 // Quantization grids and the canonical quantized-linear result shared by every solver and by
-// the packers (io/pack.h).
+// the packers (io/format/pack.h).
 //
 // CONTRACT
 //   Shapes: W is [N, K] (N = out_features, K = in_features), G = scheme.group_for(K),

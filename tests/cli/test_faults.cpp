@@ -15,9 +15,9 @@
 #include <thread>
 
 #include "cli/bad_models.h"
-#include "io/model_weights.h"
-#include "io/safetensors.h"
-#include "io/safetensors_writer.h"
+#include "io/model/model_weights.h"
+#include "io/output/safetensors_writer.h"
+#include "io/safetensors/safetensors.h"
 
 namespace sq::test {
 namespace {

@@ -6,7 +6,7 @@
 #include <regex>
 
 #include "cli/bad_models.h"
-#include "coordinator/options_table.h"
+#include "coordinator/options/options_table.h"
 
 namespace sq::test {
 namespace {

@@ -15,8 +15,8 @@
 #include "cli/run_binary.h"
 #include "cli/test_quantize_e2e_checks.h"
 #include "fixture_model.h"
-#include "io/model_weights.h"
-#include "io/safetensors_writer.h"
+#include "io/model/model_weights.h"
+#include "io/output/safetensors_writer.h"
 #include "test_paths.h"
 
 namespace {

@@ -12,8 +12,8 @@
 
 #include "cli/module_tree.h"
 #include "fixture_model.h"
-#include "io/model_weights.h"
-#include "io/tensor.h"
+#include "io/model/model_weights.h"
+#include "io/safetensors/tensor.h"
 
 namespace sq::test::tree {
 namespace {

@@ -8,12 +8,12 @@
 #include <set>
 
 #include "cli/test_quantize_e2e_checks.h"
-#include "coordinator/options.h"
-#include "coordinator/run_support.h"
-#include "io/calib.h"
-#include "io/model_config.h"
-#include "io/model_weights.h"
-#include "io/tokenizer.h"
+#include "coordinator/options/options.h"
+#include "coordinator/run/run_support.h"
+#include "io/calib/calib.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
+#include "io/tokenizer/tokenizer.h"
 #include "rank/model/model.h"
 #include "rank/quant/block_quant.h"
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cli/run_binary.h"
-#include "io/safetensors.h"
+#include "io/safetensors/safetensors.h"
 
 namespace sq::test::e2e {
 

@@ -15,7 +15,7 @@
 #include <string>
 
 #include "dist/shell.h"
-#include "io/safetensors.h"
+#include "io/safetensors/safetensors.h"
 #include "test_paths.h"
 
 namespace sq::test::dist {

@@ -16,7 +16,7 @@
 #include <string>
 
 #include "dist/dist_util.h"
-#include "io/model_config.h"
+#include "io/model/model_config.h"
 #include "rank/worker/oom.h"
 
 namespace {

@@ -181,9 +181,9 @@ TEST_P(DistData, CodesAndPerplexityMatchSingleProcess) {
   const DataCase& c = GetParam();
   if (!sq::test::have_shared("data/corpus/brown-test.txt")) GTEST_SKIP() << "no Brown corpus";
   // --max-shard-size 2MB: same shard split as the single-process run (layout check).
-  // --micro-batch 1: ranks then take whole micro-batches (coordinator/protocol.h sample_share),
-  // so every forward has the single process's shapes; the default (all 4 samples in one
-  // micro-batch) would make the shares split it.
+  // --micro-batch 1: ranks then take whole micro-batches (coordinator/plan/protocol.h
+  // sample_share), so every forward has the single process's shapes; the default (all 4 samples in
+  // one micro-batch) would make the shares split it.
   const std::string args =
       std::string(c.args) + " --parallel data --max-shard-size 2MB --micro-batch 1";
   // The chaotic case (quantized propagation) lands on a different draw with each BLAS kernel

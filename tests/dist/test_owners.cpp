@@ -7,9 +7,9 @@
 #include <map>
 #include <set>
 
-#include "coordinator/options.h"
-#include "coordinator/plan.h"
-#include "coordinator/protocol.h"
+#include "coordinator/options/options.h"
+#include "coordinator/plan/plan.h"
+#include "coordinator/plan/protocol.h"
 #include "test_paths.h"
 
 namespace {

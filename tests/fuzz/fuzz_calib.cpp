@@ -2,7 +2,7 @@
 // Lines with a "text" field, .json the same); the rest is the file. The Brown tag stripper
 // gets the same bytes as one tagged line.
 #include "fuzz_util.h"
-#include "io/corpus.h"
+#include "io/calib/corpus.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

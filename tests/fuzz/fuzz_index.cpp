@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "fuzz_util.h"
-#include "io/model_weights.h"
+#include "io/model/model_weights.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 // the directory (quantized_layout, dequantized_shape) and every visible tensor is read, the
 // virtual dequantized weights included (unpack + dequantize).
 #include "fuzz_util.h"
-#include "io/model_weights.h"
+#include "io/model/model_weights.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;

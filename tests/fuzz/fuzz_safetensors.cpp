@@ -2,7 +2,7 @@
 // SafetensorsFile::open validates everything; then every tensor's first and last byte is read,
 // so that an accepted range outside the mapping is caught.
 #include "fuzz_util.h"
-#include "io/safetensors.h"
+#include "io/safetensors/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = sq::fuzz::write_file("x.safetensors", data, size);

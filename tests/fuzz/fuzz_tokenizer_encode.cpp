@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "fuzz_util.h"
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace {
 std::vector<std::unique_ptr<sq::io::Tokenizer>>& tokenizers() {

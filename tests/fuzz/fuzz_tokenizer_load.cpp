@@ -1,7 +1,7 @@
 // tokenizer.json loading: the fuzzed bytes are the file; a tokenizer that loads must then encode
 // and decode a fixed text (with special-token look-alikes and invalid UTF-8) without failing.
 #include "fuzz_util.h"
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = sq::fuzz::write_file("tokenizer.json", data, size);

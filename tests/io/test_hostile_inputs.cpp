@@ -10,15 +10,15 @@
 #include <sstream>
 
 #include "common/errors.h"
-#include "io/corpus.h"
-#include "io/model_config.h"
-#include "io/model_weights.h"
-#include "io/pack.h"
-#include "io/quantized_view.h"
-#include "io/safetensors.h"
-#include "io/safetensors_writer.h"
-#include "io/tensor.h"
-#include "io/tokenizer.h"
+#include "io/calib/corpus.h"
+#include "io/format/pack.h"
+#include "io/format/quantized_view.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
+#include "io/output/safetensors_writer.h"
+#include "io/safetensors/safetensors.h"
+#include "io/safetensors/tensor.h"
+#include "io/tokenizer/tokenizer.h"
 #include "test_paths.h"
 
 namespace {

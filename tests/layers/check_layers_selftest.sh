@@ -13,16 +13,17 @@ fails=0
 base() {
   rm -rf "$TMP/t" && mkdir -p "$TMP/t"
   for l in common io solvers rank coordinator; do mkdir -p "$TMP/t/src/$l"; done
+  mkdir -p "$TMP/t/src/io/safetensors" "$TMP/t/src/io/format" "$TMP/t/src/io/hdf5" "$TMP/t/src/coordinator/run"
   mkdir -p "$TMP/t/src/rank/model" "$TMP/t/src/rank/device" "$TMP/t/src/rank/worker"
   echo '#pragma once' >"$TMP/t/src/common/c.h"
-  printf '#pragma once\n#include "common/c.h"\n' >"$TMP/t/src/io/i.h"
+  printf '#pragma once\n#include "common/c.h"\n' >"$TMP/t/src/io/safetensors/i.h"
   printf '#pragma once\n#include "common/c.h"\n#include <torch/torch.h>\n' >"$TMP/t/src/solvers/s.h"
-  printf '#pragma once\n#include "io/i.h"\n#include "solvers/s.h"\n' >"$TMP/t/src/rank/model/r.h"
+  printf '#pragma once\n#include "io/safetensors/i.h"\n#include "solvers/s.h"\n' >"$TMP/t/src/rank/model/r.h"
   # rank's sub-folders (SQ_SUBLAYERS): worker may include model and device.
   echo '#pragma once' >"$TMP/t/src/rank/device/d.h"
   printf '#include "rank/model/r.h"\n#include "rank/device/d.h"\n' >"$TMP/t/src/rank/worker/w.cpp"
   # coordinator reaches io through rank: allowed (transitive arrows).
-  printf '#include "rank/model/r.h"\n#include "io/i.h"\n#include "x.h"\n' >"$TMP/t/src/coordinator/m.cpp"
+  printf '#include "rank/model/r.h"\n#include "io/safetensors/i.h"\n#include "x.h"\n' >"$TMP/t/src/coordinator/run/m.cpp"
   mkdir -p "$TMP/t/tests/cli" "$TMP/t/tests/rank" "$TMP/t/tests/golden"
   # A test helper in cli/ that only includes common is fine for rank tests.
   printf '#pragma once\n#include "common/c.h"\n' >"$TMP/t/tests/cli/helper.h"
@@ -52,11 +53,11 @@ base
 expect "allowed tree passes" 0 "follow DESIGN.md"
 
 base
-printf '#include "common/c.h"\n#include "coordinator/plan.h"\n' >"$TMP/t/src/io/bad.cpp"
-expect "io -> coordinator (upward) fails" 1 "src/io/bad.cpp: #include \"coordinator/plan.h\""
+printf '#include "common/c.h"\n#include "coordinator/plan.h"\n' >"$TMP/t/src/io/format/bad.cpp"
+expect "io -> coordinator (upward) fails" 1 "src/io/format/bad.cpp: #include \"coordinator/plan.h\""
 
 base
-echo '#include "io/i.h"' >"$TMP/t/src/solvers/bad.cpp"
+echo '#include "io/safetensors/i.h"' >"$TMP/t/src/solvers/bad.cpp"
 expect "solvers -> io (sideways) fails" 1 "solvers code may include only: solvers, common, not io"
 
 base
@@ -69,15 +70,24 @@ expect "rank/device -> rank/worker (upward sub-folder) fails" 1 \
   "rank/device code may include only rank/{device}, not rank/worker"
 
 base
-echo '#include "io/i.h"' >"$TMP/t/src/rank/loose.cpp"
+echo '#include "io/model/m.h"' >"$TMP/t/src/io/safetensors/bad.cpp"
+expect "io/safetensors -> io/model (upward sub-folder) fails" 1 \
+  "io/safetensors code may include only io/{safetensors}, not io/model"
+
+base
+echo '#include "io/safetensors/i.h"' >"$TMP/t/src/io/loose.cpp"
+expect "an io source outside its sub-folders fails" 1 "src/io/loose.cpp: not in a sub-folder"
+
+base
+echo '#include "io/safetensors/i.h"' >"$TMP/t/src/rank/loose.cpp"
 expect "a rank source outside its sub-folders fails" 1 "src/rank/loose.cpp: not in a sub-folder"
 
 base
-mkdir -p "$TMP/t/src/rank/misc" && echo '#include "io/i.h"' >"$TMP/t/src/rank/misc/m.cpp"
+mkdir -p "$TMP/t/src/rank/misc" && echo '#include "io/safetensors/i.h"' >"$TMP/t/src/rank/misc/m.cpp"
 expect "a rank sub-folder without a row fails" 1 "src/rank/misc/ has sources but no row"
 
 base
-echo '#include "../coordinator/m.cpp"' >"$TMP/t/src/io/rel.cpp"
+echo '#include "../../coordinator/run/m.cpp"' >"$TMP/t/src/io/hdf5/rel.cpp"
 expect "relative path out of the folder fails" 1 "a relative path out of the folder"
 
 base

@@ -1,4 +1,4 @@
-// Oracle for tests/io/test_tokenizer_oracle.cpp: Hugging Face tokenizers (the Rust library's
+// Oracle for tests/io/tokenizer/test_tokenizer_oracle.cpp: Hugging Face tokenizers (the Rust library's
 // Node binding) encodes and decodes a list of strings with one or more tokenizer.json files.
 //
 //   node encode.js INPUTS.json OUT.json TOKENIZER.json...

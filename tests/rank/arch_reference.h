@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "io/tensor.h"
+#include "io/safetensors/tensor.h"
 #include "test_paths.h"
 
 namespace sq::test {

@@ -49,7 +49,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/sq-resume.XXXXXX")
 [ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$WORK"' EXIT
 # A record after every block always; CHECKPOINT_EVERY (default 0: after every block) says how
 # often the chain's activations are written too. With 3600 none are within these runs, so every
-# resume recomputes the chain's input from the embeddings (coordinator/checkpoint.h).
+# resume recomputes the chain's input from the embeddings (coordinator/run/checkpoint.h).
 CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-0}
 # RESUME_DEVICE=cuda: on the GPU instead (scripts/device_run.sh resume).
 DEVICE_FLAG=(--force-cpu)
@@ -173,7 +173,7 @@ case $PART in
     kill_all "$PART" 1 "$CLEAN" "$POINTS" "${FLAGS[@]}"
     ;;
   recompute)
-    # The chain's input rebuilt by forwarding the done blocks again (coordinator/checkpoint.h):
+    # The chain's input rebuilt by forwarding the done blocks again (coordinator/run/checkpoint.h):
     # from the embeddings when no activations generation exists (--checkpoint-every 3600: none
     # within these runs), and from an older generation: a first run with generations after every
     # block killed at solve:2 (generation 2 on disk), resumed without generations and killed at

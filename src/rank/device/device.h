@@ -28,7 +28,7 @@ uint64_t device_peak_allocated(const at::Device& dev);
 // Whether a block's solved codes (uint8, one byte per quantized weight: `code_bytes`) wait for
 // the export in host memory rather than on a GPU of `device_bytes` total memory
 // (ResultStore::kCompactHost, block_quant.h): when they would take more than a sixteenth of it.
-// The planner's host estimate counts them then (coordinator/plan.h).
+// The planner's host estimate counts them then (coordinator/plan/plan.h).
 inline bool codes_wait_on_host(uint64_t code_bytes, uint64_t device_bytes) {
   return code_bytes > device_bytes / 16;
 }

@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 
 namespace sq::rank {
 

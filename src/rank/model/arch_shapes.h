@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "io/model_config.h"
+#include "io/model/model_config.h"
 #include "rank/model/arch_table.h"
 
 namespace sq::rank {

@@ -438,7 +438,7 @@ std::vector<ArchSpec> build_rows() {
     // (moe_layers) with a sigmoid top-k router whose weight scales the expert input, routed
     // experts and an always-on shared expert; dense blocks use feed_forward.*_proj
     // (intermediate_size_mlp). The checkpoint's fused experts ([E,H,2I] / [E,I,H]) are read as
-    // per-expert linears (io/expert_split.h) and written so, the layout vLLM loads quantized.
+    // per-expert linears (io/model/expert_split.h) and written so, the layout vLLM loads quantized.
     // AWQ in MoE blocks as qwen2_moe: post_attention_layernorm → every expert's gate/up and the
     // shared gate/up (the router is rescaled to keep routing; the routing weight is one factor per
     // token, so a per-channel scale of the input passes through it); per expert up → down;
@@ -504,7 +504,7 @@ std::vector<ArchSpec> build_rows() {
   // "language_model." — language_model.model.layers.{i}, language_model.lm_head. Vision towers
   // and projectors: vision_tower.* / multi_modal_projector.* (gemma3, mistral3), vision_model.* /
   // multi_modal_projector.* (llama4: Llama4ForConditionalGeneration, whose text model's fused
-  // experts are split as llama4_text's, io/expert_split.h).
+  // experts are split as llama4_text's, io/model/expert_split.h).
   for (const auto& [mt, text] : {std::pair<const char*, const char*>{"gemma3", "gemma3_text"},
                                  {"mistral3", "mistral"},
                                  {"llama4", "llama4_text"}}) {

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 
 namespace sq::rank {
 
@@ -61,7 +61,7 @@ enum class RouterKind {
 // Experts stored as fused 3-D tensors (roles fused_gate_up [E,H,2I], fused_down [E,I,H]) and kept
 // in floating point: GptOss (gate/up interleaved along 2I, biases, clamped SwiGLU, routing weight
 // on the output). None: per-expert linears ({e} roles) or no experts. (Llama 4's fused experts
-// are read per expert, io/expert_split.h, and quantized: see routing_weight_on_input.)
+// are read per expert, io/model/expert_split.h, and quantized: see routing_weight_on_input.)
 enum class FusedExperts { None, GptOss };
 // The q/k norms a family's checkpoints hold: none, one per head ([head_dim]: qwen3, gemma3) or
 // one over the whole projection ([heads × head_dim]: olmo2).

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "common/check.h"
-#include "io/release_pages.h"
+#include "io/model/release_pages.h"
 #include "rank/model/arch.h"
 
 namespace sq::rank {

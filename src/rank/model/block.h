@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 #include "rank/model/arch_table.h"
 #include "rank/model/layers.h"
 

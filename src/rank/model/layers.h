@@ -7,7 +7,7 @@
 
 #include <optional>
 
-#include "io/model_config.h"
+#include "io/model/model_config.h"
 #include "rank/model/arch_table.h"
 
 namespace sq::rank::layers {

@@ -1,7 +1,7 @@
 // Llama 4 (text) pieces the generic block does not have (issue 23): the chunked-attention mask,
 // the weight-free L2 qk-norm and the attention temperature of NoPE layers. Free functions on
 // tensors; Block calls them when its row is llama4_text or the config asks. (The routed experts
-// are per-expert linears, io/expert_split.h; ArchSpec::routing_weight_on_input.)
+// are per-expert linears, io/model/expert_split.h; ArchSpec::routing_weight_on_input.)
 //
 // CONTRACT:
 //   chunked_attention_bias(B, T, chunk, padding_mask, device)

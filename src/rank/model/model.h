@@ -12,8 +12,8 @@
 #include <memory>
 #include <string>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 #include "rank/model/block.h"
 
 namespace sq::rank {

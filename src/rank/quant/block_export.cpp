@@ -4,9 +4,9 @@
 #include <unordered_map>
 
 #include "common/check.h"
-#include "io/format_registry.h"
-#include "io/quantized_view.h"
-#include "io/tensor.h"
+#include "io/format/format_registry.h"
+#include "io/format/quantized_view.h"
+#include "io/safetensors/tensor.h"
 
 namespace sq::rank {
 namespace {

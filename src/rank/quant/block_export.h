@@ -11,7 +11,7 @@
 //   - tensors the block does not hold are copied unchanged from the checkpoint.
 // Formats whose zeros a writer may pack later (the registry row's pack_zeros: GPTQ, where v1
 // cannot store an asymmetric zero point of 0 and one such linear makes the whole checkpoint
-// gptq_v2, io/format_registry.h): when `unpacked_qzeros` is given, each such linear's
+// gptq_v2, io/format/format_registry.h): when `unpacked_qzeros` is given, each such linear's
 // "<L>.qzeros" is returned as its true zeros (int32 [n_groups, N], unpacked) and named there;
 // the writer packs them with the row's pack_zeros once the checkpoint's format is decided,
 // before any byte is written. Without it they are packed in opts.format (InputError for a zero
@@ -25,8 +25,8 @@
 #include <utility>
 #include <vector>
 
-#include "io/model_weights.h"
-#include "io/pack.h"
+#include "io/format/pack.h"
+#include "io/model/model_weights.h"
 #include "rank/model/block.h"
 #include "solvers/quant_grid.h"
 
@@ -46,7 +46,7 @@ NamedTensors export_block(const Block& block,
                           std::vector<std::string>* unpacked_qzeros = nullptr);
 
 // The inverse for the quantized linears, used where a resume recomputes the chain's activations
-// from the written tensors instead of storing them (issue 22, coordinator/checkpoint.h): every
+// from the written tensors instead of storing them (issue 22, coordinator/run/checkpoint.h): every
 // linear of the block whose format marker ("<L>.qweight", "<L>.weight_packed") is in `tensors`
 // (export_block's output for this block, with `opts` and `unpacked_qzeros` as export_block gave
 // them) gets the weight the solver left in the block: the dequantized float32 weight, cast to the

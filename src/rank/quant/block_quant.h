@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 #include "rank/model/block.h"
 #include "rank/transport/reduce.h"
 #include "solvers/awq.h"

@@ -9,8 +9,8 @@
 #include <fstream>
 
 #include "common/check.h"
-#include "io/model_config.h"
-#include "io/safetensors_writer.h"
+#include "io/model/model_config.h"
+#include "io/output/safetensors_writer.h"
 #include "rank/model/arch_shapes.h"
 #include "rank/model/arch_table.h"
 

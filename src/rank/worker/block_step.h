@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 #include "rank/quant/block_export.h"
 #include "rank/quant/block_quant.h"
 #include "rank/transport/reduce.h"

@@ -23,7 +23,7 @@
 #include <string>
 
 #include "common/errors.h"
-#include "io/model_config.h"
+#include "io/model/model_config.h"
 #include "rank/device/device.h"
 
 namespace sq::rank {

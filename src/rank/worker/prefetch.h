@@ -11,7 +11,7 @@
 #include <future>
 #include <string>
 
-#include "io/model_weights.h"
+#include "io/model/model_weights.h"
 
 namespace sq::rank {
 

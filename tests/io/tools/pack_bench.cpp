@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "io/pack.h"
+#include "io/format/pack.h"
 
 using namespace sq::io;
 

@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "common/errors.h"
-#include "io/model_config.h"
-#include "io/model_weights.h"
-#include "io/tokenizer.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
+#include "io/tokenizer/tokenizer.h"
 #include "rank/eval/eval.h"
 #include "test_paths.h"
 

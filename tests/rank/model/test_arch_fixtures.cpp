@@ -13,14 +13,14 @@
 #include <set>
 
 #include "common/errors.h"
-#include "io/model_config.h"
-#include "io/model_weights.h"
-#include "io/tensor.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
+#include "io/safetensors/tensor.h"
+#include "rank/arch_reference.h"
 #include "rank/model/arch.h"
 #include "rank/model/arch_table.h"
 #include "rank/model/block.h"
 #include "rank/model/model.h"
-#include "rank/arch_reference.h"
 #include "test_paths.h"
 
 namespace fs = std::filesystem;

@@ -12,8 +12,8 @@
 #include <set>
 
 #include "common/errors.h"
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 #include "rank/model/arch.h"
 #include "rank/model/arch_shapes.h"
 #include "rank/model/arch_table.h"

@@ -7,9 +7,9 @@
 // and (where there is one) on the GPU.
 #include <gtest/gtest.h>
 
-#include "io/format_registry.h"
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/format/format_registry.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 #include "rank/arch_reference.h"
 #include "rank/model/block.h"
 #include "rank/quant/block_export.h"
@@ -99,7 +99,8 @@ TEST_P(BlockImport, ImportedWeightsForwardToTheSolversNextInput) {
 }
 
 // A bf16 model's compressed-tensors scales are stored rounded to bf16: those blocks do not
-// import exactly, and the run keeps their chain's activations instead (coordinator/checkpoint.h).
+// import exactly, and the run keeps their chain's activations instead
+// (coordinator/run/checkpoint.h).
 TEST(BlockImportExact, CompressedWithBf16ScalesIsNotExact) {
   rank::ExportOptions eo;
   eo.format = io::Format::kCompressedPack;

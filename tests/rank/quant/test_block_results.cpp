@@ -6,14 +6,14 @@
 // Run on the MoE fixtures (hidden 32, 4–8 experts), whose expert groups are the case at stake.
 #include <gtest/gtest.h>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
-#include "io/tensor.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
+#include "io/safetensors/tensor.h"
+#include "rank/arch_reference.h"
 #include "rank/model/block.h"
 #include "rank/quant/block_export.h"
 #include "rank/quant/block_quant.h"
 #include "rank/worker/block_step.h"
-#include "rank/arch_reference.h"
 #include "test_paths.h"
 
 namespace {

@@ -8,12 +8,12 @@
 // the last sample (the shared expert's Hessians mask it).
 #include <gtest/gtest.h>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
-#include "io/tensor.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
+#include "io/safetensors/tensor.h"
+#include "rank/arch_reference.h"
 #include "rank/model/block.h"
 #include "rank/quant/block_quant.h"
-#include "rank/arch_reference.h"
 #include "test_paths.h"
 
 namespace {

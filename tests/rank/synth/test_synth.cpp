@@ -9,10 +9,10 @@
 
 #include "cli/run_binary.h"
 #include "common/errors.h"
-#include "io/model_config.h"
-#include "io/model_weights.h"
-#include "io/source_formats.h"
-#include "io/tokenizer.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
+#include "io/model/source_formats.h"
+#include "io/tokenizer/tokenizer.h"
 #include "rank/synth/synth.h"
 #include "test_paths.h"
 
@@ -143,7 +143,7 @@ TEST(Synth, CliWritesAModelTheQuantizerAccepts) {
   EXPECT_NE(bad.all().find("llama-1b"), std::string::npos) << bad.all();
 }
 
-// encode_e4m3 against the reader's decoding table (io/source_formats.h, built from the format
+// encode_e4m3 against the reader's decoding table (io/model/source_formats.h, built from the format
 // definition): every finite code comes back, values between two codes go to the nearer (ties to
 // the even code), and magnitudes beyond 448 saturate.
 TEST(SynthFp8, EncoderInvertsTheReadersTable) {

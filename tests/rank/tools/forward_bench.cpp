@@ -11,10 +11,10 @@
 #include <torch/version.h>
 #endif
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
-#include "rank/model/block.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 #include "rank/device/device.h"
+#include "rank/model/block.h"
 #include "solvers/awq.h"
 
 using namespace sq;

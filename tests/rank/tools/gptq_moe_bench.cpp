@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "io/model_config.h"
-#include "io/model_weights.h"
+#include "io/model/model_config.h"
+#include "io/model/model_weights.h"
 #include "rank/model/arch_table.h"
 #include "rank/model/block.h"
 #include "rank/quant/block_quant.h"

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/run_binary.h"
-#include "io/model_config.h"
+#include "io/model/model_config.h"
 #include "rank/worker/oom.h"
 #include "test_paths.h"
 
